@@ -1,0 +1,1 @@
+"""The ``strongticket`` command line: a thin Typer layer over the library."""

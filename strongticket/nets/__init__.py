@@ -1,0 +1,1 @@
+"""Networks: NetSpec descriptions, seeded random weights and the model zoo shared by constructions and trainer."""

@@ -1,0 +1,533 @@
+"""Exact 1-D subset sum by meet in the middle, compiled with numba and parallel over targets.
+
+Horowitz & Sahni (1974) meet-in-the-middle, specialised as in ``shared/theory/solvers.md``:
+
+1. split the n candidates into a left half (``n // 2``) and a right half;
+2. build each half's 2^h subset sums **already sorted**, adding one candidate at a time by merging the
+   sorted list with a shifted copy of itself (O(2^h), no sort); equal sums keep only the smallest
+   subset key (size, then bitmask; see :mod:`strongticket.subsetsum.keys`);
+3. sweep the left list upward while a pointer walks the right list downward: for every left sum ``l``
+   the best right partners are the neighbours of ``z - l``; the best pair is the optimum.
+
+Cost O(2^(n/2)) time per target and O(2^(n/2)) memory per thread, independent of the batch size T.
+
+Objectives
+----------
+``min_error``
+    the subset minimising ``|z - sum|``; ties toward the smaller key (smaller subset, then bitmask).
+``sparsest``
+    the fewest candidates with error <= eps, then the smallest error; the half lists are split by
+    subset size and pairs of sizes (a, k - a) are swept for k = 0, 1, ... until one is within eps.
+    Instances with no subset within eps are ``infeasible`` and return the min-error subset.
+
+Errors are compared as ``|(l + r) - z|`` with ``l`` and ``r`` the halves' left-to-right sums; the
+reported error is recomputed by ``solve`` from the selection (left to right over all n), which can
+differ from the internal one by a few ulps.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from strongticket.errors import MethodUnavailableError
+from strongticket.subsetsum.keys import MASK_BITS, PC_SHIFT, PC_UNIT, masks_to_selection
+from strongticket.subsetsum.problem import Status, SubsetSumProblem
+from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
+
+EXACT_MAX_N = 44
+_INT64_MAX = np.iinfo(np.int64).max
+_OBJ_MIN_ERROR = 0
+_OBJ_SPARSEST = 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _build_sorted_sums(x, lo, h, sums, keys, tmp_sums, tmp_keys, dedup):
+    """Sorted subset sums of ``x[lo:lo+h]`` with their keys; returns (sums, keys, count).
+
+    ``sums``/``keys``/``tmp_*`` are scratch buffers of length >= 2^h; the result lives in one of the
+    two pairs (returned). With ``dedup`` equal sums keep only the smallest key.
+    """
+    sums[0] = 0.0
+    keys[0] = 0
+    size = 1
+    for k in range(h):
+        v = x[lo + k]
+        add = PC_UNIT + (np.int64(1) << k)
+        i = 0
+        j = 0
+        o = 0
+        while i < size or j < size:
+            if j >= size:
+                s = sums[i]
+                kk = keys[i]
+                i += 1
+            elif i >= size:
+                s = sums[j] + v
+                kk = keys[j] + add
+                j += 1
+            else:
+                a = sums[i]
+                b = sums[j] + v
+                if a < b:
+                    s = a
+                    kk = keys[i]
+                    i += 1
+                elif b < a:
+                    s = b
+                    kk = keys[j] + add
+                    j += 1
+                else:
+                    ka = keys[i]
+                    kb = keys[j] + add
+                    if ka <= kb:
+                        s = a
+                        kk = ka
+                        i += 1
+                    else:
+                        s = b
+                        kk = kb
+                        j += 1
+            if dedup and o > 0 and tmp_sums[o - 1] == s:
+                if kk < tmp_keys[o - 1]:
+                    tmp_keys[o - 1] = kk
+            else:
+                tmp_sums[o] = s
+                tmp_keys[o] = kk
+                o += 1
+        sums, tmp_sums = tmp_sums, sums
+        keys, tmp_keys = tmp_keys, keys
+        size = o
+    return sums, keys, size
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _combine(kl, kr, hl):
+    pc = (kl >> PC_SHIFT) + (kr >> PC_SHIFT)
+    return (pc << PC_SHIFT) | (kl & MASK_BITS) | ((kr & MASK_BITS) << hl)
+
+
+@nb.njit(cache=True, nogil=True)
+def _sweep(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key):
+    """Best (error, key) over pairs of ``ls[l0:l1]`` and ``rs[r0:r1]`` (both sorted), improving on the input."""
+    if l1 <= l0 or r1 <= r0:
+        return best_err, best_key
+    j = r1 - 1
+    for i in range(l0, l1):
+        lv = ls[i]
+        q = z - lv
+        while j >= r0 and rs[j] > q:
+            j -= 1
+        if j >= r0:
+            e = abs((lv + rs[j]) - z)
+            if e <= best_err:
+                key = _combine(lk[i], rk[j], hl)
+                if e < best_err or key < best_key:
+                    best_err = e
+                    best_key = key
+        if j + 1 < r1:
+            e = abs((lv + rs[j + 1]) - z)
+            if e <= best_err:
+                key = _combine(lk[i], rk[j + 1], hl)
+                if e < best_err or key < best_key:
+                    best_err = e
+                    best_key = key
+    return best_err, best_key
+
+
+@nb.njit(cache=True, nogil=True)
+def _split_by_size(sums, keys, count, h, out_sums, out_keys, starts):
+    """Stable partition of a sorted list by subset size, de-duplicating equal sums within a size.
+
+    ``starts`` (h + 2,) receives the class boundaries: class ``a`` is ``out[starts[a]:starts[a+1]]``.
+    """
+    counts = np.zeros(h + 1, dtype=np.int64)
+    for i in range(count):
+        counts[keys[i] >> PC_SHIFT] += 1
+    starts[0] = 0
+    for a in range(h + 1):
+        starts[a + 1] = starts[a] + counts[a]
+    fill = starts[:h + 1].copy()
+    for i in range(count):
+        a = keys[i] >> PC_SHIFT
+        p = fill[a]
+        if p > starts[a] and out_sums[p - 1] == sums[i]:
+            if keys[i] < out_keys[p - 1]:
+                out_keys[p - 1] = keys[i]
+            continue
+        out_sums[p] = sums[i]
+        out_keys[p] = keys[i]
+        fill[a] = p + 1
+    # Close the gaps left by de-duplication: class a now ends at fill[a].
+    ends = fill
+    return ends
+
+
+@nb.njit(cache=True, nogil=True)
+def _build_sorted_plain(x, lo, h, buf, tmp):
+    """Sorted subset sums of ``x[lo:lo+h]`` without keys, by branchless merging; +inf sentinel at the end.
+
+    Returns (sums, count, duplicate_seen); buffers need length >= 2^h + 1.
+    """
+    buf[0] = 0.0
+    buf[1] = np.inf
+    size = 1
+    dup = False
+    for k in range(h):
+        v = x[lo + k]
+        i = 0
+        j = 0
+        prev = -np.inf
+        for o in range(2 * size):
+            a = buf[i]
+            b = buf[j] + v
+            take = a <= b
+            s = a if take else b
+            dup |= s == prev
+            prev = s
+            tmp[o] = s
+            i += take
+            j += 1 - take
+        size *= 2
+        tmp[size] = np.inf
+        buf, tmp = tmp, buf
+    return buf, size, dup
+
+
+@nb.njit(cache=True, nogil=True)
+def _mask_of_sum(x, lo, h, value, enum):
+    """Bitmask of the subset of ``x[lo:lo+h]`` whose left-to-right sum equals ``value`` (smallest key if several)."""
+    enum[0] = 0.0
+    size = 1
+    for k in range(h):
+        v = x[lo + k]
+        for m in range(size):
+            enum[size + m] = enum[m] + v
+        size *= 2
+    best = _INT64_MAX
+    best_mask = -1
+    for m in range(size):
+        if enum[m] == value:
+            pc = 0
+            mm = m
+            while mm:
+                mm &= mm - 1
+                pc += 1
+            key = (np.int64(pc) << PC_SHIFT) | m
+            if key < best:
+                best = key
+                best_mask = m
+    return best_mask
+
+
+@nb.njit(cache=True, nogil=True)
+def _fast_min_error(x, z, hl, hr, b0, b1, b2, b3):
+    """Min-error pair without keys; returns (mask, err, ok). ``ok`` is False when equal sums or equal
+    errors were met, in which case ties must be broken by the keyed path."""
+    ls, nl, dup_l = _build_sorted_plain(x, 0, hl, b0, b1)
+    rs, nr, dup_r = _build_sorted_plain(x, hl, hr, b2, b3)
+    if dup_l or dup_r:
+        return np.int64(0), np.inf, False
+    best = np.inf
+    bi = 0
+    bj = 0
+    tie = False
+    j = nr - 1
+    for i in range(nl):
+        lv = ls[i]
+        q = z - lv
+        while j >= 0 and rs[j] > q:
+            j -= 1
+        jl = j if j > 0 else 0
+        e1 = abs((lv + rs[jl]) - z)
+        e2 = abs((lv + rs[j + 1]) - z)
+        e = e1 if e1 <= e2 else e2
+        jj = jl if e1 <= e2 else j + 1
+        tie |= (e1 == e2) & (jl != j + 1) & (e <= best)
+        if e <= best:
+            tie |= e == best
+            best = e
+            bi = i
+            bj = jj
+    if tie:
+        return np.int64(0), best, False
+    lv = ls[bi]
+    rv = rs[bj]
+    # the recovery enumerations reuse the (now free) merge buffers
+    ml = _mask_of_sum(x, 0, hl, lv, b1 if ls is b0 else b0)
+    mr = _mask_of_sum(x, hl, hr, rv, b3 if rs is b2 else b2)
+    return np.int64(ml) | (np.int64(mr) << hl), best, True
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _merge_step(src, dst, o, i, j, v, prev, dup):
+    a = src[i]
+    b = src[j] + v
+    take = a <= b
+    s = a if take else b
+    dst[o] = s
+    return i + take, j + (1 - take), s, dup | (s == prev)
+
+
+@nb.njit(cache=True, nogil=True)
+def _build4(x0, x1, x2, x3, lo, h, buf, tmp, dups):
+    """Sorted subset sums of four targets' ``x[lo:lo+h]`` at once (rows of ``buf``), +inf sentinel.
+
+    Four independent merges in one loop let the CPU overlap their dependency chains. Returns the
+    (4, 2^h + 1) array holding the result; ``dups[g]`` is set when target g met equal sums.
+    """
+    for g in range(4):
+        buf[g, 0] = 0.0
+        buf[g, 1] = np.inf
+    size = 1
+    d0 = d1 = d2 = d3 = False
+    for k in range(h):
+        v0 = x0[lo + k]
+        v1 = x1[lo + k]
+        v2 = x2[lo + k]
+        v3 = x3[lo + k]
+        s0 = buf[0]
+        s1 = buf[1]
+        s2 = buf[2]
+        s3 = buf[3]
+        t0 = tmp[0]
+        t1 = tmp[1]
+        t2 = tmp[2]
+        t3 = tmp[3]
+        i0 = j0 = i1 = j1 = i2 = j2 = i3 = j3 = 0
+        p0 = p1 = p2 = p3 = -np.inf
+        for o in range(2 * size):
+            i0, j0, p0, d0 = _merge_step(s0, t0, o, i0, j0, v0, p0, d0)
+            i1, j1, p1, d1 = _merge_step(s1, t1, o, i1, j1, v1, p1, d1)
+            i2, j2, p2, d2 = _merge_step(s2, t2, o, i2, j2, v2, p2, d2)
+            i3, j3, p3, d3 = _merge_step(s3, t3, o, i3, j3, v3, p3, d3)
+        size *= 2
+        for g in range(4):
+            tmp[g, size] = np.inf
+        buf, tmp = tmp, buf
+    dups[0] = d0
+    dups[1] = d1
+    dups[2] = d2
+    dups[3] = d3
+    return buf
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _rank_step(r, q, rank, ir, iq):
+    take_r = r[ir] <= q[iq]
+    rank[iq] = ir - 1
+    return ir + take_r, iq + (1 - take_r)
+
+
+@nb.njit(cache=True, nogil=True)
+def _rank4(ls, rs, z, nl, nr, qs, ranks):
+    """For each left sum l (ascending), the largest j with rs[j] <= z - l (-1 if none), four targets at once.
+
+    ``qs`` (4, nl + 1) receives z - l in ascending order (l descending); ``ranks`` (4, nl + 1) the ranks
+    in that order. Computed by one branchless merge of q with the right list.
+    """
+    for g in range(4):
+        for i in range(nl):
+            qs[g, i] = z[g] - ls[g, nl - 1 - i]
+        qs[g, nl] = np.inf
+    r0 = rs[0]
+    r1 = rs[1]
+    r2 = rs[2]
+    r3 = rs[3]
+    q0 = qs[0]
+    q1 = qs[1]
+    q2 = qs[2]
+    q3 = qs[3]
+    k0 = ranks[0]
+    k1 = ranks[1]
+    k2 = ranks[2]
+    k3 = ranks[3]
+    a0 = b0 = a1 = b1 = a2 = b2 = a3 = b3 = 0
+    for _ in range(nl + nr):
+        a0, b0 = _rank_step(r0, q0, k0, a0, b0)
+        a1, b1 = _rank_step(r1, q1, k1, a1, b1)
+        a2, b2 = _rank_step(r2, q2, k2, a2, b2)
+        a3, b3 = _rank_step(r3, q3, k3, a3, b3)
+
+
+@nb.njit(cache=True, nogil=True)
+def _best_pair(ls, rs, rank, z, nl):
+    """(err, i, j, tie) of the best (left i, right j) pair given the ranks; ``tie`` flags equal errors."""
+    best = np.inf
+    bi = 0
+    bj = 0
+    tie = False
+    for i in range(nl):
+        lv = ls[i]
+        j = rank[nl - 1 - i]
+        jl = j if j > 0 else 0
+        e1 = abs((lv + rs[jl]) - z)
+        e2 = abs((lv + rs[j + 1]) - z)
+        first = e1 <= e2
+        e = e1 if first else e2
+        tie |= (e1 == e2) & (jl != j + 1) & (e <= best)
+        tie |= e == best
+        if e < best:
+            best = e
+            bi = i
+            bj = jl if first else j + 1
+    return best, bi, bj, tie
+
+
+@nb.njit(cache=True, parallel=True)
+def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, nchunks):
+    T, n = cands.shape
+    hl = n // 2
+    hr = n - hl
+    cap = 1 << hr
+    for c in nb.prange(nchunks):
+        start = c * T // nchunks
+        stop = (c + 1) * T // nchunks
+        b0 = np.empty(cap + 1, np.float64)
+        b1 = np.empty(cap + 1, np.float64)
+        b2 = np.empty(cap + 1, np.float64)
+        b3 = np.empty(cap + 1, np.float64)
+        k0 = np.empty(cap, np.int64)
+        k1 = np.empty(cap, np.int64)
+        k2 = np.empty(cap, np.int64)
+        k3 = np.empty(cap, np.int64)
+        s0 = np.empty(cap, np.float64)
+        s1 = np.empty(cap, np.float64)
+        q0 = np.empty(cap, np.int64)
+        q1 = np.empty(cap, np.int64)
+        lstart = np.empty(hl + 2, np.int64)
+        rstart = np.empty(hr + 2, np.int64)
+        g_l0 = np.empty((4, cap + 1), np.float64)
+        g_l1 = np.empty((4, cap + 1), np.float64)
+        g_r0 = np.empty((4, cap + 1), np.float64)
+        g_r1 = np.empty((4, cap + 1), np.float64)
+        g_q = np.empty((4, cap + 1), np.float64)
+        g_rank = np.empty((4, cap + 1), np.int64)
+        g_z = np.empty(4, np.float64)
+        dl = np.zeros(4, np.bool_)
+        dr = np.zeros(4, np.bool_)
+        redo = np.zeros(stop - start, np.bool_)
+        if objective == _OBJ_MIN_ERROR:
+            nl = 1 << hl
+            nr = 1 << hr
+            for t0 in range(start, stop, 4):
+                ta = t0
+                tb = min(t0 + 1, stop - 1)
+                tc = min(t0 + 2, stop - 1)
+                td = min(t0 + 3, stop - 1)
+                g_z[0] = targets[ta]
+                g_z[1] = targets[tb]
+                g_z[2] = targets[tc]
+                g_z[3] = targets[td]
+                ls4 = _build4(cands[ta], cands[tb], cands[tc], cands[td], 0, hl, g_l0, g_l1, dl)
+                rs4 = _build4(cands[ta], cands[tb], cands[tc], cands[td], hl, hr, g_r0, g_r1, dr)
+                _rank4(ls4, rs4, g_z, nl, nr, g_q, g_rank)
+                for g in range(4):
+                    t = min(t0 + g, stop - 1)
+                    if dl[g] or dr[g]:
+                        redo[t - start] = True
+                        continue
+                    err, bi, bj, tie = _best_pair(ls4[g], rs4[g], g_rank[g], g_z[g], nl)
+                    if tie:
+                        redo[t - start] = True
+                        continue
+                    x = cands[t]
+                    lfree = g_l1[g] if ls4 is g_l0 else g_l0[g]
+                    rfree = g_r1[g] if rs4 is g_r0 else g_r0[g]
+                    ml = _mask_of_sum(x, 0, hl, ls4[g, bi], lfree)
+                    mr = _mask_of_sum(x, hl, hr, rs4[g, bj], rfree)
+                    out_keys[t] = np.int64(ml) | (np.int64(mr) << hl)
+                    out_err[t] = err
+                    out_status[t] = 0 if (eps <= 0.0 or err <= eps) else 2
+        else:
+            redo[:] = True
+        for t in range(start, stop):
+            if not redo[t - start]:
+                continue
+            x = cands[t]
+            z = targets[t]
+            dedup = objective == _OBJ_MIN_ERROR
+            ls, lk, nl = _build_sorted_sums(x, 0, hl, b0, k0, b1, k1, dedup)
+            rs, rk, nr = _build_sorted_sums(x, hl, hr, b2, k2, b3, k3, dedup)
+            if objective == _OBJ_MIN_ERROR:
+                err, key = _sweep(ls, lk, 0, nl, rs, rk, 0, nr, z, hl, np.inf, _INT64_MAX)
+                out_keys[t] = key
+                out_err[t] = err
+                out_status[t] = 0 if (eps <= 0.0 or err <= eps) else 2
+                continue
+            # sparsest: sweep size classes (a, k - a) for k = 0, 1, ... until one is within eps
+            lend = _split_by_size(ls, lk, nl, hl, s0, q0, lstart)
+            rend = _split_by_size(rs, rk, nr, hr, s1, q1, rstart)
+            g_err = np.inf
+            g_key = _INT64_MAX
+            found = False
+            for k in range(n + 1):
+                k_err = np.inf
+                k_key = _INT64_MAX
+                for a in range(max(0, k - hr), min(k, hl) + 1):
+                    b = k - a
+                    k_err, k_key = _sweep(s0, q0, lstart[a], lend[a], s1, q1, rstart[b], rend[b],
+                                          z, hl, k_err, k_key)
+                if k_err <= eps:
+                    out_keys[t] = k_key
+                    out_err[t] = k_err
+                    out_status[t] = 0
+                    found = True
+                    break
+                if k_err < g_err or (k_err == g_err and k_key < g_key):
+                    g_err = k_err
+                    g_key = k_key
+            if not found:
+                out_keys[t] = g_key
+                out_err[t] = g_err
+                out_status[t] = 2
+
+
+def solve_exact_keys(candidates: np.ndarray, targets: np.ndarray, objective: str = "min_error",
+                     eps: float | None = None, num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the compiled kernel; returns (keys (T,) int64, internal errors (T,), status (T,) int8).
+
+    ``candidates`` (T, n) and ``targets`` (T,) must be C-contiguous float64 and finite (see
+    :class:`SubsetSumProblem`). Bitmask of the selection: ``keys & MASK_BITS``.
+    """
+    T, n = candidates.shape
+    keys = np.empty(T, dtype=np.int64)
+    err = np.empty(T, dtype=np.float64)
+    status = np.empty(T, dtype=np.int8)
+    threads = num_threads or nb.get_num_threads()
+    # Enough chunks to balance uneven work (sparsest), few enough that buffer allocation is negligible.
+    nchunks = int(min(T, max(threads * 8, T // 4096)))
+    obj = _OBJ_MIN_ERROR if objective == "min_error" else _OBJ_SPARSEST
+    e = float(eps) if eps is not None else -1.0
+    if num_threads is not None:
+        prev = nb.get_num_threads()
+        nb.set_num_threads(num_threads)
+        try:
+            _solve_batch(candidates, targets, obj, e, keys, err, status, nchunks)
+        finally:
+            nb.set_num_threads(prev)
+    else:
+        _solve_batch(candidates, targets, obj, e, keys, err, status, nchunks)
+    return keys, err, status
+
+
+def _check(problem: SubsetSumProblem, options: SolveOptions) -> None:
+    n = problem.num_candidates
+    if n > EXACT_MAX_N:
+        raise MethodUnavailableError(
+            f"method 'exact' needs 2^(n/2) sums per half in memory and takes n <= {EXACT_MAX_N}, got n={n}; "
+            "use method 'milp' with a time_limit or 'local_search' (heuristic) instead")
+
+
+def _solve(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+    threads = options.extra.get("num_threads")
+    keys, _, status = solve_exact_keys(problem.candidates, problem.targets, options.objective, options.eps, threads)
+    sel = masks_to_selection(keys & MASK_BITS, problem.num_candidates)
+    return SolverOutput(selection=sel, status=status, info={"threads": threads or nb.get_num_threads()})
+
+
+register(MethodInfo(
+    name="exact", fn=_solve, exact=True, one_dim=True, multidim=False,
+    objectives=("min_error", "sparsest"), check=_check,
+    description=f"compiled meet-in-the-middle, parallel over targets (n <= {EXACT_MAX_N})",
+))

@@ -1,0 +1,5 @@
+"""Statistical scaling checks (§9 C), run with ``--slow``."""
+
+from __future__ import annotations
+
+CHECKS: tuple = ()

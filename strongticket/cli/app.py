@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from strongticket import __version__
-from strongticket.cli import rss
+from strongticket.cli import proofs, rss
 from strongticket.cli.common import stderr
 from strongticket.errors import StrongTicketError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(rss.app, name="rss")
+app.command("proofs")(proofs.proofs)
 
 
 def _version(value: bool) -> None:

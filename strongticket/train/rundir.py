@@ -1,0 +1,182 @@
+"""Run directories: the on-disk record of a training run, written atomically and resumable.
+
+Layout::
+
+    run/
+      config.json                  complete RunConfig + versions + device (+ format version)
+      metrics.jsonl                one JSON object per line (evaluations, pruning events)
+      checkpoints/<phase>/state.json          step, epoch, optimiser scalars, callback states, metrics line
+                                               count, the name and sha256 of the tensor file, done flag
+      checkpoints/<phase>/ckpt-<step>.safetensors   network, masks, scores, optimiser tensors
+      checkpoints/rewind.safetensors          IMP with rewinding: weights at the rewind step
+      mask.safetensors             final masks (bool, keyed by state_dict name) — the constructions' format
+      model.safetensors            final weights with masks applied (a plain dense state_dict)
+      summary.json                 final accuracy, density, sparsity, params, wall time, device
+
+Every file is written to a temporary name and renamed; a checkpoint's tensors are written under a new name
+before ``state.json`` points at them, so a kill at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from strongticket.errors import InputError, StrongTicketError
+from strongticket.files import save_tensors_atomic, sha256_file, write_bytes_atomic, write_json_atomic
+from strongticket.train.config import RunConfig, config_diff
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(StrongTicketError):
+    """A run directory's checkpoint is damaged, missing or inconsistent with its state file."""
+
+
+class RunDir:
+    """A run directory at ``path`` (see the module docstring for the layout)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    # config ---------------------------------------------------------------------------------------
+    def open(self, config: RunConfig, *, meta: dict[str, Any], overwrite: bool = False) -> bool:
+        """Create the run directory for ``config`` or reopen it for resuming.
+
+        Returns True when an existing run of the same configuration is resumed. Raises
+        :class:`InputError` if the directory holds a run of another configuration (naming the fields that
+        differ) or is a non-empty directory that is not a run directory.
+        """
+        cfg_path = self.path / "config.json"
+        new = {"format": FORMAT_VERSION, "config": config.to_dict(), **meta}
+        if overwrite and self.path.exists():
+            self._clear()
+        if cfg_path.is_file():
+            try:
+                old = json.loads(cfg_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise CheckpointError(f"{str(cfg_path)!r} is not valid JSON ({exc}); pass --overwrite to start "
+                                      "over") from None
+            diff = config_diff(old.get("config", {}), new["config"])
+            if diff:
+                raise InputError(f"run directory {str(self.path)!r} holds a run with another configuration; "
+                                 f"differing fields: {'; '.join(diff)} (use another --out, or --overwrite)")
+            return True
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise InputError(f"{str(self.path)!r} exists and is not a run directory (no config.json); "
+                             "choose another --out or pass --overwrite")
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(cfg_path, new)
+        return False
+
+    def _clear(self) -> None:
+        import shutil
+
+        if self.path.is_dir() and (self.path / "config.json").is_file():
+            shutil.rmtree(self.path)
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise InputError(f"refusing to overwrite {str(self.path)!r}: it is not a run directory")
+
+    # metrics --------------------------------------------------------------------------------------
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Return the metric lines written so far (a torn last line, from a kill mid-write, is dropped)."""
+        if not self.metrics_path.is_file():
+            return []
+        out = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return out
+
+    def truncate_metrics(self, n: int) -> None:
+        """Keep only the first ``n`` metric lines (atomically)."""
+        lines = self.read_metrics()[:n]
+        write_bytes_atomic(self.metrics_path, "".join(json.dumps(x) + "\n" for x in lines).encode())
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        """Append one JSON line to ``metrics.jsonl`` and flush it to disk."""
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(record, allow_nan=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    # checkpoints ----------------------------------------------------------------------------------
+    def _phase_dir(self, phase: str) -> Path:
+        return self.path / "checkpoints" / phase
+
+    def save_checkpoint(self, phase: str, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        """Write ``tensors`` then ``state.json`` pointing at them; remove the previous tensor file."""
+        d = self._phase_dir(phase)
+        name = f"ckpt-{state['step']:09d}.safetensors"
+        save_tensors_atomic(d / name, {k: v.detach().cpu() for k, v in tensors.items()})
+        old = self.read_state(phase)
+        write_json_atomic(d / "state.json", {**state, "tensors": name, "sha256": sha256_file(d / name)})
+        if old is not None and old.get("tensors") not in (None, name):
+            (d / old["tensors"]).unlink(missing_ok=True)
+
+    def read_state(self, phase: str) -> dict[str, Any] | None:
+        """Return the phase's ``state.json``, or None if the phase has no checkpoint yet."""
+        p = self._phase_dir(phase) / "state.json"
+        if not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"checkpoint state {str(p)!r} is damaged ({exc}); pass --overwrite to start "
+                                  "over") from None
+
+    def load_checkpoint(self, phase: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """Return ``(tensors, state)`` of the phase's last checkpoint, None if none; damage is a CheckpointError."""
+        state = self.read_state(phase)
+        if state is None:
+            return None
+        p = self._phase_dir(phase) / state.get("tensors", "")
+        if not p.is_file():
+            raise CheckpointError(f"checkpoint {str(p)!r} named by state.json is missing; pass --overwrite to "
+                                  "start over")
+        digest = sha256_file(p)
+        if digest != state.get("sha256"):
+            raise CheckpointError(f"checkpoint {str(p)!r} is damaged: sha256 {digest[:16]}... differs from "
+                                  f"{str(state.get('sha256'))[:16]}... in state.json; pass --overwrite to start over")
+        try:
+            return load_file(str(p)), state
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read checkpoint {str(p)!r}: {exc}") from None
+
+    def save_tensors(self, name: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+                     ) -> Path:
+        """Save ``tensors`` (moved to CPU) to ``<run>/<name>`` atomically and return the path."""
+        p = self.path / name
+        save_tensors_atomic(p, {k: v.detach().cpu() for k, v in tensors.items()}, metadata)
+        return p
+
+    def load_tensors(self, name: str) -> dict[str, torch.Tensor] | None:
+        """Load ``<run>/<name>`` if it exists (damage is a CheckpointError)."""
+        p = self.path / name
+        if not p.is_file():
+            return None
+        try:
+            return load_file(str(p))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read {str(p)!r}: {exc}; pass --overwrite to start over") from None
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json`` (the mark of a finished run)."""
+        write_json_atomic(self.path / "summary.json", summary)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """Return ``summary.json`` if the run finished, else None."""
+        p = self.path / "summary.json"
+        return json.loads(p.read_text()) if p.is_file() else None

@@ -1,0 +1,329 @@
+"""The depth-2L fully connected block, stage by stage: target -> random spec -> instances -> masks.
+
+Shared by :mod:`strongticket.construct.pensia` (subset sum per weight) and
+:mod:`strongticket.construct.malach` ("find one" per weight); they differ only in how a subset is chosen.
+
+Layout of the block for one target layer ``W`` (``d_out x d_in``), with ``H`` hidden neurons per input
+(Pensia et al. 2020, Fig. 1; ``shared/theory/constructions.md`` §2.2):
+
+* random layer ``M1`` (``H*d_in x d_in``), ReLU: hidden neuron ``h = j*H + r`` (``r < H``) belongs to input
+  ``j``; the mask keeps at most its entry ``M1[h, j] = u[j, r]`` (univariate neurons, block-diagonal);
+* random layer ``M2`` (``d_out x H*d_in``), then the target's activation: output ``k`` keeps the entries
+  ``M2[k, j*H + r] = v[k, j, r]`` of the chosen subsets.
+
+By positive homogeneity of ReLU, the pruned block computes exactly
+``out_k = sum_j A+[k, j] relu(x_j) + A-[k, j] relu(-x_j)`` with ``A+ = sum_{S+} v u`` over kept neurons with
+``u > 0`` and ``A- = sum_{S-} v |u|`` over kept neurons with ``u < 0``. Since ``x = relu(x) - relu(-x)``,
+the block equals ``W x`` up to ``E+ = A+ - W`` on positive and ``E- = A- + W`` on negative coordinates.
+So each target weight gives two subset-sum instances over the products ``p = v u`` (exact in float64): the
+neurons with ``u > 0`` must sum to ``w`` and the neurons with ``u < 0`` must sum to ``w`` too
+(``sum_{S-} v |u| = -sum_{S-} p ~ -w``).
+
+Sample counts. The weights are the random draw bit for bit, so signs cannot be chosen: input ``j`` gets
+``H = 2n`` neurons and each instance uses the neurons of its sign, ``N ~ Binomial(2n, 1/2)`` candidates
+(mean ``n``). Instances are solved in groups of equal ``N`` (no padding). ``n`` is the construction's
+"samples per weight"; the ticket's provenance records the actual minimum, mean and maximum of ``N``.
+
+Biases (documented choice): a target with biases is extended by a constant input channel. The random
+network's input gets one extra coordinate fixed to 1 (``NetSpec.input_constant``), every block but the last
+gets one extra output that approximates the constant 1 (``relu(1) = 1`` carries it on), and target layer
+``i`` is replaced by ``[[W_i, b_i], [0, 1]]`` (the last by ``[W_L, b_L]``). The random network itself has no
+biases, as in the theorem.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from strongticket.errors import InputError
+from strongticket.nets.spec import Flatten, Linear, NetSpec, TracedNet, trace_module
+from strongticket.subsetsum.problem import Status, approximation_errors, selection_sums
+
+#: Target activations a 2L block construction supports (applied after the block's second layer).
+BLOCK_ACTIVATIONS = ("relu", "identity")
+
+
+@dataclass(frozen=True, eq=False)
+class FCTarget:
+    """A fully connected ReLU target, ready for a 2L construction.
+
+    Attributes
+    ----------
+    traced : TracedNet
+        The target's spec and weights (spec parameter names).
+    weights : tuple of float64 arrays
+        Per target layer, the (augmented when ``constant``) matrix the block must approximate,
+        shape ``(d_out[+1], d_in[+1])``.
+    activations : tuple of str
+        Activation after each target layer (``relu`` or ``identity``).
+    flatten : bool
+        True when the target starts with ``Flatten`` (image inputs).
+    constant : bool
+        True when biases are realised by the constant input channel.
+    input_shape : tuple of int or None
+        Shape of one input sample.
+    """
+
+    traced: TracedNet
+    weights: tuple[np.ndarray, ...]
+    activations: tuple[str, ...]
+    flatten: bool
+    constant: bool
+    input_shape: tuple[int, ...] | None
+
+    @property
+    def num_layers(self) -> int:
+        """L, the number of target layers."""
+        return len(self.weights)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """``(d_0, d_1, ..., d_L)`` of the target itself (without the constant channel)."""
+        ws = [w.shape[1] - int(self.constant) for w in self.weights]
+        return tuple(ws) + (self.weights[-1].shape[0],)
+
+    @property
+    def num_weights(self) -> int:
+        """Number of target parameters (weights and biases)."""
+        return sum(int(t.numel()) for t in self.traced.state.values())
+
+
+def read_fc_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] | None = None,
+                   construction: str = "pensia") -> FCTarget:
+    """Check that ``target`` is a chain of ``Linear`` layers (ReLU/identity), optionally after ``Flatten``.
+
+    Raises
+    ------
+    InputError
+        Naming the first unsupported layer or activation and listing what the construction supports.
+    """
+    traced = target if isinstance(target, TracedNet) else trace_module(target, input_shape)
+    layers = list(traced.spec.layers)
+    flatten = bool(layers) and isinstance(layers[0], Flatten)
+    if flatten:
+        if layers[0].activation != "identity":
+            raise InputError(f"{construction}: unsupported activation {layers[0].activation!r} after Flatten")
+        layers = layers[1:]
+    offset = 1 if flatten else 0
+    supported = (f"the {construction} construction supports fully connected targets: an optional leading "
+                 f"Flatten, then Linear layers with activations {BLOCK_ACTIVATIONS}")
+    if not layers:
+        raise InputError(f"target has no Linear layer; {supported}")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Linear):
+            raise InputError(f"unsupported layer {type(layer).__name__} at position {i + offset} of the target; "
+                             f"{supported} (for CNN targets use the cnn2l or structured constructions)")
+        if layer.activation not in BLOCK_ACTIVATIONS:
+            raise InputError(f"unsupported activation {layer.activation!r} after layer {i + offset}; {supported}")
+    for a, b in zip(layers, layers[1:]):
+        if a.out_features != b.in_features:
+            raise InputError(f"target layers do not chain: {a.out_features} outputs feed {b.in_features} inputs")
+    constant = any(layer.bias for layer in layers)
+    mats = []
+    for i, layer in enumerate(layers):
+        idx = i + offset
+        w = traced.state[f"layers.{idx}.weight"].detach().to(torch.float64).cpu().numpy()
+        if not np.all(np.isfinite(w)):
+            raise InputError(f"target layer {idx} has non-finite weights")
+        if constant:
+            b = traced.state.get(f"layers.{idx}.bias")
+            b = np.zeros(w.shape[0]) if b is None else b.detach().to(torch.float64).cpu().numpy()
+            w = np.concatenate([w, b[:, None]], axis=1)
+            if i < len(layers) - 1:
+                row = np.zeros((1, w.shape[1]))
+                row[0, -1] = 1.0
+                w = np.concatenate([w, row], axis=0)
+        mats.append(np.ascontiguousarray(w))
+    shape = traced.spec.input_shape
+    if shape is None and not flatten:
+        shape = (layers[0].in_features,)
+    return FCTarget(traced=traced, weights=tuple(mats), activations=tuple(layer.activation for layer in layers),
+                    flatten=flatten, constant=constant, input_shape=shape)
+
+
+def random_spec(target: FCTarget, hidden_per_input: int) -> NetSpec:
+    """The depth-2L random network: per target layer ``Linear(d_in, H*d_in, relu)``, ``Linear(H*d_in, d_out, act)``.
+
+    Dimensions include the constant channel when the target has biases; no random layer has a bias.
+    """
+    if hidden_per_input < 1:
+        raise InputError(f"hidden neurons per input must be >= 1, got {hidden_per_input}")
+    layers: list = [Flatten()] if target.flatten else []
+    for w, act in zip(target.weights, target.activations):
+        d_out, d_in = w.shape
+        m = hidden_per_input * d_in
+        layers += [Linear(d_in, m, bias=False, activation="relu"), Linear(m, d_out, bias=False, activation=act)]
+    return NetSpec(tuple(layers), input_shape=target.input_shape, input_constant=target.constant)
+
+
+def block_parameter_names(spec: NetSpec) -> list[tuple[str, str]]:
+    """``[(first, second), ...]``: the parameter names of each block's two random layers."""
+    idx = list(spec.linear_layers)
+    if len(idx) % 2:
+        raise InputError(f"a 2L block network has an even number of Linear layers, got {len(idx)}")
+    return [(f"layers.{a}.weight", f"layers.{b}.weight") for a, b in zip(idx[::2], idx[1::2])]
+
+
+def first_layer_diagonal(dist, name: str, shape: tuple[int, int], seed: int, hidden_per_input: int) -> np.ndarray:
+    """``u[j, r] = M1[j*H + r, j]``, shape ``(d_in, H)`` float32, read from ``M1`` in bounded memory."""
+    m, d_in = shape
+    H = hidden_per_input
+    out = np.empty((d_in, H), dtype=np.float32)
+    row = 0
+    for chunk in dist.iter_rows(name, shape, seed, fan_in=d_in):
+        c = chunk.numpy()
+        rows = np.arange(row, row + c.shape[0])
+        out.reshape(-1)[rows] = c[np.arange(c.shape[0]), rows // H]
+        row += c.shape[0]
+    return out
+
+
+# A chooser takes targets (T,) and candidates (T, c), both float64, and returns (selection (T, c) bool,
+# status (T,) int8, info dict).
+Chooser = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict]]
+
+
+@dataclass(frozen=True, eq=False)
+class BlockResult:
+    """One assembled block: masks of both random layers and the per-weight outcome.
+
+    Attributes
+    ----------
+    mask1 : bool tensor, shape (H*d_in, d_in)
+    mask2 : bool tensor, shape (d_out, H*d_in)
+    errors_pos, errors_neg : float64 arrays, shape (d_out, d_in)
+        |A+ - W| and |A- + W| per target weight as the chooser's sums give them.
+    counts_pos, counts_neg : int arrays, shape (d_in,)
+        Candidates per instance for each input (neurons with u > 0, u < 0).
+    status : dict
+        Status name -> number of instances.
+    subset_sizes : int array, shape (2, d_out, d_in)
+        Kept second-layer entries per instance (+ then -).
+    info : list of dict
+        The chooser's info per solved group.
+    """
+
+    mask1: torch.Tensor
+    mask2: torch.Tensor
+    errors_pos: np.ndarray
+    errors_neg: np.ndarray
+    counts_pos: np.ndarray
+    counts_neg: np.ndarray
+    status: dict[str, int]
+    subset_sizes: np.ndarray
+    info: list[dict]
+
+
+def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser) -> BlockResult:
+    """Build every instance of one block, choose subsets group by group, and return the masks.
+
+    Parameters
+    ----------
+    w : float64 array, shape (d_out, d_in)
+        Target matrix.
+    u : float32 array, shape (d_in, H)
+        First-layer diagonal (:func:`first_layer_diagonal`).
+    v : float32 array, shape (d_out, d_in * H)
+        Second random layer.
+    choose : Chooser
+        Selects subsets for a group of instances with equal candidate count.
+    """
+    d_out, d_in = w.shape
+    H = u.shape[1]
+    if v.shape != (d_out, d_in * H):
+        raise InputError(f"second layer must have shape {(d_out, d_in * H)}, got {v.shape}")
+    u64 = u.astype(np.float64)
+    v3 = v.reshape(d_out, d_in, H)
+    mask2 = np.zeros((d_out, d_in, H), dtype=bool)
+    errors = np.zeros((2, d_out, d_in))
+    sizes = np.zeros((2, d_out, d_in), dtype=np.int32)
+    counts = np.zeros((2, d_in), dtype=np.int64)
+    status: dict[str, int] = {}
+    infos: list[dict] = []
+    for s, sel_sign in enumerate((u > 0, u < 0)):
+        cnt = sel_sign.sum(axis=1)
+        counts[s] = cnt
+        order = np.argsort(~sel_sign, axis=1, kind="stable")  # neurons of this sign first, in r order
+        for c in np.unique(cnt):
+            js = np.nonzero(cnt == c)[0]
+            targets = w[:, js].reshape(-1)
+            if c == 0:
+                errors[s][:, js] = np.abs(w[:, js])
+                _count(status, np.full(targets.shape, Status.OPTIMAL, dtype=np.int8))
+                continue
+            idx = order[js, :c]  # (|js|, c)
+            # products v*u of two float32 values are exact in float64
+            cand = v3[:, js[:, None], idx].astype(np.float64) * u64[js[:, None], idx][None]
+            cand = cand.reshape(-1, int(c))
+            selection, st, info = choose(targets, cand)
+            sums = selection_sums(cand, selection)
+            err = approximation_errors(targets, sums)
+            errors[s][:, js] = err.reshape(d_out, len(js))
+            sizes[s][:, js] = selection.sum(axis=1).reshape(d_out, len(js))
+            mask2[:, js[:, None], idx] |= selection.reshape(d_out, len(js), int(c))
+            _count(status, st)
+            infos.append({"sign": "+-"[s], "candidates": int(c), "instances": int(targets.size), **info})
+    used = mask2.any(axis=0)  # (d_in, H): hidden neuron (j, r) is used by some output
+    mask1 = np.zeros((d_in * H, d_in), dtype=bool)
+    mask1[np.arange(d_in * H), np.repeat(np.arange(d_in), H)] = used.reshape(-1)
+    return BlockResult(mask1=torch.from_numpy(mask1), mask2=torch.from_numpy(mask2.reshape(d_out, d_in * H)),
+                       errors_pos=errors[0], errors_neg=errors[1], counts_pos=counts[0], counts_neg=counts[1],
+                       status=status, subset_sizes=sizes, info=infos)
+
+
+def _count(acc: dict[str, int], status: np.ndarray) -> None:
+    values, n = np.unique(np.asarray(status, dtype=np.int8), return_counts=True)
+    for val, k in zip(values, n):
+        key = Status(int(val)).name.lower()
+        acc[key] = acc.get(key, 0) + int(k)
+
+
+def block_coefficients(m1: np.ndarray, mask1: np.ndarray, m2: np.ndarray, mask2: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(A+, A-)`` of a pruned block, each ``(d_out, d_in)`` float64, from the random weights and masks.
+
+    The pruned block computes exactly ``A+ relu(x) + A- relu(-x)`` provided every kept hidden neuron is
+    univariate; raises :class:`InputError` otherwise (the block is then not of this construction's form).
+    """
+    keep1 = np.asarray(mask1, dtype=bool)
+    per_row = keep1.sum(axis=1)
+    if np.any(per_row > 1):
+        raise InputError(f"{int((per_row > 1).sum())} hidden neurons keep more than one input weight: "
+                         "the block is not univariate and has no (A+, A-) form")
+    d_out, m = m2.shape
+    d_in = m1.shape[1]
+    rows = np.nonzero(per_row == 1)[0]
+    cols = keep1[rows].argmax(axis=1)
+    uu = m1[rows, cols].astype(np.float64)
+    vv = np.where(mask2[:, rows], m2[:, rows], 0).astype(np.float64)  # (d_out, |rows|)
+    contrib = vv * np.abs(uu)[None]
+    a_pos = np.zeros((d_out, d_in))
+    a_neg = np.zeros((d_out, d_in))
+    pos, neg = uu > 0, uu < 0
+    np.add.at(a_pos.T, cols[pos], contrib[:, pos].T)
+    np.add.at(a_neg.T, cols[neg], contrib[:, neg].T)
+    return a_pos, a_neg
+
+
+def summarize_errors(errors: np.ndarray, eps: float | None) -> dict:
+    """Max, mean, quantiles and the count above ``eps`` of per-weight errors, JSON-able."""
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    out = {"max": float(e.max()), "mean": float(e.mean()), "median": float(np.median(e)),
+           "q99": float(np.quantile(e, 0.99)), "count": int(e.size)}
+    if eps is not None:
+        out["above_eps"] = int((e > eps).sum())
+    return out
+
+
+def spectral_norm(a: np.ndarray) -> float:
+    """Largest singular value of ``a`` (float64), slightly inflated to cover the SVD's rounding."""
+    if a.size == 0:
+        return 0.0
+    s = float(np.linalg.norm(a, 2))
+    return s * (1 + 1e-12) + 1e-300 if math.isfinite(s) else s

@@ -1,0 +1,66 @@
+"""Malach et al. (2020), the "find one" baseline: per target weight, keep the single best random product.
+
+E. Malach, G. Yehudai, S. Shalev-Shwartz, O. Shamir, "Proving the Lottery Ticket Hypothesis: Pruning is All
+You Need", ICML 2020 (arXiv 2002.00585). A depth-L ReLU target is approximated by a weight-subnetwork of a
+random depth-2L network of *polynomial* width: each target weight is matched by one hidden neuron whose
+random weights already approximate it, which needs about 1/eps samples per weight for per-weight error eps
+(a covering argument; the theorem's polynomial is O(d^4 L^2) for fixed eps according to Pensia et al.).
+
+Here the random network and the +- split are exactly those of :mod:`strongticket.construct.pensia`
+(see :mod:`strongticket.construct.blocks`), so the two constructions differ only in the chooser: per
+instance, the candidate product ``v*u`` closest to the target weight, or none when ``|w|`` is already closer
+(the empty subset). Comparing the samples per weight each needs for the same eps measures the
+logarithmic-vs-polynomial width claim instead of quoting it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from strongticket.construct import pensia
+from strongticket.subsetsum.problem import Status
+from strongticket.ticket import Ticket
+
+METHOD = "malach2020"
+
+
+def find_one(targets: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Per instance, select the single candidate nearest the target, or none if that is no better than 0.
+
+    Parameters
+    ----------
+    targets : float64 array, shape (T,)
+    candidates : float64 array, shape (T, c)
+
+    Returns
+    -------
+    selection : bool array, shape (T, c)
+    status : int8 array, shape (T,)  (all ``optimal``: the best single-or-empty choice is exact)
+    info : dict
+    """
+    err = np.abs(targets[:, None] - candidates)
+    best = err.argmin(axis=1)
+    take = err[np.arange(len(targets)), best] < np.abs(targets)
+    selection = np.zeros(candidates.shape, dtype=bool)
+    selection[np.arange(len(targets))[take], best[take]] = True
+    return selection, np.full(len(targets), Status.OPTIMAL, dtype=np.int8), {"method": "find_one"}
+
+
+def construct(target: Any, *, per_weight_eps: float | None = None, eps: float | None = None,
+              samples: int | None = None, **kwargs: Any) -> Ticket:
+    """The find-one ticket: same arguments as :func:`strongticket.construct.pensia.construct`.
+
+    ``samples`` (per weight per sign) must be given: the baseline has no logarithmic theorem width; the
+    number it needs is what :mod:`strongticket.verify.scaling` measures.
+    """
+    if samples is None:
+        raise pensia.InputError("the find-one baseline needs samples (per weight per sign) to be given")
+    for key in ("solver", "objective", "time_limit"):
+        kwargs.pop(key, None)
+    return pensia.construct(target, eps=eps, per_weight_eps=per_weight_eps, samples=samples,
+                            _chooser=find_one, _method=METHOD, **kwargs)
+
+
+__all__ = ["METHOD", "construct", "find_one"]

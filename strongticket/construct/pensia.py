@@ -1,0 +1,248 @@
+"""Pensia et al. (2020): a depth-2L random ReLU network pruned into any depth-L fully connected ReLU target.
+
+A. Pensia, S. Rajput, A. Nagle, H. Vishwakarma, D. Papailiopoulos, "Optimal Lottery Tickets via SubsetSum:
+Logarithmic Over-Parameterization is Sufficient", NeurIPS 2020 (arXiv 2006.07990).
+
+Theorem 1 (as recalled in ``shared/theory/constructions.md`` §2.1). Let F be the targets
+``f(x) = W_L relu(W_{L-1} ... relu(W_1 x))`` with ``W_i`` of shape ``d_i x d_{i-1}`` and spectral norm
+at most 1. Let ``g(x) = M_{2L} relu(M_{2L-1} ... relu(M_1 x))`` with ``M_{2i-1}`` of shape
+``C d_{i-1} log(d_{i-1} d_i L / min(eps, delta)) x d_{i-1}`` and ``M_{2i}`` of shape
+``d_i x C d_{i-1} log(...)``, all entries i.i.d. U[-1, 1]. Then with probability at least ``1 - delta``,
+for every f in F at once, there are masks such that ``sup_{|x| <= 1} |f(x) - g_masked(x)| < eps``:
+the random network need only be a logarithmic factor wider (and twice as deep) than the target.
+
+How (§2.2, stage by stage in :mod:`strongticket.construct.blocks`): target layer ``W_i`` lives in random
+layers ``2i-1`` and ``2i``; hidden neurons are made univariate, and each target weight becomes two random
+subset-sum instances over products ``v*u`` of the two layers (the +- split), all instances of a layer solved
+in batches by :func:`strongticket.subsetsum.solve`. The per-weight budget ``eps'`` follows from the network
+``eps`` by the propagation of §2.3 (``strongticket.subsetsum.theory.pensia_per_weight_eps``) unless given.
+
+Differences from the paper, recorded so a reader can check them:
+
+* Weight laws other than U[-1, 1] are allowed (their experiment draws U[min w, max w] of the target).
+* Sample count: the theorem's width is given per input; here input ``j`` gets ``H = 2n`` hidden neurons and
+  each instance has the ``N ~ Binomial(2n, 1/2)`` neurons of its sign as candidates (mean ``n``), since the
+  random signs cannot be chosen. The provenance records ``n`` and the realised min/mean/max of ``N``.
+* Biases, absent from the theorem, are realised by a constant input channel (see ``blocks``).
+* Objective ``sparsest`` keeps, per weight, the fewest random weights within ``eps'`` (not in the paper,
+  whose experiment minimised the error with a MIP).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from strongticket import __version__
+from strongticket.construct.blocks import (
+    FCTarget,
+    assemble_block,
+    block_parameter_names,
+    first_layer_diagonal,
+    random_spec,
+    read_fc_target,
+    summarize_errors,
+)
+from strongticket.errors import InfeasibleError, InputError
+from strongticket.nets.distributions import WeightDistribution, check_seed
+from strongticket.nets.spec import TracedNet
+from strongticket.subsetsum import SubsetSumProblem, solve
+from strongticket.ticket import Ticket, fingerprint
+
+METHOD = "pensia2020"
+
+
+def check_eps(name: str, value: Any) -> float:
+    """``value`` as a float in (0, 1), or an :class:`InputError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1):
+        raise InputError(f"{name} must be in (0, 1), got {value!r}")
+    return float(value)
+
+
+def theory_samples(target: FCTarget, eps: float, delta: float) -> tuple[int, float]:
+    """``(n, eps')``: the theorem's samples per weight and per-weight error for ``target`` at (eps, delta)."""
+    from strongticket.subsetsum import theory
+
+    d = target.widths
+    L = target.num_layers
+    per_weight = min(theory.pensia_per_weight_eps(eps, L, d[i], d[i + 1]) for i in range(L))
+    num_instances = 2 * sum(w.size for w in target.weights)
+    n = int(theory.rss_sample_size(per_weight, delta, num_instances))
+    return n, float(per_weight)
+
+
+def _subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: float | None):
+    def choose(targets: np.ndarray, cand: np.ndarray):
+        res = solve(SubsetSumProblem(targets, cand), method=solver, objective=objective, eps=eps,
+                    time_limit=time_limit)
+        return res.selection, res.status, {"method": res.method, "seconds": round(res.seconds, 4)}
+    return choose
+
+
+def construct(
+    target: nn.Module | TracedNet,
+    *,
+    eps: float | None = None,
+    per_weight_eps: float | None = None,
+    delta: float = 0.01,
+    samples: int | None = None,
+    seed: int = 0,
+    distribution: WeightDistribution | None = None,
+    solver: str = "auto",
+    objective: str = "min_error",
+    time_limit: float | None = None,
+    strict: bool = True,
+    input_shape: tuple[int, ...] | None = None,
+    record_target: bool = True,
+    log: Callable[[str], None] | None = None,
+    _chooser: Any = None,
+    _method: str = METHOD,
+) -> Ticket:
+    """Prune a depth-2L random network into an approximation of the fully connected ReLU ``target``.
+
+    Parameters
+    ----------
+    target : nn.Module or TracedNet
+        Linear layers with ReLU (hidden) or identity activations, optionally after a ``Flatten``.
+    eps : float in (0, 1), optional
+        Network error: ``sup_{|x|<=1} |f(x) - g(x)|`` in the theorem's setting. Gives ``per_weight_eps`` by
+        §2.3 and, with ``delta``, the theorem's sample count.
+    per_weight_eps : float in (0, 1), optional
+        Error allowed per target weight (the RSS tolerance); overrides the value derived from ``eps``.
+    delta : float in (0, 1)
+        Failure probability for the theorem's width.
+    samples : int, optional
+        ``n``, random samples per weight per sign (hidden neurons per input ``2n``); default: the theorem's.
+    seed : int
+        Seed of the random network.
+    distribution : WeightDistribution, optional
+        Law of the random weights; default U[-1, 1] as in the theorem.
+    solver, objective, time_limit
+        Passed to :func:`strongticket.subsetsum.solve` (``objective`` ``min_error`` or ``sparsest``).
+    strict : bool
+        Raise :class:`InfeasibleError` when some weight misses ``per_weight_eps``; when False the ticket is
+        returned and the misses are counted in its provenance.
+    record_target : bool
+        Store the target's weights in the ticket (``arrays["target.*"]``) so that it verifies on its own.
+
+    Returns
+    -------
+    Ticket
+        Random spec of 2L ``Linear`` layers, masks, and provenance with per-layer error summaries; the
+        per-weight errors are in ``arrays["errors.block{i}.pos"/".neg"]`` (float64, ``(d_out, d_in)``).
+    """
+    start = time.perf_counter()
+    say = log or (lambda _msg: None)
+    seed = check_seed(seed)
+    if eps is None and per_weight_eps is None:
+        raise InputError("give eps (network error) or per_weight_eps (error per target weight), both in (0, 1)")
+    if eps is not None:
+        eps = check_eps("eps", eps)
+    if per_weight_eps is not None:
+        per_weight_eps = check_eps("per_weight_eps", per_weight_eps)
+    delta = check_eps("delta", delta)
+    if objective not in ("min_error", "sparsest"):
+        raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise InputError(f"samples must be a positive integer, got {samples!r}")
+    fc = read_fc_target(target, input_shape, construction=_method)
+    dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
+
+    theory_n = theory_eps = None
+    if eps is not None:
+        try:
+            theory_n, theory_eps = theory_samples(fc, eps, delta)
+        except ImportError:
+            theory_n = theory_eps = None
+    if per_weight_eps is None:
+        if theory_eps is None:
+            raise InputError("per_weight_eps is needed (strongticket.subsetsum.theory is not available)")
+        per_weight_eps = theory_eps
+    if samples is None:
+        if theory_n is None:
+            raise InputError("samples is needed: give the samples per weight (the theory module is not available "
+                             "or eps was not given)")
+        samples = theory_n
+    if _chooser is None and 2 * samples > 62:
+        # each sign group may hold up to 2n candidates; SubsetSumProblem accepts at most 62
+        raise InputError(f"samples per weight must be <= 31 for the subset-sum construction, got {samples}")
+    H = 2 * samples
+    spec = random_spec(fc, H)
+    choose = _chooser or _subset_sum_chooser(solver, objective, per_weight_eps, time_limit)
+
+    masks: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
+    layers_info = []
+    gen_seconds = solve_seconds = 0.0
+    for i, ((n1, n2), w) in enumerate(zip(block_parameter_names(spec), fc.weights)):
+        shapes = spec.parameter_shapes()
+        t0 = time.perf_counter()
+        u = first_layer_diagonal(dist, n1, shapes[n1], seed, H)
+        v = dist.tensor(n2, shapes[n2], seed, fan_in=shapes[n2][1]).numpy()
+        t1 = time.perf_counter()
+        say(f"block {i + 1}/{fc.num_layers}: {w.size} target weights, {2 * w.size} instances")
+        block = assemble_block(w, u, v, choose)
+        t2 = time.perf_counter()
+        gen_seconds += t1 - t0
+        solve_seconds += t2 - t1
+        masks[n1], masks[n2] = block.mask1, block.mask2
+        err = np.maximum(block.errors_pos, block.errors_neg)
+        arrays[f"errors.block{i}.pos"] = block.errors_pos
+        arrays[f"errors.block{i}.neg"] = block.errors_neg
+        counts = np.concatenate([block.counts_pos, block.counts_neg])
+        layers_info.append({
+            "block": i, "target_shape": list(w.shape), "random_layers": [n1, n2],
+            "hidden": int(shapes[n1][0]), "instances": int(2 * w.size),
+            "candidates_per_instance": {"min": int(counts.min()), "mean": float(counts.mean()),
+                                        "max": int(counts.max())},
+            "errors": summarize_errors(err, per_weight_eps),
+            "status": block.status,
+            "mean_subset_size": float(block.subset_sizes.mean()),
+            "kept": [int(block.mask1.sum()), int(block.mask2.sum())],
+            "seconds": {"generate": round(t1 - t0, 3), "solve": round(t2 - t1, 3)},
+        })
+    total_err = max(li["errors"]["max"] for li in layers_info)
+    above = sum(li["errors"]["above_eps"] for li in layers_info)
+    provenance = {
+        "method": _method,
+        "paper": "Pensia, Rajput, Nagle, Vishwakarma, Papailiopoulos, NeurIPS 2020" if _method == METHOD
+        else "Malach, Yehudai, Shalev-Shwartz, Shamir, ICML 2020",
+        "eps": eps, "per_weight_eps": per_weight_eps, "delta": delta,
+        "objective": objective if _chooser is None else "find_one", "solver": solver if _chooser is None else None,
+        "samples_per_weight": samples, "hidden_per_input": H,
+        "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps,
+        "constant_input_channel": fc.constant,
+        "target": {
+            "spec": fc.traced.spec.to_dict(), "fingerprint": fingerprint(fc.traced.state),
+            "widths": list(fc.widths), "num_weights": fc.num_weights,
+            "source_names": fc.traced.source_names,
+        },
+        "layers": layers_info,
+        "max_error": total_err, "weights_above_eps": above,
+        "seconds": {"generate": round(gen_seconds, 3), "solve": round(solve_seconds, 3),
+                    "total": round(time.perf_counter() - start, 3)},
+        "strongticket": __version__,
+    }
+    if record_target:
+        for name, t in fc.traced.state.items():
+            arrays[f"target.{name}"] = t.detach().cpu()
+    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
+    if strict and above:
+        need = f"; the theorem asks for n = {theory_n} samples per weight" if theory_n else ""
+        raise InfeasibleError(
+            f"{above} of {2 * sum(w.size for w in fc.weights)} instances miss per-weight eps {per_weight_eps:g} "
+            f"with n = {samples} samples per weight (hidden width {H} per input; max error {total_err:.3g})"
+            f"{need}; raise samples or pass strict=False")
+    return ticket
+
+
+def hidden_width(samples: int, d_in: int) -> int:
+    """Hidden neurons of a block with ``samples`` per weight: ``2 * samples * d_in``."""
+    return 2 * samples * d_in
+
+
+__all__ = ["METHOD", "check_eps", "construct", "hidden_width", "theory_samples"]

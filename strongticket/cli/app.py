@@ -9,6 +9,7 @@ import typer
 
 from strongticket import __version__
 from strongticket.cli import proofs, rss
+from strongticket.cli import train as train_cli
 from strongticket.cli.common import stderr
 from strongticket.errors import StrongTicketError
 
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 app.add_typer(rss.app, name="rss")
 app.command("proofs")(proofs.proofs)
+app.command("train")(train_cli.train)
+app.command("report")(train_cli.report)
 
 
 def _version(value: bool) -> None:

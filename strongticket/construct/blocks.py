@@ -220,7 +220,8 @@ class BlockResult:
     info: list[dict]
 
 
-def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser) -> BlockResult:
+def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser, *,
+                   negative_side: bool = True) -> BlockResult:
     """Build every instance of one block, choose subsets group by group, and return the masks.
 
     Parameters
@@ -233,6 +234,9 @@ def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser)
         Second random layer.
     choose : Chooser
         Selects subsets for a group of instances with equal candidate count.
+    negative_side : bool
+        Solve the ``u < 0`` instances. A block whose input is >= 0 (after a ReLU, or non-negative data) never
+        uses ``relu(-x)``, so its negative side is left empty (errors reported as 0: they never act).
     """
     d_out, d_in = w.shape
     H = u.shape[1]
@@ -249,6 +253,8 @@ def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser)
     for s, sel_sign in enumerate((u > 0, u < 0)):
         cnt = sel_sign.sum(axis=1)
         counts[s] = cnt
+        if s == 1 and not negative_side:
+            break
         order = np.argsort(~sel_sign, axis=1, kind="stable")  # neurons of this sign first, in r order
         for c in np.unique(cnt):
             js = np.nonzero(cnt == c)[0]

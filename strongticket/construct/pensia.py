@@ -97,6 +97,7 @@ def construct(
     time_limit: float | None = None,
     strict: bool = True,
     input_shape: tuple[int, ...] | None = None,
+    nonneg_input: bool = False,
     record_target: bool = True,
     log: Callable[[str], None] | None = None,
     _chooser: Any = None,
@@ -126,6 +127,10 @@ def construct(
     strict : bool
         Raise :class:`InfeasibleError` when some weight misses ``per_weight_eps``; when False the ticket is
         returned and the misses are counted in its provenance.
+    nonneg_input : bool
+        Inputs are known to be >= 0 (images in [0, 1]): the first block then needs no ``relu(-x)`` side, as no
+        block after a ReLU does. The ticket then approximates the target only on non-negative inputs
+        (recorded in the provenance).
     record_target : bool
         Store the target's weights in the ticket (``arrays["target.*"]``) so that it verifies on its own.
 
@@ -184,8 +189,9 @@ def construct(
         u = first_layer_diagonal(dist, n1, shapes[n1], seed, H)
         v = dist.tensor(n2, shapes[n2], seed, fan_in=shapes[n2][1]).numpy()
         t1 = time.perf_counter()
-        say(f"block {i + 1}/{fc.num_layers}: {w.size} target weights, {2 * w.size} instances")
-        block = assemble_block(w, u, v, choose)
+        negative = not (nonneg_input if i == 0 else fc.activations[i - 1] == "relu")
+        say(f"block {i + 1}/{fc.num_layers}: {w.size} target weights, {(1 + negative) * w.size} instances")
+        block = assemble_block(w, u, v, choose, negative_side=negative)
         t2 = time.perf_counter()
         gen_seconds += t1 - t0
         solve_seconds += t2 - t1
@@ -193,10 +199,10 @@ def construct(
         err = np.maximum(block.errors_pos, block.errors_neg)
         arrays[f"errors.block{i}.pos"] = block.errors_pos
         arrays[f"errors.block{i}.neg"] = block.errors_neg
-        counts = np.concatenate([block.counts_pos, block.counts_neg])
+        counts = np.concatenate([block.counts_pos, block.counts_neg] if negative else [block.counts_pos])
         layers_info.append({
-            "block": i, "target_shape": list(w.shape), "random_layers": [n1, n2],
-            "hidden": int(shapes[n1][0]), "instances": int(2 * w.size),
+            "block": i, "target_shape": list(w.shape), "negative_side": negative, "random_layers": [n1, n2],
+            "hidden": int(shapes[n1][0]), "instances": int((1 + negative) * w.size),
             "candidates_per_instance": {"min": int(counts.min()), "mean": float(counts.mean()),
                                         "max": int(counts.max())},
             "errors": summarize_errors(err, per_weight_eps),
@@ -215,7 +221,7 @@ def construct(
         "objective": objective if _chooser is None else "find_one", "solver": solver if _chooser is None else None,
         "samples_per_weight": samples, "hidden_per_input": H,
         "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps,
-        "constant_input_channel": fc.constant,
+        "constant_input_channel": fc.constant, "nonneg_input": nonneg_input,
         "target": {
             "spec": fc.traced.spec.to_dict(), "fingerprint": fingerprint(fc.traced.state),
             "widths": list(fc.widths), "num_weights": fc.num_weights,
@@ -234,7 +240,7 @@ def construct(
     if strict and above:
         need = f"; the theorem asks for n = {theory_n} samples per weight" if theory_n else ""
         raise InfeasibleError(
-            f"{above} of {2 * sum(w.size for w in fc.weights)} instances miss per-weight eps {per_weight_eps:g} "
+            f"{above} target weights miss per-weight eps {per_weight_eps:g} "
             f"with n = {samples} samples per weight (hidden width {H} per input; max error {total_err:.3g})"
             f"{need}; raise samples or pass strict=False")
     return ticket

@@ -95,6 +95,7 @@ def certified_bound(ticket: Ticket, target: nn.Module | None = None, *, radius: 
     b = math.sqrt(radius ** 2 + 1) if fc.constant else radius
     e = 0.0
     rows = []
+    nonneg_input = nonneg_input or bool(ticket.provenance.get("nonneg_input", False))
     prev_act = "relu" if nonneg_input else "identity"
     for i, ((w, e_pos, e_neg), act) in enumerate(zip(blocks, fc.activations)):
         ebar = np.maximum(np.abs(e_pos), np.abs(e_neg))

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from strongticket import __version__
+from strongticket.cli import construct as construct_cli
 from strongticket.cli import proofs, rss
 from strongticket.cli import train as train_cli
 from strongticket.cli.common import stderr
@@ -22,6 +23,9 @@ app = typer.Typer(
 )
 app.add_typer(rss.app, name="rss")
 app.command("proofs")(proofs.proofs)
+app.command("construct")(construct_cli.construct)
+app.command("verify")(construct_cli.verify)
+app.command("demo")(construct_cli.demo)
 app.command("train")(train_cli.train)
 app.command("report")(train_cli.report)
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import sympy as sp
 
-from proofs_check.core import FAILED, NUMERIC, PROVED, SKIPPED, Outcome, Proof, check
+from proofs_check.core import FAILED, NUMERIC, SKIPPED, Outcome, Proof, check
 
 PAPER = "Pensia et al. 2020"
 

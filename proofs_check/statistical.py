@@ -300,13 +300,13 @@ def find_one_vs_rss(seed: int) -> Outcome:
     Malach et al. (2020) / Orseau et al. (2020) caption ("~1/ε²") vs Pensia et al. (2020).
     Targets w ~ U[−1, 1], products of two U[−1, 1], ε ∈ {0.2, 0.1, 0.05, 0.02, 0.01, 0.005}, δ = 0.1;
     find-one: 1000 targets, pool = first index within ε of an i.i.d. product stream; RSS: 500 draws
-    of 20 products, exhaustive sums of every prefix. Fits: ln N*_find = a·ln(1/ε) + b and
+    of 20 products × 8 targets each, exhaustive sums of every prefix (bootstrap over draws). Fits: ln N*_find = a·ln(1/ε) + b and
     n*_RSS = s·log2(1/ε) + c, 95 % bootstrap CIs. Band: CI of a inside [0.8, 2.2] (between 1/ε
     and 1/ε²) and RSS fit R² ≥ 0.9 with log-log slope of n*_RSS below 0.5.
     """
     rng = np.random.default_rng(seed)
     grid = np.array([0.2, 0.1, 0.05, 0.02, 0.01, 0.005])
-    delta, K1, K2, nmax = 0.1, 1000, 500, 20
+    delta, K1, K2, T2, nmax = 0.1, 1000, 500, 8, 20
     chunk, cap = 65_536, 4_000_000
     first = np.full((K1, len(grid)), cap + 1)
     for t in range(K1):
@@ -319,14 +319,14 @@ def find_one_vs_rss(seed: int) -> Outcome:
                 if hit.size:
                     first[t, i], done[i] = seen + hit[0] + 1, True
             seen += chunk
-    E = np.stack([prefix_rss(rng.uniform(-1, 1, nmax) * rng.uniform(-1, 1, nmax), (), rng.uniform(-1, 1, 1))[1][0]
-                  for _ in range(K2)])
+    E = np.stack([prefix_rss(rng.uniform(-1, 1, nmax) * rng.uniform(-1, 1, nmax), (), rng.uniform(-1, 1, T2))[1]
+                  for _ in range(K2)])  # (draws, targets, n)
 
     def find_stars(idx: np.ndarray) -> np.ndarray:
         return np.array([quantile_n(first[idx, i], delta) for i in range(len(grid))])
 
     def rss_stars(idx: np.ndarray) -> np.ndarray:
-        return np.array([quantile_n(first_success(E[idx], e), delta) for e in grid])
+        return np.array([quantile_n(first_success(E[idx].reshape(-1, nmax), e), delta) for e in grid])
 
     Nf, Nr = find_stars(np.arange(K1)), rss_stars(np.arange(K2))
     if Nf.max() > cap or Nr.max() > nmax:
@@ -339,7 +339,7 @@ def find_one_vs_rss(seed: int) -> Outcome:
     ll_r = ols(lx, np.log(Nr))[0]
     data = {"eps": grid.tolist(), "find_one_n": Nf.tolist(), "rss_n": Nr.tolist(), "find_one_loglog_slope": a,
             "find_one_slope_ci95": ci_a, "rss_slope_per_log2": s, "rss_slope_ci95": ci_s, "rss_r2": r2r,
-            "rss_loglog_slope": ll_r, "targets_find_one": K1, "draws_rss": K2, "delta": delta}
+            "rss_loglog_slope": ll_r, "targets_find_one": K1, "draws_rss": K2, "targets_per_draw_rss": T2, "delta": delta}
     detail = (f"find-one pool {Nf.tolist()} ~ (1/ε)^{a:.2f} (95% CI {_fmt_ci(ci_a)}); RSS n {Nr.tolist()}: "
               f"{s:.2f} per log2(1/ε) (CI {_fmt_ci(ci_s)}, R² {r2r:.2f}, log-log slope {ll_r:.2f}); "
               f"ratio at ε = {grid[-1]}: {Nf[-1] / Nr[-1]:.0f}×")

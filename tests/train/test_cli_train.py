@@ -1,0 +1,64 @@
+"""Tests of ``strongticket train`` and ``strongticket report`` (through a Typer app holding just these commands)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from strongticket.cli import train as train_cli
+from strongticket.errors import InputError
+
+app = typer.Typer()
+app.command("train")(train_cli.train)
+app.command("report")(train_cli.report)
+runner = CliRunner()
+
+BASE = ["train", "--model", "lenet300100", "--dataset", "digits", "--epochs", "1", "--width", "0.25",
+        "--train-subset", "256", "--device", "cpu"]
+
+
+def test_train_json_prints_one_object_and_writes_a_run(tmp_path: Path) -> None:
+    res = runner.invoke(app, [*BASE, "--method", "random", "--density", "0.3", "--out", str(tmp_path / "r"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["density"] == pytest.approx(0.3, abs=1e-3) and out["run_dir"] == str(tmp_path / "r")
+    config = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert config["prune"]["method"] == "random" and config["model"]["width"] == 0.25
+
+
+def test_edge_popup_gets_its_paper_defaults(tmp_path: Path) -> None:
+    res = runner.invoke(app, [*BASE, "--method", "edge-popup", "--density", "0.5", "--out", str(tmp_path / "e"), "--json"])
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "e" / "config.json").read_text())["config"]
+    assert config["model"]["init"] == "signed_constant" and config["prune"]["scope"] == "layerwise"
+
+
+@pytest.mark.parametrize("args,match", [(["--method", "nope"], "valid methods"),
+                                        (["--method", "random", "--density", "0"], r"\(0, 1\]"),
+                                        (["--method", "dense", "--model", "vgg"], "valid models")])
+def test_bad_arguments_raise_input_errors(args: list[str], match: str, tmp_path: Path) -> None:
+    res = runner.invoke(app, [*BASE, *args, "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0 and isinstance(res.exception, InputError)
+    assert re.search(match, str(res.exception))
+
+
+def test_report_tabulates_and_plots(tmp_path: Path) -> None:
+    for method, d in [("random", 0.3), ("snip", 0.3), ("snip", 0.1)]:
+        assert runner.invoke(app, [*BASE, "--method", method, "--density", str(d),
+                                   "--out", str(tmp_path / "runs" / f"{method}{d}"), "--json"]).exit_code == 0
+    res = runner.invoke(app, ["report", str(tmp_path / "runs"), "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.count("\n") == 5 and "| snip |" in res.stdout
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    res = runner.invoke(app, ["report", str(tmp_path / "runs"), "--format", "csv", "--out", str(tmp_path / "t.csv")])
+    assert (tmp_path / "t.csv").read_text().startswith("run,method,model,dataset,density")
+
+
+def test_report_without_runs_is_an_error(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["report", str(tmp_path)])
+    assert isinstance(res.exception, InputError)

@@ -1,0 +1,241 @@
+"""End-to-end tests of training runs on digits: every method, run directories, resume, bad input, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from strongticket.errors import DataError, InputError
+from strongticket.train import run as run_mod
+from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig
+from strongticket.train.methods import method_names
+from strongticket.train.methods.gmp import cubic_density
+from strongticket.train.methods.imp import imp_densities
+from strongticket.train.rundir import CheckpointError
+from strongticket.train.run import train_run
+
+
+def cfg(method: str = "dense", density: float = 1.0, epochs: int = 2, **prune) -> RunConfig:
+    return RunConfig(data=DataConfig(dataset="digits", batch_size=64, train_subset=512),
+                     model=ModelConfig(model="lenet300100", width=0.5,
+                                       init="signed_constant" if method == "edge-popup" else "default"),
+                     optim=OptimConfig(epochs=epochs, lr=0.05, momentum=0.9, weight_decay=1e-4, schedule="cosine"),
+                     prune=PruneConfig(method=method, density=density, synflow_iters=5,
+                                       scope="layerwise" if method == "edge-popup" else "global", **prune),
+                     seed=3)
+
+
+def metrics_without_time(run: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "time"}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+METHODS = [("dense", 1.0, {}), ("random", 0.2, {}), ("random-erk", 0.2, {}), ("magnitude", 0.2, {}),
+           ("gmp", 0.2, {"gmp_every": 4}), ("imp", 0.5, {"rate": 0.3}), ("imp-rewind", 0.5, {"rate": 0.3, "rewind_step": 3}),
+           ("edge-popup", 0.5, {}), ("snip", 0.2, {}), ("grasp", 0.2, {}), ("synflow", 0.2, {})]
+
+
+def test_every_registered_method_is_tested() -> None:
+    assert sorted(m for m, _, _ in METHODS) == sorted(method_names())
+
+
+@pytest.mark.parametrize("method,density,extra", METHODS)
+def test_each_method_reaches_its_density_and_exports_a_mask(method: str, density: float, extra: dict,
+                                                               tmp_path: Path) -> None:
+    s = train_run(cfg(method, density, **extra), tmp_path / "run", device="cpu")
+    assert s["density"] == pytest.approx(density, abs=2e-3)
+    assert s["collapsed"] == []
+    assert 0 <= s["test_accuracy"] <= 1
+    masks = load_file(str(tmp_path / "run" / "mask.safetensors"))
+    model = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert set(masks) == set(s["prunable_names"]) and all(m.dtype == torch.bool for m in masks.values())
+    for name, m in masks.items():
+        assert model[name].shape == m.shape and bool((model[name][~m] == 0).all())
+    for f in ["config.json", "metrics.jsonl", "summary.json"]:
+        assert (tmp_path / "run" / f).is_file()
+
+
+def test_dense_training_learns_digits(tmp_path: Path) -> None:
+    config = cfg("dense", epochs=15)
+    config = RunConfig(**{**config.__dict__, "data": DataConfig(dataset="digits", batch_size=32)})
+    s = train_run(config, tmp_path / "run", device="cpu")
+    assert s["test_accuracy"] > 0.8
+
+
+def test_edge_popup_keeps_the_random_weights(tmp_path: Path) -> None:
+    train_run(cfg("edge-popup", 0.5), tmp_path / "run", device="cpu")
+    w = load_file(str(tmp_path / "run" / "model.safetensors"))["1.weight"]
+    m = load_file(str(tmp_path / "run" / "mask.safetensors"))["1.weight"]
+    assert torch.allclose(w[m].abs(), torch.full_like(w[m], (2 / 64) ** 0.5))
+
+
+def test_imp_reinit_control_is_reported(tmp_path: Path) -> None:
+    s = train_run(cfg("imp", 0.5, rate=0.5, reinit_control=True, epochs=1), tmp_path / "run", device="cpu")
+    assert "reinit_test_accuracy" in s and set(s["phases"]) == {"round0", "round1", "reinit"}
+
+
+def test_runs_are_reproducible(tmp_path: Path) -> None:
+    a = train_run(cfg("snip", 0.3), tmp_path / "a", device="cpu")
+    b = train_run(cfg("snip", 0.3), tmp_path / "b", device="cpu")
+    assert a["test_accuracy"] == b["test_accuracy"]
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method,density,extra,kill_phase,kill_epoch",
+                         [("gmp", 0.3, {"gmp_every": 4}, "train", 3),
+                          ("imp-rewind", 0.5, {"rate": 0.3, "rewind_step": 5}, "round1", 2)])
+def test_resume_after_a_kill_matches_an_uninterrupted_run(method, density, extra, kill_phase, kill_epoch,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = RunConfig(**{**cfg(method, density, epochs=4, **extra).__dict__, "checkpoint_every": 2})
+    ref = train_run(config, tmp_path / "ref", device="cpu")
+
+    original = run_mod.EvalAndLog.on_epoch
+
+    def kill_after_eval(self, trainer):
+        original(self, trainer)
+        if self.phase == kill_phase and trainer.epoch == kill_epoch:
+            raise Killed  # after this epoch's metrics line, before its checkpoint (checkpoint_every=2)
+
+    monkeypatch.setattr(run_mod.EvalAndLog, "on_epoch", kill_after_eval)
+    with pytest.raises(Killed):
+        train_run(config, tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run" / "summary.json").exists()
+    monkeypatch.setattr(run_mod.EvalAndLog, "on_epoch", original)
+    resumed = train_run(config, tmp_path / "run", device="cpu")
+
+    assert resumed["test_accuracy"] == ref["test_accuracy"]
+    for f in ["model.safetensors", "mask.safetensors"]:
+        assert (tmp_path / "run" / f).read_bytes() == (tmp_path / "ref" / f).read_bytes()
+    assert metrics_without_time(tmp_path / "run") == metrics_without_time(tmp_path / "ref")
+
+
+def test_finished_run_is_not_retrained(tmp_path: Path) -> None:
+    a = train_run(cfg("random", 0.3, epochs=1), tmp_path / "run", device="cpu")
+    b = train_run(cfg("random", 0.3, epochs=1), tmp_path / "run", device="cpu")
+    assert a == b
+
+
+def test_resume_with_another_config_names_the_differing_fields(tmp_path: Path) -> None:
+    train_run(cfg("random", 0.3, epochs=1), tmp_path / "run", device="cpu")
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    with pytest.raises(InputError, match=r"prune.density: 0.3 -> 0.4.*|optim.epochs"):
+        train_run(cfg("random", 0.4, epochs=2), tmp_path / "run", device="cpu")
+    with pytest.raises(InputError, match="optim.epochs: 1 -> 2"):
+        train_run(cfg("random", 0.3, epochs=2), tmp_path / "run", device="cpu")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = cfg("random", 0.3, epochs=3)
+
+    def boom(self, trainer):
+        raise Killed
+
+    monkeypatch.setattr(run_mod.Checkpoint, "on_end", boom)
+    with pytest.raises(Killed):
+        train_run(config, tmp_path / "run", device="cpu")
+    monkeypatch.undo()
+    ckpt = next((tmp_path / "run" / "checkpoints" / "train").glob("ckpt-*.safetensors"))
+    data = bytearray(ckpt.read_bytes())
+    data[-3] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged"):
+        train_run(config, tmp_path / "run", device="cpu")
+    s = train_run(config, tmp_path / "run", device="cpu", overwrite=True)
+    assert s["density"] == pytest.approx(0.3, abs=1e-3)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"prune": PruneConfig(method="random", density=0.0)}, r"density must be in \(0, 1\]"),
+    ({"prune": PruneConfig(method="random", density=1.5)}, r"density must be in \(0, 1\]"),
+    ({"prune": PruneConfig(method="nope")}, "valid methods: dense, random"),
+    ({"model": ModelConfig(model="vgg")}, "valid models: fc2"),
+    ({"data": DataConfig(dataset="imagenet")}, "valid datasets: digits"),
+    ({"prune": PruneConfig(method="dense", density=0.5)}, "density must be 1"),
+    ({"prune": PruneConfig(method="imp-rewind", density=0.5)}, "rewind_step"),
+])
+def test_bad_input_is_rejected_before_anything_is_written(bad: dict, match: str, tmp_path: Path) -> None:
+    config = RunConfig(**{**cfg().__dict__, **bad})
+    with pytest.raises(InputError, match=match):
+        train_run(config, tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_leaves_no_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STRONGTICKET_DATA", raising=False)
+    config = RunConfig(**{**cfg().__dict__, "data": DataConfig(dataset="mnist")})
+    with pytest.raises(DataError, match="--data-dir"):
+        train_run(config, tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_run_directory_is_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "precious.txt").write_text("x")
+    with pytest.raises(InputError, match="not a run directory"):
+        train_run(cfg(), tmp_path / "run", device="cpu")
+    with pytest.raises(InputError, match="not a run directory"):
+        train_run(cfg(), tmp_path / "run", device="cpu", overwrite=True)
+
+
+def test_layer_collapse_is_detected_and_reported(tmp_path: Path) -> None:
+    s = train_run(cfg("snip", 1e-4, epochs=1), tmp_path / "run", device="cpu")
+    assert s["collapsed"]
+    lines = metrics_without_time(tmp_path / "run")
+    assert lines[0]["event"] == "mask" and lines[0]["collapsed"] == s["collapsed"]
+
+
+def test_mnist_subset_trains(shared_data_dir: Path, tmp_path: Path) -> None:
+    config = RunConfig(data=DataConfig(dataset="mnist", train_subset=2000, test_subset=1000),
+                       optim=OptimConfig(epochs=3, lr=0.05, momentum=0.9), prune=PruneConfig(method="magnitude", density=0.1))
+    s = train_run(config, tmp_path / "run", data_dir=shared_data_dir, device="cpu")
+    assert s["test_accuracy"] > 0.6
+
+
+def test_schedules() -> None:
+    assert imp_densities(0.1, 0.2)[-1] == 0.1 and len(imp_densities(0.1, 0.2)) == 11
+    assert imp_densities(0.64, 0.2) == pytest.approx([0.8, 0.64])
+    assert cubic_density(0, 0, 100, 0.1) == 1.0 and cubic_density(100, 0, 100, 0.1) == pytest.approx(0.1)
+    assert cubic_density(50, 0, 100, 0.1) == pytest.approx(1 - 0.9 * (1 - 0.5**3))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str, config_dict: dict) -> None:
+    os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    config = RunConfig.from_dict(config_dict)
+    s = train_run(config, out, device="cpu")
+    torch.save({k: v for k, v in s.items() if k == "test_accuracy"}, f"{out}-rank{rank}.pt")
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def test_two_process_gloo_ddp_trains_one_model(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    config = cfg("random", 0.5, epochs=2)
+    out = str(tmp_path / "run")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), out, config.to_dict()), nprocs=2, join=True)
+    accs = [torch.load(f"{out}-rank{r}.pt", weights_only=True)["test_accuracy"] for r in range(2)]
+    assert accs[0] == accs[1]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["density"] == pytest.approx(0.5, abs=1e-3)
+    single = train_run(config, tmp_path / "single", device="cpu")
+    assert abs(single["test_accuracy"] - summary["test_accuracy"]) < 0.1  # same global batch, same schedule

@@ -12,6 +12,7 @@ Usage: ``python experiments/pensia_exp1.py [--data-dir /work/shared/data] [--out
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 from strongticket.construct import pensia
-from strongticket.files import write_json_atomic
+from strongticket.files import save_tensors_atomic, write_json_atomic
 from strongticket.nets.distributions import WeightDistribution
 from strongticket.nets.zoo import build_model
 from strongticket.train.data import load_dataset
@@ -58,6 +59,11 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--objectives", default="min_error,sparsest")
+    ap.add_argument("--distribution", default="uniform",
+                    help="uniform: the theorem's U[-1, 1]; target-range: U[min w, max w] as their scalar-RSS code")
+    ap.add_argument("--target", default="experiments/results/fc2_target.safetensors",
+                    help="trained target (reused when present, written otherwise)")
+    ap.add_argument("--rows", type=int, default=0, help="only the first ROWS hidden units (quick trial)")
     ap.add_argument("--error-images", type=int, default=1000, help="test images for the float64 error")
     args = ap.parse_args()
 
@@ -66,12 +72,29 @@ def main() -> None:
 
     ds = load_dataset("mnist", data_dir=args.data_dir)
     t0 = time.perf_counter()
-    target = train_fc2(ds, args.seed, args.epochs, log)
+    if Path(args.target).is_file():
+        from safetensors.torch import load_file
+
+        target = build_model("fc2", num_classes=10, in_channels=1, image_size=28, width=1.0, bias=False)
+        target.load_state_dict(load_file(args.target))
+        target.eval()
+        log(f"loaded target {args.target}")
+    else:
+        target = train_fc2(ds, args.seed, args.epochs, log)
+        save_tensors_atomic(args.target, {k: v.contiguous() for k, v in target.state_dict().items()})
     train_seconds = time.perf_counter() - t0
+    if args.rows:
+        small = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, args.rows, bias=False), torch.nn.ReLU(),
+                                    torch.nn.Linear(args.rows, 10, bias=False))
+        with torch.no_grad():
+            small[1].weight.copy_(target[1].weight[:args.rows])
+            small[3].weight.copy_(target[3].weight[:, :args.rows])
+        target = small.eval()
     target_acc = accuracy(target, ds.test_x, ds.test_y)
     w = torch.cat([p.detach().reshape(-1) for p in target.parameters()])
     low, high = float(w.min()), float(w.max())
-    dist = WeightDistribution.uniform(low, high)
+    dist = WeightDistribution.uniform(low, high) if args.distribution == "target-range" \
+        else WeightDistribution.uniform(-1.0, 1.0)
     radius = float(ds.test_x.reshape(len(ds.test_x), -1).norm(dim=1).max())
     log(f"target: test accuracy {target_acc:.4f}, weights in [{low:.4f}, {high:.4f}], data radius {radius:.3f}")
     result = {
@@ -87,12 +110,13 @@ def main() -> None:
         "tickets": {},
     }
     xs = ds.test_x[:args.error_images].double()
-    f64 = target.double()
+    f64 = copy.deepcopy(target).double()
     for objective in args.objectives.split(","):
         log(f"constructing ({objective}) ...")
         t1 = time.perf_counter()
         ticket = pensia.construct(target.float(), per_weight_eps=args.eps, samples=args.samples,
-                                  seed=args.seed, distribution=dist, objective=objective, log=log)
+                                  seed=args.seed, distribution=dist, objective=objective, log=log,
+                                  strict=False)
         construct_seconds = time.perf_counter() - t1
         log(f"constructed in {construct_seconds:.1f} s; max per-weight error {ticket.provenance['max_error']:.3g}")
         weights = ticket.random_weights()

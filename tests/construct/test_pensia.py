@@ -1,0 +1,145 @@
+"""The Pensia 2L construction: exact block identity, bit-identical survivors, reproduction, bad input."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from strongticket.construct import malach, pensia
+from strongticket.construct.blocks import block_coefficients, block_parameter_names
+from strongticket.errors import InfeasibleError, InputError
+from strongticket.nets.distributions import WeightDistribution
+from strongticket.ticket import Ticket
+
+
+def small_target(seed: int = 0, bias: bool = False, scale: float = 0.5) -> nn.Module:
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Linear(5, 4, bias=bias), nn.ReLU(), nn.Linear(4, 3, bias=bias))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(scale)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def ticket() -> Ticket:
+    return pensia.construct(small_target(), per_weight_eps=0.02, samples=10, seed=3, solver="exact",
+                            strict=False)
+
+
+def test_pruned_block_equals_the_two_product_sums_exactly(ticket):
+    """sum_h v_h relu(u_h x) == (sum_{S+} v u) relu(x) + (sum_{S-} v |u|) relu(-x), in exact rationals."""
+    w = ticket.random_weights()
+    n1, n2 = block_parameter_names(ticket.spec)[0]
+    m1, k1 = w[n1].numpy(), ticket.masks[n1].numpy()
+    m2, k2 = w[n2].numpy(), ticket.masks[n2].numpy()
+    a_pos, a_neg = block_coefficients(m1, k1, m2, k2)
+    relu = lambda z: max(z, Fraction(0))  # noqa: E731
+    for j in range(m1.shape[1]):
+        for x in (Fraction(3, 7), Fraction(-5, 11)):
+            inp = [Fraction(0)] * m1.shape[1]
+            inp[j] = x
+            hidden = [relu(sum(Fraction(float(m1[h, i])) * inp[i] for i in range(m1.shape[1]) if k1[h, i]))
+                      for h in range(m1.shape[0])]
+            for k in range(m2.shape[0]):
+                out = sum(Fraction(float(m2[k, h])) * hidden[h] for h in range(m1.shape[0]) if k2[k, h])
+                sp = sum(Fraction(float(m2[k, h])) * Fraction(float(m1[h, j])) for h in range(m1.shape[0])
+                         if k2[k, h] and k1[h, j] and m1[h, j] > 0)
+                sn = sum(Fraction(float(m2[k, h])) * abs(Fraction(float(m1[h, j]))) for h in range(m1.shape[0])
+                         if k2[k, h] and k1[h, j] and m1[h, j] < 0)
+                assert out == sp * relu(x) + sn * relu(-x)
+                assert abs(float(sp) - a_pos[k, j]) < 1e-12 and abs(float(sn) - a_neg[k, j]) < 1e-12
+
+
+def test_hidden_neurons_are_univariate_and_masks_block_diagonal(ticket):
+    n1, _ = block_parameter_names(ticket.spec)[0]
+    k1 = ticket.masks[n1].numpy()
+    assert k1.sum(axis=1).max() <= 1
+    H = ticket.provenance["hidden_per_input"]
+    rows, cols = np.nonzero(k1)
+    assert np.all(rows // H == cols)
+    assert len(ticket.spec.linear_layers) == 4  # depth 2L
+
+
+def test_surviving_weights_equal_regenerated_random_weights(ticket):
+    regen = WeightDistribution.uniform().generate(ticket.spec, 3)
+    for name, p in ticket.to_module().state_dict().items():
+        m = ticket.masks[name]
+        assert torch.equal(p[m], regen[name][m]) and not p[~m].any()
+
+
+def test_recorded_errors_match_recomputed_block_errors(ticket):
+    from strongticket.verify.certified import per_weight_errors
+
+    (w, e_pos, e_neg), _ = per_weight_errors(ticket)
+    np.testing.assert_allclose(np.abs(e_pos), ticket.arrays["errors.block0.pos"].numpy(), atol=1e-12)
+    np.testing.assert_allclose(np.abs(e_neg), ticket.arrays["errors.block0.neg"].numpy(), atol=1e-12)
+
+
+def test_ticket_is_reproduced_from_its_directory_alone(ticket, tmp_path):
+    ticket.save(tmp_path / "t")
+    back = Ticket.load(tmp_path / "t")
+    again = pensia.construct(small_target(), per_weight_eps=0.02, samples=10, seed=back.seed, solver="exact",
+                             strict=False)
+    assert all(torch.equal(again.masks[k], back.masks[k]) for k in back.masks)
+    x = torch.randn(7, 5)
+    assert torch.equal(back.to_module()(x), ticket.to_module()(x))
+
+
+def test_each_weight_within_eps_when_n_is_large_enough():
+    t = pensia.construct(small_target(1), per_weight_eps=0.01, samples=12, seed=0, solver="exact", strict=False)
+    summary = t.provenance["layers"][0]["errors"]
+    assert summary["max"] == pytest.approx(t.arrays["errors.block0.pos"].max().item())
+    assert t.provenance["max_error"] <= 0.2
+
+
+def test_sparsest_keeps_no_more_than_min_error():
+    kw = dict(per_weight_eps=0.05, samples=8, seed=2, solver="exact", strict=False)
+    a = pensia.construct(small_target(), objective="min_error", **kw)
+    b = pensia.construct(small_target(), objective="sparsest", **kw)
+    assert b.num_kept <= a.num_kept
+
+
+def test_biases_go_through_the_constant_channel():
+    target = small_target(bias=True, scale=0.3)
+    t = pensia.construct(target, per_weight_eps=0.02, samples=12, seed=1, strict=False)
+    assert t.spec.input_constant and t.spec.layers[0].in_features == 6
+    x = torch.randn(50, 5, dtype=torch.float64)
+    x = x / x.norm(dim=1, keepdim=True)
+    err = (t.to_module(torch.float64)(x) - target.double()(x)).norm(dim=1).max()
+    assert float(err.detach()) < 0.5
+
+
+def test_malach_keeps_at_most_one_product_per_instance():
+    t = malach.construct(small_target(), per_weight_eps=0.02, samples=10, seed=3, strict=False)
+    for li in t.provenance["layers"]:
+        assert li["mean_subset_size"] <= 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(per_weight_eps=0.0, samples=4), r"per_weight_eps must be in \(0, 1\)"),
+    (dict(per_weight_eps=1.5, samples=4), r"in \(0, 1\)"),
+    (dict(eps=-1.0, samples=4), r"eps must be in \(0, 1\)"),
+    (dict(per_weight_eps=0.1, samples=4, objective="fastest"), "objective"),
+])
+def test_bad_arguments_are_one_line_errors(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        pensia.construct(small_target(), **kwargs)
+
+
+def test_unsupported_target_is_named():
+    with pytest.raises(InputError, match="Tanh|tanh") as info:
+        pensia.construct(nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 1)), per_weight_eps=0.1, samples=4)
+    assert "supports" in str(info.value)
+    with pytest.raises(InputError, match="Conv2d"):
+        pensia.construct(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 1)), per_weight_eps=0.1,
+                         samples=4, input_shape=(1, 4, 4))
+
+
+def test_too_few_samples_is_infeasible_with_a_clear_message():
+    with pytest.raises(InfeasibleError, match="samples per weight"):
+        pensia.construct(small_target(), per_weight_eps=1e-4, samples=2, seed=0)

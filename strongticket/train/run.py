@@ -405,7 +405,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
         "prunable_names": names, "scope": config.prune.scope, **ctx.extras,
     }
     if rank == 0:
-        rundir.save_tensors("mask.safetensors", masks, {"format": "strongticket-mask", "method": config.prune.method})
+        rundir.save_tensors("mask.safetensors", masks, {"format": "strongticket-mask"})
         rundir.save_tensors("model.safetensors", model.effective_state_dict())
         rundir.write_summary(summary)
     _barrier(world)

@@ -1,0 +1,126 @@
+"""Width scaling: the smallest samples per weight reaching eps, by bisection, against theory and find-one.
+
+For a target and a per-weight error ``eps'``, :func:`min_samples` bisects over ``n`` (samples per weight per
+sign; hidden width ``2n`` per input) for the smallest ``n`` at which every one of several seeds yields a
+ticket with every weight within ``eps'``. Success is monotone in ``n`` only in distribution, so the answer
+is "the smallest n in the bisection's path where all seeds succeeded", reported with the seeds used.
+:func:`scaling_table` does that for Pensia (subset sum) and the Malach find-one baseline and adds the
+theorem's ``n`` (``strongticket.subsetsum.theory``, when available).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from strongticket.errors import InputError
+
+
+@dataclass(frozen=True)
+class WidthResult:
+    """Smallest samples per weight found for one construction (None when not reached by ``n_max``)."""
+
+    method: str
+    samples: int | None
+    hidden_per_input: int | None
+    n_max: int
+    seeds: tuple[int, ...]
+    max_error_at_samples: float | None
+    seconds: float
+    tried: tuple[tuple[int, bool], ...]
+
+
+def _succeeds(build: Callable[..., Any], target: Any, eps: float, n: int, seeds: Sequence[int]) -> tuple[bool, float]:
+    worst = 0.0
+    for s in seeds:
+        t = build(target, per_weight_eps=eps, samples=n, seed=s, strict=False, record_target=False)
+        worst = max(worst, t.provenance["max_error"])
+        if t.provenance["weights_above_eps"]:
+            return False, worst
+    return True, worst
+
+
+def min_samples(build: Callable[..., Any], target: Any, per_weight_eps: float, *, seeds: Sequence[int] = (0, 1, 2),
+                n_max: int = 31, method: str = "") -> WidthResult:
+    """Bisection over ``n`` in ``[1, n_max]`` (after doubling up from 1) for the smallest all-seeds success."""
+    if n_max < 1:
+        raise InputError(f"n_max must be >= 1, got {n_max}")
+    start = time.perf_counter()
+    tried: list[tuple[int, bool]] = []
+    errs: dict[int, float] = {}
+
+    def ok(n: int) -> bool:
+        good, worst = _succeeds(build, target, per_weight_eps, n, seeds)
+        tried.append((n, good))
+        errs[n] = worst
+        return good
+
+    lo, hi = 0, 1  # lo fails (n=0 trivially), hi to be tested
+    while hi <= n_max and not ok(hi):
+        lo, hi = hi, min(2 * hi, n_max) if hi < n_max else n_max + 1
+    if hi > n_max:
+        return WidthResult(method, None, None, n_max, tuple(seeds), None, time.perf_counter() - start, tuple(tried))
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return WidthResult(method, hi, 2 * hi, n_max, tuple(seeds), errs[hi], time.perf_counter() - start, tuple(tried))
+
+
+def scaling_table(target: Any, per_weight_eps_values: Sequence[float], *, seeds: Sequence[int] = (0, 1, 2),
+                  n_max_pensia: int = 31, n_max_malach: int = 256, delta: float = 0.01,
+                  log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Rows ``{eps', pensia n, malach n, theory n}`` for each per-weight eps (see module docstring)."""
+    from strongticket.construct import malach, pensia
+    from strongticket.construct.blocks import read_fc_target
+
+    say = log or (lambda _m: None)
+    fc = read_fc_target(target)
+    rows = []
+    for eps in per_weight_eps_values:
+        p = min_samples(pensia.construct, target, eps, seeds=seeds, n_max=n_max_pensia, method="pensia")
+        say(f"eps'={eps:g}: pensia n={p.samples}")
+        m = min_samples(malach.construct, target, eps, seeds=seeds, n_max=n_max_malach, method="malach")
+        say(f"eps'={eps:g}: malach n={m.samples}")
+        theory_n = None
+        try:
+            from strongticket.subsetsum import theory
+
+            theory_n = int(theory.rss_sample_size(eps, delta, 2 * sum(w.size for w in fc.weights)))
+        except (ImportError, AttributeError, TypeError):
+            theory_n = None
+        rows.append({"per_weight_eps": eps, "pensia": asdict(p), "malach": asdict(m), "theory_samples": theory_n,
+                     "target_widths": list(fc.widths)})
+    return rows
+
+
+def plot_scaling(rows: list[dict[str, Any]], path: Any, title: str) -> None:
+    """Samples per weight against 1/eps' on a log x-axis (log y too): subset sum, find-one, theory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from strongticket.files import atomic_path
+
+    inv = [1 / r["per_weight_eps"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for key, label, marker in (("pensia", "subset sum (Pensia)", "o"), ("malach", "find one (Malach)", "s")):
+        pts = [(x, r[key]["samples"]) for x, r in zip(inv, rows) if r[key]["samples"]]
+        if pts:
+            ax.loglog(*zip(*pts), marker=marker, label=label)
+    th = [(x, r["theory_samples"]) for x, r in zip(inv, rows) if r["theory_samples"]]
+    if th:
+        ax.loglog(*zip(*th), ls="--", color="grey", label="theorem")
+    ax.set_xlabel("1 / per-weight eps")
+    ax.set_ylabel("samples per weight per sign (n)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -239,3 +239,32 @@ def test_two_process_gloo_ddp_trains_one_model(tmp_path: Path) -> None:
     assert summary["world_size"] == 2 and summary["density"] == pytest.approx(0.5, abs=1e-3)
     single = train_run(config, tmp_path / "single", device="cpu")
     assert abs(single["test_accuracy"] - summary["test_accuracy"]) < 0.1  # same global batch, same schedule
+
+
+@pytest.mark.parametrize("model,method", [("conv2", "snip"), ("resnet20", "edge-popup")])
+def test_conv_models_train_on_tiny_cifar_with_augmentation(model: str, method: str, tmp_path: Path) -> None:
+    from tests.train.test_data import write_tiny_cifar
+
+    write_tiny_cifar(tmp_path / "data", n_per_batch=8)
+    config = RunConfig(data=DataConfig(dataset="cifar10", batch_size=16),
+                       model=ModelConfig(model=model, width=0.125), optim=OptimConfig(epochs=1, lr=0.01),
+                       prune=PruneConfig(method=method, density=0.5, scope="layerwise"))
+    s = train_run(config, tmp_path / "run", data_dir=tmp_path / "data", device="cpu")
+    assert s["density"] == pytest.approx(0.5, abs=0.01)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["data"]["augment"] is None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method,density", [("edge-popup", 0.5), ("gmp", 0.2)])
+def test_cuda_run_with_amp(method: str, density: float, tmp_path: Path) -> None:
+    config = RunConfig(**{**cfg(method, density).__dict__, "optim": OptimConfig(epochs=2, lr=0.05, amp=True)})
+    s = train_run(config, tmp_path / "run", device="auto")
+    assert s["device"].startswith("cuda") and s["density"] == pytest.approx(density, abs=2e-3)
+
+
+def test_early_stop_ends_a_phase_without_improvement(tmp_path: Path) -> None:
+    config = RunConfig(**{**cfg("dense").__dict__,
+                          "optim": OptimConfig(epochs=10, lr=1e-12, early_stop_patience=2)})
+    s = train_run(config, tmp_path / "run", device="cpu")
+    evals = [m for m in metrics_without_time(tmp_path / "run") if m["event"] == "eval"]
+    assert len(evals) == 3 and s["phases"]["train"]["step"] < 10 * 8

@@ -18,16 +18,18 @@ def _opt(*names: str, help: str) -> Any:
 
 
 def train(
-    model: Annotated[str | None, _opt("--model", help="Zoo model: fc2, lenet300100, lenet5, conv2/4/6, resnet20.")] = None,
+    model: Annotated[str | None, _opt("--model", help="Zoo model: fc2, lenet300100, lenet5, conv2/4/6, "
+                                                      "resnet20.")] = None,
     dataset: Annotated[str | None, _opt("--dataset", help="digits, mnist, fashion-mnist or cifar10.")] = None,
     method: Annotated[str | None, _opt("--method", help="dense, random, random-erk, magnitude, gmp, imp, imp-rewind, "
                                                         "edge-popup, snip, grasp, synflow.")] = None,
     density: Annotated[float | None, _opt("--density", help="Fraction of prunable weights kept, in (0, 1].")] = None,
     config: Annotated[Path | None, _opt("--config", help="TOML file with [data] [model] [optim] [prune] tables; "
                                                          "flags override it.")] = None,
-    out: Annotated[Path | None, _opt("--out", help="Run directory (default runs/MODEL-DATASET-METHOD-dD-sSEED).")] = None,
-    data_dir: Annotated[Path | None, _opt("--data-dir", help="Folder with mnist/, fashion-mnist/, "
-                                                             "cifar-10-batches-bin/ (default $STRONGTICKET_DATA).")] = None,
+    out: Annotated[Path | None, _opt("--out", help="Run directory (default "
+                                                   "runs/MODEL-DATASET-METHOD-dD-sSEED).")] = None,
+    data_dir: Annotated[Path | None, _opt("--data-dir", help="Folder with mnist/, fashion-mnist/, cifar-10-batches-bin/"
+                                                             " (default $STRONGTICKET_DATA).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     epochs: Annotated[int | None, _opt("--epochs", help="Epochs per training phase (each IMP round).")] = None,
     batch_size: Annotated[int | None, _opt("--batch-size", help="Global batch size.")] = None,
@@ -38,18 +40,21 @@ def train(
     schedule: Annotated[str | None, _opt("--schedule", help="constant, step or cosine.")] = None,
     warmup_steps: Annotated[int | None, _opt("--warmup-steps", help="Linear warm-up steps.")] = None,
     amp: Annotated[bool | None, _opt("--amp/--no-amp", help="bfloat16 autocast on CUDA.")] = None,
-    early_stop: Annotated[int | None, _opt("--early-stop", help="Stop after N evaluations without improvement.")] = None,
+    early_stop: Annotated[int | None, _opt("--early-stop", help="Stop after N evaluations without "
+                                                                "improvement.")] = None,
     scope: Annotated[str | None, _opt("--scope", help="global or layerwise (default: the method's own).")] = None,
     init: Annotated[str | None, _opt("--init", help="default, kaiming_normal, kaiming_uniform, signed_constant "
                                                     "(default: the method's own).")] = None,
     width: Annotated[float | None, _opt("--width", help="Hidden width multiplier.")] = None,
     rate: Annotated[float | None, _opt("--rate", help="IMP: fraction of remaining weights pruned per round.")] = None,
-    rewind_step: Annotated[int | None, _opt("--rewind-step", help="imp-rewind: step whose weights are restored.")] = None,
+    rewind_step: Annotated[int | None, _opt("--rewind-step", help="imp-rewind: step whose weights are "
+                                                                  "restored.")] = None,
     reinit_control: Annotated[bool | None, _opt("--reinit-control/--no-reinit-control",
                                                 help="IMP/magnitude: also train the mask from a fresh init.")] = None,
     prune_output: Annotated[bool | None, _opt("--prune-output/--no-prune-output",
                                               help="Whether the output layer is prunable.")] = None,
-    train_subset: Annotated[int | None, _opt("--train-subset", help="Use a seeded subset of N training images.")] = None,
+    train_subset: Annotated[int | None, _opt("--train-subset", help="Use a seeded subset of N training "
+                                                                    "images.")] = None,
     test_subset: Annotated[int | None, _opt("--test-subset", help="Use a seeded subset of N test images.")] = None,
     seed: Annotated[int | None, _opt("--seed", help="Seed of every random draw (init, data order, scores).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing run directory first.")] = False,

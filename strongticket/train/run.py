@@ -235,7 +235,8 @@ class RunContext:
 
     def phase_elapsed(self, phase: str) -> float:
         """Seconds spent training ``phase``, over every (re)start."""
-        return self._phase_prior.get(phase, 0.0) + time.perf_counter() - self._phase_start.get(phase, time.perf_counter())
+        now = time.perf_counter()
+        return self._phase_prior.get(phase, 0.0) + now - self._phase_start.get(phase, now)
 
     # training ----------------------------------------------------------------------------------
     def train(self, phase: str, model: MaskedModel, *, trainable: list[torch.Tensor] | None = None,

@@ -32,7 +32,8 @@ def test_train_json_prints_one_object_and_writes_a_run(tmp_path: Path) -> None:
 
 
 def test_edge_popup_gets_its_paper_defaults(tmp_path: Path) -> None:
-    res = runner.invoke(app, [*BASE, "--method", "edge-popup", "--density", "0.5", "--out", str(tmp_path / "e"), "--json"])
+    res = runner.invoke(app, [*BASE, "--method", "edge-popup", "--density", "0.5", "--out", str(tmp_path / "e"),
+                              "--json"])
     assert res.exit_code == 0, res.output
     config = json.loads((tmp_path / "e" / "config.json").read_text())["config"]
     assert config["model"]["init"] == "signed_constant" and config["prune"]["scope"] == "layerwise"

@@ -29,7 +29,8 @@ def _net(seed: int = 0, name: str = "lenet300100") -> torch.nn.Module:
     return net
 
 
-@given(st.lists(st.integers(1, 40), min_size=1, max_size=4), st.floats(0.01, 1.0), st.sampled_from(["global", "layerwise"]))
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=4), st.floats(0.01, 1.0),
+       st.sampled_from(["global", "layerwise"]))
 def test_mask_from_scores_keeps_the_requested_count(sizes: list[int], density: float, scope: str) -> None:
     g = torch.Generator().manual_seed(sum(sizes))
     scores = {f"t{i}": torch.rand(n, generator=g) for i, n in enumerate(sizes)}

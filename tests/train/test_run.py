@@ -37,7 +37,8 @@ def metrics_without_time(run: Path) -> list[dict]:
 
 
 METHODS = [("dense", 1.0, {}), ("random", 0.2, {}), ("random-erk", 0.2, {}), ("magnitude", 0.2, {}),
-           ("gmp", 0.2, {"gmp_every": 4}), ("imp", 0.5, {"rate": 0.3}), ("imp-rewind", 0.5, {"rate": 0.3, "rewind_step": 3}),
+           ("gmp", 0.2, {"gmp_every": 4}), ("imp", 0.5, {"rate": 0.3}),
+           ("imp-rewind", 0.5, {"rate": 0.3, "rewind_step": 3}),
            ("edge-popup", 0.5, {}), ("snip", 0.2, {}), ("grasp", 0.2, {}), ("synflow", 0.2, {})]
 
 
@@ -197,7 +198,8 @@ def test_layer_collapse_is_detected_and_reported(tmp_path: Path) -> None:
 
 def test_mnist_subset_trains(shared_data_dir: Path, tmp_path: Path) -> None:
     config = RunConfig(data=DataConfig(dataset="mnist", train_subset=2000, test_subset=1000),
-                       optim=OptimConfig(epochs=3, lr=0.05, momentum=0.9), prune=PruneConfig(method="magnitude", density=0.1))
+                       optim=OptimConfig(epochs=3, lr=0.05, momentum=0.9),
+                       prune=PruneConfig(method="magnitude", density=0.1))
     s = train_run(config, tmp_path / "run", data_dir=shared_data_dir, device="cpu")
     assert s["test_accuracy"] > 0.6
 

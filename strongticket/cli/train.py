@@ -39,6 +39,9 @@ def train(
     weight_decay: Annotated[float | None, _opt("--weight-decay", help="Weight decay.")] = None,
     schedule: Annotated[str | None, _opt("--schedule", help="constant, step or cosine.")] = None,
     warmup_steps: Annotated[int | None, _opt("--warmup-steps", help="Linear warm-up steps.")] = None,
+    milestones: Annotated[str | None, _opt("--milestones", help="Step schedule: comma-separated epochs.")] = None,
+    gamma: Annotated[float | None, _opt("--gamma", help="Step schedule: factor at each milestone.")] = None,
+    augment: Annotated[str | None, _opt("--augment", help="none or flip_crop (default: the dataset's own).")] = None,
     amp: Annotated[bool | None, _opt("--amp/--no-amp", help="bfloat16 autocast on CUDA.")] = None,
     early_stop: Annotated[int | None, _opt("--early-stop", help="Stop after N evaluations without "
                                                                 "improvement.")] = None,
@@ -53,6 +56,9 @@ def train(
                                                 help="IMP/magnitude: also train the mask from a fresh init.")] = None,
     prune_output: Annotated[bool | None, _opt("--prune-output/--no-prune-output",
                                               help="Whether the output layer is prunable.")] = None,
+    prune_bias: Annotated[bool | None, _opt("--prune-bias/--no-prune-bias", help="Whether biases are prunable.")] = None,
+    eval_every: Annotated[int | None, _opt("--eval-every", help="Evaluate every N epochs.")] = None,
+    checkpoint_every: Annotated[int | None, _opt("--checkpoint-every", help="Checkpoint every N epochs.")] = None,
     train_subset: Annotated[int | None, _opt("--train-subset", help="Use a seeded subset of N training "
                                                                     "images.")] = None,
     test_subset: Annotated[int | None, _opt("--test-subset", help="Use a seeded subset of N test images.")] = None,
@@ -65,20 +71,25 @@ def train(
     from strongticket.train.run import train_run
 
     cfg = RunConfig.from_toml(config) if config else RunConfig()
+    try:
+        ms = tuple(int(x) for x in milestones.split(",") if x.strip()) if milestones is not None else None
+    except ValueError:
+        raise InputError(f"--milestones must be comma-separated integers (epochs), got {milestones!r}") from None
     m = method or cfg.prune.method
     entry = method_entry(m)
     cfg = cfg.with_updates(
-        data={"dataset": dataset, "batch_size": batch_size, "train_subset": train_subset, "test_subset": test_subset},
+        data={"dataset": dataset, "batch_size": batch_size, "augment": augment, "train_subset": train_subset, "test_subset": test_subset},
         model={"model": model, "width": width,
                "init": init or (entry.default_init if cfg.model.init == "default" else None)},
         optim={"optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                "epochs": epochs, "schedule": schedule, "warmup_steps": warmup_steps, "amp": amp,
+               "milestones": ms, "gamma": gamma,
                "early_stop_patience": early_stop},
         prune={"method": method, "density": density,
                "scope": scope or (entry.default_scope if cfg.prune.scope == "global" else None),
                "rate": rate, "rewind_step": rewind_step, "reinit_control": reinit_control,
-               "prune_output": prune_output},
-        run={"seed": seed},
+               "prune_output": prune_output, "prune_bias": prune_bias},
+        run={"seed": seed, "eval_every": eval_every, "checkpoint_every": checkpoint_every},
     ).validate()
     if out is None:
         out = Path("runs") / (f"{cfg.model.model}-{cfg.data.dataset}-{cfg.prune.method}-d{cfg.prune.density:g}"

@@ -89,6 +89,10 @@ def plot_accuracy_vs_density(rows: Sequence[dict[str, Any]], path: str | os.Path
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for key, pts in sorted(groups.items()):
         pts.sort()
+        if key.startswith("dense ") and all(p[0] == 1 for p in pts):
+            # the dense reference is one point at density 1: draw it across the plot
+            ax.axhline(100 * max(p[1] for p in pts), linestyle="--", color="grey", label=key)
+            continue
         ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=key)
     ax.set_xscale("log")
     ax.set_xlabel("density (fraction of prunable weights kept)")

@@ -351,27 +351,33 @@ def _rank4(ls, rs, z, nl, nr, qs, ranks):
 
 
 @nb.njit(cache=True, nogil=True)
-def _best_pair(ls, rs, rank, z, nl):
-    """(err, i, j, tie) of the best (left i, right j) pair given the ranks; ``tie`` flags equal errors."""
-    best = np.inf
-    bi = 0
-    bj = 0
-    tie = False
+def _best_pair(ls, rs, rank, z, nl, errs):
+    """(err, i, j, tie) of the best (left i, right j) pair given the ranks; ``tie`` flags equal errors.
+
+    Three simple passes (errors, minimum, arg-minimum) that the compiler can vectorise; ``errs`` is
+    scratch of length >= nl.
+    """
     for i in range(nl):
         lv = ls[i]
         j = rank[nl - 1 - i]
-        jl = j if j > 0 else 0
-        e1 = abs((lv + rs[jl]) - z)
-        e2 = abs((lv + rs[j + 1]) - z)
-        first = e1 <= e2
-        e = e1 if first else e2
-        tie |= (e1 == e2) & (jl != j + 1) & (e <= best)
-        tie |= e == best
-        if e < best:
-            best = e
+        jl = max(j, 0)
+        errs[i] = min(abs((lv + rs[jl]) - z), abs((lv + rs[j + 1]) - z))
+    best = np.inf
+    for i in range(nl):
+        best = min(best, errs[i])
+    count = 0
+    bi = 0
+    for i in range(nl):
+        if errs[i] == best:
+            count += 1
             bi = i
-            bj = jl if first else j + 1
-    return best, bi, bj, tie
+    lv = ls[bi]
+    j = rank[nl - 1 - bi]
+    jl = max(j, 0)
+    e1 = abs((lv + rs[jl]) - z)
+    e2 = abs((lv + rs[j + 1]) - z)
+    tie = count > 1 or (e1 == e2 and jl != j + 1)
+    return best, bi, (jl if e1 <= e2 else j + 1), tie
 
 
 @nb.njit(cache=True, parallel=True)
@@ -427,7 +433,7 @@ def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, 
                     if dl[g] or dr[g]:
                         redo[t - start] = True
                         continue
-                    err, bi, bj, tie = _best_pair(ls4[g], rs4[g], g_rank[g], g_z[g], nl)
+                    err, bi, bj, tie = _best_pair(ls4[g], rs4[g], g_rank[g], g_z[g], nl, g_q[g])
                     if tie:
                         redo[t - start] = True
                         continue

@@ -1,0 +1,58 @@
+"""Bad input is refused with a one-line error naming the argument, the expectation and the value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from strongticket.errors import InputError
+from strongticket.subsetsum import SubsetSumProblem, solve
+
+
+@pytest.mark.parametrize("targets, candidates, message", [
+    (np.array([np.nan]), np.zeros((1, 3)), r"targets must be finite, got nan at index \(0,\)"),
+    (np.zeros(1), np.array([[0.0, np.inf]]), r"candidates must be finite, got inf at index \(0, 1\)"),
+    (np.zeros(2), np.zeros((3, 4)), r"same batch size T, got 3 candidate rows and 2 targets"),
+    (np.zeros(2), np.zeros(4), r"candidates must have shape \(T, n\)"),
+    (np.zeros((2, 3)), np.zeros((2, 5, 2)), r"dimension d=3, got 2"),
+    (np.zeros(0), np.zeros((0, 4)), r"batch is empty"),
+    (np.zeros((1, 1, 1)), np.zeros((1, 1, 1, 1)), r"targets must have shape \(T,\) or \(T, d\)"),
+    (np.array(["a"]), np.zeros((1, 2)), r"targets must be a real-valued array, got dtype <U1"),
+    (np.zeros(1), np.zeros((1, 70)), r"at most 62 candidates"),
+])
+def test_bad_problems_are_refused_with_a_clear_message(targets, candidates, message):
+    with pytest.raises(InputError, match=message):
+        SubsetSumProblem(targets, candidates)
+
+
+def test_unknown_norm_is_refused():
+    with pytest.raises(InputError, match=r"norm must be one of \('linf', 'l2'\), got 'l3'"):
+        SubsetSumProblem(np.zeros((1, 2)), np.zeros((1, 3, 2)), norm="l3")
+
+
+def test_mixed_numpy_and_torch_is_refused():
+    with pytest.raises(InputError, match="must both be numpy arrays or both torch tensors, got ndarray and Tensor"):
+        SubsetSumProblem(np.zeros(1), torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"eps": 0.0}, r"eps must be a finite number > 0, got 0.0"),
+    ({"eps": -1.0}, r"eps must be a finite number > 0, got -1.0"),
+    ({"objective": "sparsest"}, r"'sparsest' needs eps"),
+    ({"objective": "best"}, r"objective must be one of"),
+    ({"method": "nope"}, r"method must be 'auto' or one of \[.*'exact'.*\], got 'nope'"),
+    ({"time_limit": 0}, r"time_limit must be a number of seconds > 0"),
+    ({"objective": "fixed_size"}, r"'fixed_size' needs size >= 0"),
+])
+def test_bad_solve_options_are_refused(kwargs, message):
+    p = SubsetSumProblem(np.zeros(1), np.ones((1, 3)))
+    with pytest.raises(InputError, match=message):
+        solve(p, **kwargs)
+
+
+def test_solve_accepts_integer_arrays_and_reports_float64():
+    r = solve(SubsetSumProblem(np.array([3]), np.array([[1, 2, 5]])), "exact")
+    assert r.sums.dtype == np.float64
+    assert r.errors[0] == 0.0
+    assert r.selection.tolist() == [[True, True, False]]

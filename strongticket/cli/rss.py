@@ -1,0 +1,245 @@
+"""``strongticket rss ...``: solve subset-sum files, benchmark the solvers, measure success curves."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_table, progress, stdout
+from strongticket.errors import InputError
+
+app = typer.Typer(help="Random subset sum (RSS/MRSS): solve instance files, benchmark solvers, success curves.",
+                  no_args_is_help=True)
+
+
+def parse_list(name: str, text: str, kind: type) -> list[Any]:
+    """Parse a comma-separated option (``"16,21,24"``) into a list of ``kind``; ``a:b`` ranges for ints."""
+    out: list[Any] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if kind is int and ":" in part:
+                lo, hi = part.split(":", 1)
+                out.extend(range(int(lo), int(hi) + 1))
+            else:
+                out.append(kind(part))
+    except ValueError:
+        raise InputError(f"{name} must be a comma-separated list of {kind.__name__}s, got {text!r}") from None
+    if not out:
+        raise InputError(f"{name} must not be empty, got {text!r}")
+    return out
+
+
+def load_instances(path: Path, norm: str) -> Any:
+    """Read ``targets`` and ``candidates`` from a ``.npz`` or ``.safetensors`` file (never unpickles)."""
+    from strongticket.subsetsum import SubsetSumProblem
+
+    if not path.is_file():
+        raise InputError(f"instance file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            import zipfile
+
+            if not zipfile.is_zipfile(path):
+                raise InputError(f"{str(path)!r} is not a valid .npz file (expected a zip archive of .npy arrays, "
+                                 "as written by numpy.savez)")
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        elif suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            arrays = load_file(str(path))
+        else:
+            raise InputError(f"instance file must be .npz or .safetensors, got {path.name!r}")
+    except InputError:
+        raise
+    except Exception as exc:  # zip/header errors from numpy or safetensors
+        raise InputError(f"cannot read {str(path)!r} as {suffix[1:]}: {exc}") from None
+    missing = [k for k in ("targets", "candidates") if k not in arrays]
+    if missing:
+        raise InputError(f"{path.name} must hold arrays 'targets' (T,) or (T, d) and 'candidates' (T, n) or "
+                         f"(T, n, d); missing {missing}, found {sorted(arrays)}")
+    return SubsetSumProblem(arrays["targets"], arrays["candidates"], norm=norm)
+
+
+@app.command("solve")
+def solve_cmd(
+    file: Annotated[Path, typer.Argument(help="Instances: .npz or .safetensors with 'targets' and 'candidates'.")],
+    method: Annotated[str, typer.Option(help="'auto' or a method name (exact, torch, brute, milp, greedy, "
+                                             "local_search, mrss_exact, ...).")] = "auto",
+    objective: Annotated[str, typer.Option(help="min_error | sparsest | fixed_size.")] = "min_error",
+    eps: Annotated[float | None, typer.Option(help="Error tolerance (needed by sparsest).")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Seconds per instance for MILP/local search.")] = None,
+    size: Annotated[int | None, typer.Option(help="Subset size for fixed_size.")] = None,
+    norm: Annotated[str, typer.Option(help="MRSS error norm: linf | l2.")] = "linf",
+    out: Annotated[Path | None, typer.Option(help="Selections file (default: FILE with .selection.safetensors).")] = None,
+    seed: SeedOption = 0,
+    json: JsonOption = False,
+) -> None:
+    """Solve every instance in FILE and write the selections (safetensors: selection, sums, errors, status)."""
+    from strongticket.files import save_arrays_atomic
+    from strongticket.subsetsum import solve
+
+    problem = load_instances(file, norm)
+    result = solve(problem, method, objective=objective, eps=eps, time_limit=time_limit, size=size, seed=seed)
+    dest = out or file.with_name(file.name.split(".")[0] + ".selection.safetensors")
+    meta = {"method": result.method, "objective": objective, "eps": str(eps), "source": file.name}
+    save_arrays_atomic(dest, {"selection": result.selection.astype(np.uint8), "sums": result.sums,
+                              "errors": result.errors, "status": result.status}, metadata=meta)
+    summary = {
+        "file": str(file), "out": str(dest), "method": result.method, "objective": objective, "eps": eps,
+        "T": problem.num_instances, "n": problem.num_candidates, "d": problem.dim,
+        "seconds": result.seconds, "targets_per_s": problem.num_instances / max(result.seconds, 1e-12),
+        "error_median": float(np.median(result.errors)), "error_p99": float(np.quantile(result.errors, 0.99)),
+        "error_max": float(result.errors.max()), "mean_subset_size": float(result.num_selected.mean()),
+        "status": result.status_counts(),
+    }
+    if json:
+        emit_json(summary)
+        return
+    print_table(f"rss solve: {file.name} → {dest.name}", ["field", "value"],
+                [(k, v) for k, v in summary.items() if k not in ("file", "out")])
+
+
+@app.command("bench")
+def bench_cmd(
+    n: Annotated[str, typer.Option("--n", help="Candidates per instance, comma list or a:b range.")] = "16,21,24",
+    methods: Annotated[str, typer.Option(help="Methods to compare on the same instances.")] = "exact,milp",
+    targets: Annotated[int, typer.Option(help="Instances for the fast exact methods.")] = 50_000,
+    slow_targets: Annotated[int, typer.Option(help="Instances (a prefix of the same ones) for MILP/heuristics.")] = 10,
+    time_limit: Annotated[float, typer.Option(help="Seconds per instance for MILP/local search.")] = 5.0,
+    dist: Annotated[str, typer.Option(help="Candidate law: uniform | product.")] = "uniform",
+    repeats: Annotated[int, typer.Option(help="Timed repetitions of the fast methods (best kept).")] = 3,
+    seed: SeedOption = 0,
+    json: JsonOption = False,
+) -> None:
+    """Throughput (targets/s), peak memory and error quantiles per method and n; CP-SAT beside the exact solver."""
+    import numba
+
+    from strongticket.subsetsum import registry
+    from strongticket.subsetsum.api import load_methods
+    from strongticket.subsetsum.benchmark import run_benchmark
+
+    load_methods()
+    wanted = parse_list("--methods", methods, str)
+    known = registry.names()
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        raise InputError(f"--methods must name registered methods {known}, got unknown {unknown}")
+    ns = parse_list("--n", n, int)
+    with progress(not json) as bar:
+        task = bar.add_task("bench", total=len(ns) * len(wanted)) if bar else None
+
+        def step(label: str) -> None:
+            if bar:
+                bar.update(task, description=label, advance=1)
+
+        rows = run_benchmark(ns, wanted, targets=targets, dist=dist, seed=seed, repeats=repeats,
+                             slow_targets=slow_targets, time_limit=time_limit, on_step=step)
+    env = {"threads": numba.get_num_threads(), "dist": dist, "seed": seed}
+    if json:
+        emit_json({"env": env, "rows": [r.__dict__ for r in rows]})
+        return
+    cols = ["method", "n", "T", "seconds", "targets/s", "peak MB", "I/O MB", "err median", "err p99", "err max",
+            "exact × faster", "optimal share", "status"]
+    print_table(f"rss bench ({dist} candidates, {env['threads']} threads)", cols, [
+        (r.method, r.n, r.T, r.seconds, r.targets_per_s, r.peak_mb, r.io_mb, r.err_median, r.err_p99, r.err_max,
+         "" if r.speedup_vs_exact is None else r.speedup_vs_exact,
+         "" if r.matches_exact is None else r.matches_exact,
+         ", ".join(f"{k}:{v}" for k, v in r.status.items()) or "skipped") for r in rows])
+    for r in rows:
+        if r.note:
+            stdout.print(f"{r.method} n={r.n} skipped: {r.note}")
+
+
+@app.command("curve")
+def curve_cmd(
+    eps: Annotated[str, typer.Option(help="Tolerances for 1-D RSS, comma list.")] = "0.1,0.03,0.01,0.003,0.001",
+    n: Annotated[str, typer.Option("--n", help="1-D candidate counts, comma list or a:b range.")] = "4:24",
+    trials: Annotated[int, typer.Option(help="Independent instances per n (1-D).")] = 2000,
+    dists: Annotated[str, typer.Option(help="1-D candidate laws: uniform, product.")] = "uniform,product",
+    mrss_d: Annotated[str, typer.Option(help="MRSS dimensions (empty string: skip MRSS).")] = "1,2,3",
+    mrss_eps: Annotated[float, typer.Option(help="Tolerance for the MRSS curves.")] = 0.1,
+    mrss_n: Annotated[str, typer.Option(help="MRSS candidate counts.")] = "2:24",
+    mrss_trials: Annotated[int, typer.Option(help="Instances per (d, n) for MRSS.")] = 200,
+    confidence: Annotated[float, typer.Option(help="Success probability that defines 'required n'.")] = 0.95,
+    out: Annotated[Path, typer.Option(help="Directory for rss_curve.png and rss_curve.json.")] = Path("strongticket-out"),
+    seed: SeedOption = 0,
+    json: JsonOption = False,
+) -> None:
+    """Success probability vs n for given ε (1-D: uniform and product laws; MRSS: several d), the fitted
+    slope of required n against log2(1/ε) and against d, as a PNG plot and a table."""
+    from strongticket.files import write_json_atomic
+    from strongticket.report.rss_figures import plot_rss_curves
+    from strongticket.subsetsum import registry
+    from strongticket.subsetsum.api import load_methods
+    from strongticket.subsetsum.curves import fit_required_n_vs_d, fit_required_n_vs_log_eps, success_curve
+
+    if not 0 < confidence < 1:
+        raise InputError(f"--confidence must be in (0, 1), got {confidence}")
+    eps_list = parse_list("--eps", eps, float)
+    ns = parse_list("--n", n, int)
+    laws = parse_list("--dists", dists, str)
+    ds = parse_list("--mrss-d", mrss_d, int) if mrss_d.strip() else []
+    mrss_ns = parse_list("--mrss-n", mrss_n, int)
+    load_methods()
+    notes = []
+    if ds and not registry.names(multidim=True, objective="min_error"):
+        notes.append("MRSS skipped: no MRSS solver is installed")
+        ds = []
+    t0 = time.perf_counter()
+    total = len(laws) * len(ns) + len(ds) * len(mrss_ns)
+    with progress(not json) as bar:
+        task = bar.add_task("curves", total=total) if bar else None
+        step = (lambda _n: bar.advance(task)) if bar else None
+        curves = [success_curve(ns, eps_list, dist=law, trials=trials, seed=seed, on_step=step) for law in laws]
+        mrss = [success_curve(mrss_ns, [mrss_eps], dist="normal", d=d, trials=mrss_trials, seed=seed, on_step=step)
+                for d in ds]
+    fits = {c.label: fit_required_n_vs_log_eps(c, confidence) for c in curves}
+    lin_d, exp_d = fit_required_n_vs_d(mrss, confidence) if len(mrss) >= 2 else (None, None)
+    png = plot_rss_curves(out / "rss_curve.png", curves, fits, mrss, exp_d, confidence)
+    result = {
+        "confidence": confidence, "seconds": time.perf_counter() - t0, "plot": str(png), "notes": notes,
+        "one_dim": [{"dist": c.label, "trials": c.trials, "ns": c.ns, "eps": c.eps, "success": c.success,
+                     "required_n": c.required_n(confidence), "fit_vs_log2_inv_eps": fits[c.label].__dict__}
+                    for c in curves],
+        "mrss": [{"d": c.d, "eps": c.eps[0], "trials": c.trials, "ns": c.ns, "success": c.success[:, 0],
+                  "required_n": c.required_n(confidence)[0]} for c in mrss],
+        "mrss_fit_vs_d": None if lin_d is None else lin_d.__dict__,
+        "mrss_exponent_of_d": None if exp_d is None else exp_d.__dict__,
+    }
+    write_json_atomic(out / "rss_curve.json", _plain(result))
+    if json:
+        emit_json(result)
+        return
+    rows = []
+    for c in curves:
+        f = fits[c.label]
+        req = c.required_n(confidence)
+        rows.append((c.label, ", ".join(f"{e:g}:{r:.0f}" for e, r in zip(c.eps, req)),
+                     f.slope, f"[{f.slope_ci[0]:.2f}, {f.slope_ci[1]:.2f}]", f.r2))
+    print_table(f"required n for P(error ≤ ε) ≥ {confidence:g} ({trials} trials per n)",
+                ["dist", "ε:n", "slope per log2(1/ε)", "95% CI", "R²"], rows)
+    if mrss:
+        print_table(f"MRSS (Gaussian vectors, ℓ∞, ε={mrss_eps:g}, {mrss_trials} trials)",
+                    ["d", "required n", "counting bound d·log2(1/ε)"],
+                    [(c.d, c.required_n(confidence)[0], c.d * np.log2(1 / mrss_eps)) for c in mrss])
+        if exp_d is not None:
+            stdout.print(f"fitted exponent of d: {exp_d.slope:.2f} [{exp_d.slope_ci[0]:.2f}, {exp_d.slope_ci[1]:.2f}] "
+                         f"(the theorem allows 3)")
+    for note in notes:
+        stdout.print(note)
+    stdout.print(f"plot: {png}  table: {out / 'rss_curve.json'}")
+
+
+def _plain(obj: Any) -> Any:
+    from strongticket.cli.common import _jsonable
+
+    return _jsonable(obj)

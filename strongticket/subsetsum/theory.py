@@ -1,0 +1,225 @@
+"""Sample-size bounds of the random subset-sum theorems, as functions of ε, δ and the shapes.
+
+Sources (see ``shared/theory/constructions.md`` §1, §2, §5, §9 C/D):
+
+* Lueker 1998, "Exponentially small bounds on the expected optimum of the partition and subset sum
+  problems", Random Structures & Algorithms 12:51-62, Corollary 2.5 (RSS tail bound);
+* Pensia, Rajput, Nagle, Vishwakarma, Papailiopoulos 2020, "Optimal Lottery Tickets via SubsetSum:
+  Logarithmic Over-Parameterization is Sufficient", arXiv 2006.07990, Theorem 1 (widths);
+* Becchetti, da Cunha, Clementi, d'Amore, Lesfari, Natale, Trevisan 2022, "On the Multidimensional
+  Random Subset Sum Problem", arXiv 2207.13944 (MRSS sample size);
+* Malach, Yehudai, Shalev-Shwartz, Shamir 2020, "Proving the Lottery Ticket Hypothesis: Pruning is All
+  You Need", arXiv 2002.00585 ("find one" baseline, ~1/ε² samples per weight).
+
+**The constants are unknown.** None of these papers states a numeric value for its universal
+constant C (Lueker's Corollary 2.5 included), so every function takes ``C`` as a parameter
+(default 1). The results are *shapes*: they scale correctly in ε, δ, d and the network sizes, and must
+be calibrated against measurements before being read as absolute numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+from strongticket.errors import InputError
+
+
+def _unit_open(name: str, value: object) -> float:
+    """``value`` as a float in (0, 1), else an InputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 < float(value) < 1.0):
+        raise InputError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _positive(name: str, value: object) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value))
+            or float(value) <= 0):
+        raise InputError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def lueker_failure_bound(n: int, eps: float, C: float = 1.0) -> float:
+    """Upper bound on P(some x in [-1/2, 1/2] has no subset sum within ``eps``), n samples U[-1, 1].
+
+    Lueker 1998, Corollary 2.5: for ``eps >= exp(-n / (2C))`` the failure probability is at most
+    ``exp(-(n/2 - C·log(1/eps))² / (2n))``. Outside that range the corollary says nothing and this
+    function returns the trivial bound 1.0, so the result is non-increasing in ``n``.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples (>= 1).
+    eps : float
+        Approximation error, in (0, 1).
+    C : float
+        Lueker's universal constant (> 0); its value is not known, hence a parameter.
+
+    Returns
+    -------
+    float
+        The bound, in (0, 1].
+    """
+    n = _positive_int("n", n)
+    eps = _unit_open("eps", eps)
+    C = _positive("C", C)
+    margin = n / 2.0 - C * math.log(1.0 / eps)
+    if margin <= 0.0:
+        return 1.0
+    return math.exp(-(margin * margin) / (2.0 * n))
+
+
+def lueker_sample_size(eps: float, delta: float, C: float = 1.0) -> int:
+    """Smallest n for which :func:`lueker_failure_bound` ``(n, eps, C) <= delta``.
+
+    Rearranging Lueker 1998, Corollary 2.5 (``constructions.md`` §1.1): the bound is <= δ iff
+    ``n >= 2C·log(1/ε) + 2·sqrt(2n·log(1/δ))``. With ``u = sqrt(n)`` this is the quadratic
+    ``u² - 2·sqrt(2L)·u - 2a >= 0`` (``L = log(1/δ)``, ``a = C·log(1/ε)``), whose positive root gives
+    ``n = ceil((sqrt(2L) + sqrt(2L + 2a))²)``; the result is then checked against the bound itself so
+    that floating rounding never returns a size one too small. C is unknown (see the module docstring).
+
+    Returns
+    -------
+    int
+        Samples needed for every x in [-1/2, 1/2] to be ε-approximable with probability >= 1 - δ.
+    """
+    eps = _unit_open("eps", eps)
+    delta = _unit_open("delta", delta)
+    C = _positive("C", C)
+    L = math.log(1.0 / delta)
+    a = C * math.log(1.0 / eps)
+    root = math.sqrt(2.0 * L) + math.sqrt(2.0 * L + 2.0 * a)
+    n = max(1, math.ceil(root * root))
+    while lueker_failure_bound(n, eps, C) > delta:
+        n += 1
+    while n > 1 and lueker_failure_bound(n - 1, eps, C) <= delta:
+        n -= 1
+    return n
+
+
+def rss_sample_size(eps: float, delta: float, num_instances: int = 1, C: float = 1.0,
+                    interval: float = 1.0) -> int:
+    """Samples per RSS instance so that ``num_instances`` instances all succeed with probability >= 1 - δ.
+
+    Built on :func:`lueker_sample_size` (Lueker 1998, Corollary 2.5), which covers [-1/2, 1/2]:
+
+    * union bound: each instance may fail with probability ``δ / num_instances`` (``constructions.md``
+      §9 C.14; the log(d_in·d_out·l/δ) factor of Pensia et al. 2020);
+    * covering [-interval, interval]: ``k = ceil(2·interval)`` independent groups, each
+      ``ε/k``-good on [-1/2, 1/2] with failure ``δ'/k``, approximate ``z = k·(z/k)`` (for interval 1:
+      two groups of ε/2, i.e. "doubling n", ``constructions.md`` §1.1).
+
+    Returns
+    -------
+    int
+        ``k · lueker_sample_size(ε/k, δ/(num_instances·k), C)``.
+    """
+    eps = _unit_open("eps", eps)
+    delta = _unit_open("delta", delta)
+    num_instances = _positive_int("num_instances", num_instances)
+    C = _positive("C", C)
+    interval = _positive("interval", interval)
+    groups = max(1, math.ceil(2.0 * interval - 1e-12))
+    return groups * lueker_sample_size(eps / groups, delta / (num_instances * groups), C)
+
+
+@dataclass(frozen=True)
+class PensiaWidth:
+    """Width of one random 2-layer block in Pensia et al. 2020's construction.
+
+    Attributes
+    ----------
+    samples_per_weight : int
+        Candidates per target weight, ``ceil(C·log(d_in·d_out·l / min(ε, δ)))`` (both signs together:
+        the ± split of §2.2 uses the positive and negative first-layer weights of the same block).
+    hidden_width : int
+        ``d_in · samples_per_weight``: the width of the hidden layer that represents one target layer.
+    """
+
+    samples_per_weight: int
+    hidden_width: int
+
+
+def pensia_width(d_in: int, d_out: int, num_layers: int, eps: float, delta: float,
+                 C: float = 1.0) -> PensiaWidth:
+    """Hidden width per target layer (and samples per weight) of Pensia et al. 2020, Theorem 1.
+
+    The random layer ``M_{2i-1}`` has ``C·d_{i-1}·log(d_{i-1}·d_i·l / min(ε, δ))`` rows
+    (``constructions.md`` §2.1, recalled form [R]); C is an unknown universal constant.
+
+    Parameters
+    ----------
+    d_in, d_out : int
+        The target layer's input and output widths.
+    num_layers : int
+        Depth l of the target network (the union bound runs over all its weights).
+    eps, delta : float
+        Network error and failure probability, in (0, 1).
+    """
+    d_in = _positive_int("d_in", d_in)
+    d_out = _positive_int("d_out", d_out)
+    num_layers = _positive_int("num_layers", num_layers)
+    eps = _unit_open("eps", eps)
+    delta = _unit_open("delta", delta)
+    C = _positive("C", C)
+    per_weight = max(1, math.ceil(C * math.log(d_in * d_out * num_layers / min(eps, delta))))
+    return PensiaWidth(samples_per_weight=per_weight, hidden_width=d_in * per_weight)
+
+
+def pensia_per_weight_eps(eps: float, num_layers: int, d_in: int, d_out: int) -> float:
+    """Per-weight error ε' = ε / (2·L·sqrt(d_in·d_out)) that keeps a depth-L network within ε.
+
+    ``constructions.md`` §2.3 (derived for Pensia et al. 2020's spectral-norm setting): with every
+    layer's operator error η_i <= ε'·sqrt(d_in·d_out) = ε/(2L), the output error is
+    <= exp(ε/2) - 1 <= ε for ε <= 1. Use the largest layer's ``d_in·d_out`` for a whole network.
+    """
+    eps = _unit_open("eps", eps)
+    num_layers = _positive_int("num_layers", num_layers)
+    d_in = _positive_int("d_in", d_in)
+    d_out = _positive_int("d_out", d_out)
+    return eps / (2.0 * num_layers * math.sqrt(d_in * d_out))
+
+
+def mrss_sample_size_shape(d: int, eps: float, C: float = 1.0) -> float:
+    """``C·d³·log(1/ε)·(log(1/ε) + log d)``: the MRSS upper bound's shape.
+
+    Becchetti et al. 2022 (arXiv 2207.13944, abstract): n = O(d³·log(1/ε)·(log(1/ε) + log d)) i.i.d.
+    d-dimensional (Gaussian) samples approximate every z in [-1, 1]^d within ε with high probability.
+    Only the shape is known to us; the constant C is not, so the value is a float, not a sample size.
+    """
+    d = _positive_int("d", d)
+    eps = _unit_open("eps", eps)
+    C = _positive("C", C)
+    log_inv = math.log(1.0 / eps)
+    return C * d ** 3 * log_inv * (log_inv + math.log(d))
+
+
+def counting_lower_bound(eps: float, d: int = 1) -> float:
+    """``d·log2(1/ε)``: fewer samples cannot ε-approximate every point of [-1, 1]^d (ℓ∞).
+
+    Counting argument (``constructions.md`` §5 and §9 D.23, after Pensia et al. 2020's lower bound):
+    the 2^n subset sums are the centres of ℓ∞ balls of side 2ε, which must cover the cube of side 2,
+    i.e. (1/ε)^d cells, so 2^n >= ε^-d. Holds for every sample law and is exact (no unknown constant).
+    """
+    eps = _unit_open("eps", eps)
+    d = _positive_int("d", d)
+    return d * math.log2(1.0 / eps)
+
+
+def malach_samples_per_weight(eps: float, C: float = 1.0) -> float:
+    """``C / ε²``: samples per target weight of the "find one" baseline (shape only).
+
+    Malach et al. 2020 approximate each target weight by a *single* random product; the summary of
+    Orseau et al. 2020 (``constructions.md`` §3) puts that at ~1/ε² sampled neurons per weight,
+    against O(log(1/ε)) for subset sums. C is unknown.
+    """
+    eps = _unit_open("eps", eps)
+    C = _positive("C", C)
+    return C / (eps * eps)

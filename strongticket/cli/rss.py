@@ -233,7 +233,7 @@ def curve_cmd(
                     [(c.d, c.required_n(confidence)[0], c.d * np.log2(1 / mrss_eps)) for c in mrss])
         if exp_d is not None:
             stdout.print(f"fitted exponent of d: {exp_d.slope:.2f} [{exp_d.slope_ci[0]:.2f}, {exp_d.slope_ci[1]:.2f}] "
-                         f"(the theorem allows 3)")
+                         f"(the theorem allows 3)", markup=False)
     for note in notes:
         stdout.print(note)
     stdout.print(f"plot: {png}  table: {out / 'rss_curve.json'}")

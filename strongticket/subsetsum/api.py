@@ -63,6 +63,7 @@ def choose_method(problem: SubsetSumProblem, options: registry.SolveOptions) -> 
     1-D: ``torch`` for CUDA tensors (``min_error``), ``exact`` (compiled meet-in-the-middle) up to
     n = 44, else ``milp`` with a time limit when one was given, else ``local_search``. ``fixed_size``
     always goes to ``milp``. MRSS: ``mrss_exact`` while 2^(n/2)·d stays small, else ``mrss_local_search``.
+    ``brute`` (n <= 20) is the last resort.
     """
     load_methods()
     n, d = problem.num_candidates, problem.dim
@@ -75,6 +76,7 @@ def choose_method(problem: SubsetSumProblem, options: registry.SolveOptions) -> 
         order += ["exact", "milp" if options.time_limit else "local_search", "local_search"]
     else:
         order = ["mrss_exact", "mrss_milp" if options.time_limit else "mrss_local_search", "mrss_local_search"]
+    order.append("brute")  # the oracle, for small n, when nothing better is installed
     reasons = []
     available = registry.all_methods()
     for name in order:

@@ -1,0 +1,304 @@
+"""Multidimensional random subset sum (MRSS): exact meet-in-the-middle and heuristics.
+
+MRSS (Becchetti et al. 2022, "On the Multidimensional Random Subset Sum Problem", arXiv 2207.13944):
+approximate a target z in R^d by a subset sum of n vectors, error in ℓ∞ or ℓ2. Methods:
+
+* ``mrss_exact`` (exact, ``min_error`` and ``sparsest``): split the candidates into halves, enumerate
+  each half's 2^(n/2) subset sums, and pair them. Both lists are built already sorted by their first
+  coordinate (each candidate merges the list with itself shifted: O(2^(n/2)·d), no sort). The smaller
+  half's sums are visited in order of ``z0 - L0``, a pointer into the larger half moves monotonically to
+  the nearest first coordinate, and the scan fans out from it only while the first-coordinate gap is
+  within the best error so far (any norm is at least the gap of one coordinate), so it is exact and,
+  for small d, visits a handful of pairs per half-sum. This is the sorted projection index of a
+  nearest-neighbour search (``solvers.md`` used a k-d tree; the projection sweep is compiled, needs no
+  tree build and was several times faster at d = 2). ``sparsest`` groups both halves by subset size and,
+  for k = 0, 1, ..., pairs sizes (a, k - a) with an ε window on the first coordinate: the ε-decision
+  query that ``solvers.md`` found much cheaper than full minimisation. Ties go to the smaller subset,
+  then the smaller bitmask (:mod:`strongticket.subsetsum.keys`).
+* ``mrss_greedy`` and ``mrss_local_search``: the kernels of :mod:`strongticket.subsetsum.heuristics` with
+  vector residuals. They prove nothing: their lower bound is the trivial 0.
+
+Exact search is practical for d <= 4 and n <= 32 (``solvers.md``); beyond, use the heuristics or
+``mrss_milp`` with a time limit and compare with the counting lower bound n >= d·log2(1/ε)
+(:func:`strongticket.subsetsum.theory.counting_lower_bound`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from strongticket.errors import InputError, MethodUnavailableError
+from strongticket.subsetsum.heuristics import run_heuristic
+from strongticket.subsetsum.keys import masks_to_selection
+from strongticket.subsetsum.problem import Status, SubsetSumProblem, approximation_errors, selection_sums
+from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
+
+#: Largest n the exact MRSS solver accepts, and the largest d·2^ceil(n/2) (floats per half-sum list).
+MRSS_EXACT_MAX_N = 34
+MRSS_EXACT_MAX_CELLS = 1 << 22
+_PC_SHIFT = 56
+_MASK = (1 << _PC_SHIFT) - 1
+# Scan windows are widened by a few ulps so that floating rounding never hides a tie.
+_WIDEN = 1.0 + 1e-12
+
+
+@njit(cache=True)
+def _sorted_half(x, lo, h):
+    """All 2^h subset sums of candidates lo..lo+h-1 of x (n, d), sorted by the first coordinate.
+
+    Returns ``(vals (2^h, d), keys (2^h,))`` with ``key = popcount << 56 | global bitmask``.
+    """
+    d = x.shape[1]
+    m = 1 << h
+    vals = np.zeros((m, d))
+    keys = np.zeros(m, dtype=np.int64)
+    bvals = np.zeros((m, d))
+    bkeys = np.zeros(m, dtype=np.int64)
+    size = 1
+    for j in range(h):
+        xj = x[lo + j]
+        add = (np.int64(1) << _PC_SHIFT) | (np.int64(1) << (lo + j))
+        a = 0
+        b = 0
+        o = 0
+        # merge vals[:size] with vals[:size] + xj, both sorted by coordinate 0
+        while a < size and b < size:
+            vb0 = vals[b, 0] + xj[0]
+            if vals[a, 0] <= vb0:
+                bvals[o] = vals[a]
+                bkeys[o] = keys[a]
+                a += 1
+            else:
+                for k in range(d):
+                    bvals[o, k] = vals[b, k] + xj[k]
+                bkeys[o] = keys[b] + add
+                b += 1
+            o += 1
+        while a < size:
+            bvals[o] = vals[a]
+            bkeys[o] = keys[a]
+            a += 1
+            o += 1
+        while b < size:
+            for k in range(d):
+                bvals[o, k] = vals[b, k] + xj[k]
+            bkeys[o] = keys[b] + add
+            b += 1
+            o += 1
+        size *= 2
+        vals, bvals = bvals, vals
+        keys, bkeys = bkeys, keys
+    return vals, keys
+
+
+@njit(cache=True, inline="always")
+def _pair_cost(q, rv, norm, bound):
+    """Cost of q - rv (ℓ∞, or squared ℓ2), stopping early once above ``bound``."""
+    c = 0.0
+    if norm == 0:
+        for k in range(q.shape[0]):
+            a = abs(q[k] - rv[k])
+            if a > c:
+                c = a
+                if c > bound:
+                    return c
+    else:
+        for k in range(q.shape[0]):
+            v = q[k] - rv[k]
+            c += v * v
+            if c > bound:
+                return c
+    return c
+
+
+@njit(cache=True)
+def _min_error_one(z, Lv, Lk, Rv, Rk, norm):
+    """Key of the best pair L_i + R_j for target z; visits pairs within the first-coordinate bound."""
+    d = z.shape[0]
+    q = np.empty(d)
+    best = 0.0
+    for k in range(d):
+        best = max(best, abs(z[k])) if norm == 0 else best + z[k] * z[k]
+    best_key = np.int64(0)
+    gap = (best if norm == 0 else math.sqrt(best)) * _WIDEN
+    m2 = Rv.shape[0]
+    p = 0
+    for i in range(Lv.shape[0] - 1, -1, -1):  # q0 = z0 - L0 increasing
+        for k in range(d):
+            q[k] = z[k] - Lv[i, k]
+        q0 = q[0]
+        while p < m2 and Rv[p, 0] < q0:
+            p += 1
+        lk = Lk[i]
+        j = p
+        while j < m2 and Rv[j, 0] - q0 <= gap:
+            c = _pair_cost(q, Rv[j], norm, best)
+            if c < best or (c == best and lk + Rk[j] < best_key):
+                best = c
+                best_key = lk + Rk[j]
+                gap = (best if norm == 0 else math.sqrt(best)) * _WIDEN
+            j += 1
+        j = p - 1
+        while j >= 0 and q0 - Rv[j, 0] <= gap:
+            c = _pair_cost(q, Rv[j], norm, best)
+            if c < best or (c == best and lk + Rk[j] < best_key):
+                best = c
+                best_key = lk + Rk[j]
+                gap = (best if norm == 0 else math.sqrt(best)) * _WIDEN
+            j -= 1
+    return best_key
+
+
+@njit(cache=True)
+def _group_by_size(vals, keys, h):
+    """Stable counting sort by subset size: returns (vals, keys, starts (h + 2,))."""
+    m = keys.shape[0]
+    starts = np.zeros(h + 2, dtype=np.int64)
+    for i in range(m):
+        starts[(keys[i] >> _PC_SHIFT) + 1] += 1
+    for s in range(h + 1):
+        starts[s + 1] += starts[s]
+    fill = starts.copy()
+    gv = np.empty_like(vals)
+    gk = np.empty_like(keys)
+    for i in range(m):
+        s = keys[i] >> _PC_SHIFT
+        gv[fill[s]] = vals[i]
+        gk[fill[s]] = keys[i]
+        fill[s] += 1
+    return gv, gk, starts
+
+
+@njit(cache=True)
+def _sparsest_one(z, Lv, Lk, Ls, Rv, Rk, Rs, h1, h2, norm, eps):
+    """Key of the smallest subset within eps (then smallest error, then key), or -1 if none is."""
+    d = z.shape[0]
+    q = np.empty(d)
+    stop = eps if norm == 0 else eps * eps
+    w = eps * _WIDEN
+    for size in range(h1 + h2 + 1):
+        best = np.inf
+        best_key = np.int64(-1)
+        for a in range(max(0, size - h2), min(size, h1) + 1):
+            b = size - a
+            r_lo, r_hi = Rs[b], Rs[b + 1]
+            p = r_lo
+            for i in range(Ls[a + 1] - 1, Ls[a] - 1, -1):  # q0 increasing
+                for k in range(d):
+                    q[k] = z[k] - Lv[i, k]
+                q0 = q[0]
+                while p < r_hi and Rv[p, 0] < q0 - w:
+                    p += 1
+                j = p
+                while j < r_hi and Rv[j, 0] - q0 <= w:
+                    c = _pair_cost(q, Rv[j], norm, stop)
+                    ok = c <= eps if norm == 0 else math.sqrt(c) <= eps
+                    key = Lk[i] + Rk[j]
+                    if ok and (c < best or (c == best and key < best_key)):
+                        best = c
+                        best_key = key
+                    j += 1
+        if best_key >= 0:
+            return best_key
+    return np.int64(-1)
+
+
+@njit(cache=True, parallel=True)
+def mrss_exact_kernel(x, z, norm, sparsest, eps, out_keys, out_found):
+    """Exact MRSS for every target (parallel over targets).
+
+    Parameters
+    ----------
+    x : float64 (T, n, d)
+    z : float64 (T, d)
+    norm : int
+        0 for ℓ∞, 1 for ℓ2.
+    sparsest : bool
+        Find the smallest subset within ``eps`` (falling back to min_error where none is) instead of
+        the best approximation.
+    out_keys : int64 (T,)
+        Receives ``popcount << 56 | bitmask`` of each selection.
+    out_found : bool (T,)
+        Receives whether a subset within eps exists (sparsest only).
+    """
+    T, n, d = x.shape
+    h1 = n // 2
+    h2 = n - h1
+    for t in prange(T):
+        Lv, Lk = _sorted_half(x[t], 0, h1)
+        Rv, Rk = _sorted_half(x[t], h1, h2)
+        key = np.int64(-1)
+        if sparsest:
+            gLv, gLk, Ls = _group_by_size(Lv, Lk, h1)
+            gRv, gRk, Rs = _group_by_size(Rv, Rk, h2)
+            key = _sparsest_one(z[t], gLv, gLk, Ls, gRv, gRk, Rs, h1, h2, norm, eps)
+        out_found[t] = key >= 0
+        if key < 0:
+            key = _min_error_one(z[t], Lv, Lk, Rv, Rk, norm)
+        out_keys[t] = key
+
+
+def _norm_code(problem: SubsetSumProblem) -> int:
+    return 1 if problem.norm == "l2" else 0
+
+
+def _check_exact(problem: SubsetSumProblem, options: SolveOptions) -> None:
+    n, d = problem.num_candidates, problem.dim
+    cells = d * (1 << ((n + 1) // 2))
+    if n > MRSS_EXACT_MAX_N or cells > MRSS_EXACT_MAX_CELLS:
+        raise MethodUnavailableError(
+            f"method 'mrss_exact' enumerates d·2^ceil(n/2) half-sum coordinates and takes n <= {MRSS_EXACT_MAX_N} "
+            f"and d·2^ceil(n/2) <= 2^22, got n={n}, d={d} ({cells} coordinates); use 'mrss_local_search' "
+            "or 'mrss_milp' with a time limit")
+
+
+def _solve_exact(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+    if options.extra:
+        raise InputError(f"method 'mrss_exact' takes no extra options, got {sorted(options.extra)}")
+    T, n = problem.num_instances, problem.num_candidates
+    x = np.ascontiguousarray(problem.candidates, dtype=np.float64)
+    z = np.ascontiguousarray(problem.targets, dtype=np.float64)
+    sparsest = options.objective == "sparsest"
+    eps = float(options.eps) if options.eps is not None else -1.0
+    keys = np.zeros(T, dtype=np.int64)
+    found = np.zeros(T, dtype=bool)
+    mrss_exact_kernel(x, z, _norm_code(problem), sparsest, eps, keys, found)
+    selection = masks_to_selection(keys & _MASK, n)
+    status = np.full(T, Status.OPTIMAL, dtype=np.int8)
+    if sparsest:
+        status[~found] = Status.INFEASIBLE
+        return SolverOutput(selection=selection, status=status)
+    errors = approximation_errors(problem.targets, selection_sums(problem.candidates, selection), problem.norm)
+    if options.eps is not None:
+        status[errors > options.eps] = Status.INFEASIBLE
+    return SolverOutput(selection=selection, status=status, lower_bounds=errors)
+
+
+def _heuristic(local: bool, name: str):
+    def fn(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+        out = run_heuristic(problem, options, local=local, name=name)
+        info = {**out.info, "lower_bound": "0: a heuristic proves no lower bound; compare with "
+                "theory.counting_lower_bound for the sample size uniform coverage needs"}
+        return SolverOutput(selection=out.selection, status=out.status,
+                            lower_bounds=np.zeros(problem.num_instances), info=info)
+    return fn
+
+
+register(MethodInfo(
+    name="mrss_exact", fn=_solve_exact, exact=True, one_dim=False, multidim=True,
+    objectives=("min_error", "sparsest"), check=_check_exact,
+    description=f"MRSS meet-in-the-middle over sorted half-sums (n <= {MRSS_EXACT_MAX_N}, d·2^(n/2) <= 2^22)",
+))
+register(MethodInfo(
+    name="mrss_greedy", fn=_heuristic(False, "mrss_greedy"), exact=False, one_dim=False, multidim=True,
+    objectives=("min_error", "sparsest"),
+    description="MRSS greedy additions while the error drops (no proof)",
+))
+register(MethodInfo(
+    name="mrss_local_search", fn=_heuristic(True, "mrss_local_search"), exact=False, one_dim=False,
+    multidim=True, objectives=("min_error", "sparsest"),
+    description="MRSS greedy then 1/2-flip descent, optional seeded random restarts (no proof)",
+))

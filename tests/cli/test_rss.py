@@ -1,0 +1,107 @@
+"""``strongticket rss ...`` end to end: JSON on stdout only, files written, bad input as one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from strongticket.cli.app import main
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def instances(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "inst.npz"
+    np.savez(path, targets=rng.uniform(-1, 1, 50), candidates=rng.uniform(-1, 1, (50, 12)))
+    return path
+
+
+def test_solve_writes_selections_and_prints_one_json_object(instances, capsys):
+    code, out, err = run(["rss", "solve", str(instances), "--objective", "sparsest", "--eps", "0.05", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["T"] == 50 and summary["n"] == 12 and summary["method"] == "exact"
+    saved = load_file(summary["out"])
+    assert saved["selection"].shape == (50, 12)
+    x = np.load(instances)["candidates"]
+    z = np.load(instances)["targets"]
+    sums = np.where(saved["selection"].astype(bool), x, 0.0).sum(axis=1)
+    np.testing.assert_allclose(sums, saved["sums"], atol=1e-12)
+    assert np.all(np.abs(z - saved["sums"])[saved["status"] == 0] <= 0.05)
+
+
+def test_solve_reads_safetensors(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "inst.safetensors"
+    save_file({"targets": rng.uniform(-1, 1, (4, 2)), "candidates": rng.normal(size=(4, 8, 2))}, str(path))
+    code, out, err = run(["rss", "solve", str(path), "--method", "brute", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["d"] == 2
+
+
+@pytest.mark.parametrize("content, args, message", [
+    (None, [], "does not exist"),
+    (b"not a zip", [], "is not a valid .npz file"),
+    ("wrongkeys", [], "must hold arrays 'targets'"),
+    ("good", ["--eps", "0"], "eps must be a finite number > 0, got 0.0"),
+    ("good", ["--method", "magic"], "method must be 'auto' or one of"),
+    ("good", ["--method", "brute", "--objective", "sparsest"], "'sparsest' needs eps"),
+])
+def test_bad_input_is_one_line_on_stderr_with_exit_code_2(tmp_path, capsys, content, args, message):
+    path = tmp_path / "x.npz"
+    if content == "wrongkeys":
+        np.savez(path, a=np.zeros(3))
+    elif content == "good":
+        np.savez(path, targets=np.zeros(2), candidates=np.ones((2, 3)))
+    elif content is not None:
+        path.write_bytes(content)
+    code, out, err = run(["rss", "solve", str(path), *args], capsys)
+    assert code == 2
+    assert out == ""
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_json_reports_throughput_memory_and_skips_what_cannot_run(capsys):
+    code, out, err = run(["rss", "bench", "--n", "8,22", "--methods", "exact,brute", "--targets", "200",
+                          "--slow-targets", "3", "--repeats", "1", "--json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    by = {(r["method"], r["n"]): r for r in rows}
+    assert by[("exact", 8)]["targets_per_s"] > 0 and by[("exact", 8)]["T"] == 200
+    assert by[("brute", 8)]["matches_exact"] == 1.0  # the oracle and the exact solver agree
+    assert by[("brute", 22)]["note"].startswith("method 'brute' enumerates")
+
+
+def test_curve_writes_plot_and_table(tmp_path, capsys):
+    code, out, err = run(["rss", "curve", "--n", "2:10", "--trials", "100", "--eps", "0.1,0.05", "--mrss-d", "1,2",
+                          "--mrss-n", "2:8", "--mrss-trials", "20", "--out", str(tmp_path), "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (tmp_path / "rss_curve.png").stat().st_size > 10_000
+    saved = json.loads((tmp_path / "rss_curve.json").read_text())
+    assert saved["one_dim"][0]["dist"] == "uniform"
+    success = np.array(result["one_dim"][0]["success"])
+    assert success.shape == (9, 2)
+    # more candidates never hurt on average: success at n=10 beats n=2 for both eps
+    assert np.all(success[-1] > success[0])
+
+
+def test_version_and_help(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.startswith("strongticket ")
+    code, out, _ = run(["rss", "--help"], capsys)
+    assert code == 0 and "bench" in out and "curve" in out

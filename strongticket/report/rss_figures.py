@@ -22,7 +22,8 @@ def plot_rss_curves(
     """Write a 3-panel PNG to ``dest`` (atomically) and return its path.
 
     Panel 1: P(error <= ε) against n for every 1-D law and ε. Panel 2: required n against log2(1/ε)
-    with the fitted lines and the counting lower bound n = log2(1/ε). Panel 3: MRSS required n against
+    with the fitted lines, the counting lower bound n = log2(1/ε) and Lueker's sample size with C = 1
+    (his constant is not known; the curve shows the shape, not a threshold). Panel 3: MRSS required n against
     d, with the counting lower bound d·log2(1/ε) and the d³·log(1/ε)·(log(1/ε) + log d) shape of
     Becchetti et al. (2022) scaled through the d = 1 point (its constant is unknown).
     """
@@ -53,6 +54,13 @@ def plot_rss_curves(
                     label=f"fit: slope {fit.slope:.2f} [{fit.slope_ci[0]:.2f}, {fit.slope_ci[1]:.2f}]")
     xs = np.log2(1 / one_dim[0].eps)
     ax.plot(xs, xs, "k--", lw=1, label="counting lower bound n = log2(1/ε)")
+    try:
+        from strongticket.subsetsum.theory import lueker_sample_size
+
+        lueker = [lueker_sample_size(float(e), 1.0 - confidence, C=1.0) for e in one_dim[0].eps]
+        ax.plot(xs, lueker, ":", color="C3", label=f"Lueker Cor. 2.5, δ={1 - confidence:g}, C=1 (C unknown)")
+    except ImportError:
+        pass
     ax.set(xlabel="log2(1/ε)", ylabel=f"n needed for P ≥ {confidence:g}", title="required n vs ε (Lueker: linear)")
     ax.legend(fontsize=7)
 
@@ -67,8 +75,9 @@ def plot_rss_curves(
         if np.isfinite(req[0]) and shape[0] > 0:
             ax.plot(ds, shape * req[0] / shape[0], ":", color="C3", label="theorem shape d³·log(1/ε)(log(1/ε)+log d), scaled")
         if mrss_fit is not None and np.isfinite(mrss_fit.slope):
-            ax.set_title(f"MRSS: fitted exponent of d = {mrss_fit.slope:.2f} "
-                         f"[{mrss_fit.slope_ci[0]:.2f}, {mrss_fit.slope_ci[1]:.2f}]")
+            ci = (f" [{mrss_fit.slope_ci[0]:.2f}, {mrss_fit.slope_ci[1]:.2f}]"
+                  if np.all(np.isfinite(mrss_fit.slope_ci)) else "")
+            ax.set_title(f"MRSS: fitted exponent of d = {mrss_fit.slope:.2f}{ci}")
         ax.set_yscale("log")
         ax.set(xlabel="dimension d", ylabel=f"n needed for P ≥ {confidence:g}")
         ax.legend(fontsize=7)

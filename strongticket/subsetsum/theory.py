@@ -9,7 +9,8 @@ Sources (see ``shared/theory/constructions.md`` §1, §2, §5, §9 C/D):
 * Becchetti, da Cunha, Clementi, d'Amore, Lesfari, Natale, Trevisan 2022, "On the Multidimensional
   Random Subset Sum Problem", arXiv 2207.13944 (MRSS sample size);
 * Malach, Yehudai, Shalev-Shwartz, Shamir 2020, "Proving the Lottery Ticket Hypothesis: Pruning is All
-  You Need", arXiv 2002.00585 ("find one" baseline, ~1/ε² samples per weight).
+  You Need", arXiv 2002.00585 ("find one" baseline: ~ln(1/δ)/ε samples per weight by the count of
+  :func:`malach_samples_per_weight`, ~1/ε² as quoted in the literature).
 
 **The constants are unknown.** None of these papers states a numeric value for its universal
 constant C (Lueker's Corollary 2.5 included), so every function takes ``C`` as a parameter
@@ -137,31 +138,48 @@ class PensiaWidth:
     Attributes
     ----------
     samples_per_weight : int
-        Candidates per target weight, ``ceil(C·log(d_in·d_out·l / min(ε, δ)))`` (both signs together:
-        the ± split of §2.2 uses the positive and negative first-layer weights of the same block).
+        n, the candidates of one RSS instance (one sign of the ± split of ``constructions.md`` §2.2):
+        ``ceil(C·log2(d_in·d_out·L / min(ε, δ)))``.
     hidden_width : int
-        ``d_in · samples_per_weight``: the width of the hidden layer that represents one target layer.
+        ``2·n·d_in``: every input feeds 2n univariate hidden ReLUs (n for σ(x), n for σ(-x)), shared by
+        all ``d_out`` outputs (§2.2, "m = 2n·d_in").
     """
 
     samples_per_weight: int
     hidden_width: int
 
+    @property
+    def samples_per_weight_both_signs(self) -> int:
+        """2n: the hidden neurons one input contributes (both signs of the ± split)."""
+        return 2 * self.samples_per_weight
+
 
 def pensia_width(d_in: int, d_out: int, num_layers: int, eps: float, delta: float,
                  C: float = 1.0) -> PensiaWidth:
-    """Hidden width per target layer (and samples per weight) of Pensia et al. 2020, Theorem 1.
+    """Samples per weight and hidden width per target layer, Pensia et al. 2020, Theorem 1 (form [R]).
 
-    The random layer ``M_{2i-1}`` has ``C·d_{i-1}·log(d_{i-1}·d_i·l / min(ε, δ))`` rows
-    (``constructions.md`` §2.1, recalled form [R]); C is an unknown universal constant.
+    ``constructions.md`` §2.1: the random layer ``M_{2i-1}`` has ``C·d_{i-1}·log(d_{i-1}·d_i·L / min(ε, δ))``
+    rows; §2.2 realises it as ``2n·d_in`` univariate hidden neurons with
+    ``n = ceil(C·log2(d_in·d_out·L / min(ε, δ)))`` samples per weight and sign (the log2 follows the
+    paper's experiment, ``n = c·log2(1/ε)``, §2.4). The universal constant C is **not known** in the
+    literature (the theorem is recalled, not quoted): the result is a shape, to be calibrated against
+    measured success rates (§9 C.14, D.19).
 
     Parameters
     ----------
     d_in, d_out : int
-        The target layer's input and output widths.
+        The target layer's input and output widths (>= 1).
     num_layers : int
-        Depth l of the target network (the union bound runs over all its weights).
+        Depth L of the target network (the union bound runs over all its weights).
     eps, delta : float
         Network error and failure probability, in (0, 1).
+    C : float
+        The unknown constant (> 0).
+
+    Returns
+    -------
+    PensiaWidth
+        ``samples_per_weight`` n and ``hidden_width`` 2n·d_in.
     """
     d_in = _positive_int("d_in", d_in)
     d_out = _positive_int("d_out", d_out)
@@ -169,8 +187,8 @@ def pensia_width(d_in: int, d_out: int, num_layers: int, eps: float, delta: floa
     eps = _unit_open("eps", eps)
     delta = _unit_open("delta", delta)
     C = _positive("C", C)
-    per_weight = max(1, math.ceil(C * math.log(d_in * d_out * num_layers / min(eps, delta))))
-    return PensiaWidth(samples_per_weight=per_weight, hidden_width=d_in * per_weight)
+    per_weight = max(1, math.ceil(C * math.log2(d_in * d_out * num_layers / min(eps, delta)) - 1e-12))
+    return PensiaWidth(samples_per_weight=per_weight, hidden_width=2 * per_weight * d_in)
 
 
 def pensia_per_weight_eps(eps: float, num_layers: int, d_in: int, d_out: int) -> float:
@@ -213,12 +231,52 @@ def counting_lower_bound(eps: float, d: int = 1) -> float:
     return d * math.log2(1.0 / eps)
 
 
-def malach_samples_per_weight(eps: float, C: float = 1.0) -> float:
-    """``C / ε²``: samples per target weight of the "find one" baseline (shape only).
+#: Lower bound of the density of a product u·v of two U[-1, 1] draws on [-1/2, 1/2]: ½·ln 2
+#: (``constructions.md`` §1.1 and §9 A.5: the density is ½·ln(1/|z|)).
+PRODUCT_DENSITY_HALF = 0.5 * math.log(2.0)
 
-    Malach et al. 2020 approximate each target weight by a *single* random product; the summary of
-    Orseau et al. 2020 (``constructions.md`` §3) puts that at ~1/ε² sampled neurons per weight,
-    against O(log(1/ε)) for subset sums. C is unknown.
+
+def malach_samples_per_weight(eps: float, delta: float = 0.01, density: float = PRODUCT_DENSITY_HALF) -> int:
+    """Pool size for the "find one" baseline: samples per target weight so that, with probability at
+    least 1 - δ, one single random product lands within ``eps`` of the weight.
+
+    Malach et al. 2020 (arXiv 2002.00585; ``constructions.md`` §3) approximate each target weight by
+    one random product v·u. Where the product's density is at least ``density`` = c, one draw lands in
+    [w - ε, w + ε] with probability p >= 2ε·c, so n draws all miss with probability (1 - p)^n and
+
+        n = ceil(ln(1/δ) / -ln(1 - p))  ≈  ln(1/δ) / (2ε·c),
+
+    i.e. ~1/ε per weight for a fixed δ ([D], derived here). The literature quotes ~1/ε² sampled
+    neurons per weight (Orseau et al. 2020's summary of Malach et al., §3, [quote];
+    :func:`malach_samples_per_weight_literature`); the papers' full texts were not available to
+    reconcile the two. Both are far above the O(log(1/ε)) samples of subset sums (§9 C.16).
+
+    Parameters
+    ----------
+    eps, delta : float
+        Per-weight error and failure probability, in (0, 1).
+    density : float
+        Lower bound c on the density of one product near the weight (> 0); default ½·ln 2, the
+        U[-1, 1]·U[-1, 1] product on [-1/2, 1/2].
+
+    Returns
+    -------
+    int
+        The pool size n (>= 1).
+    """
+    eps = _unit_open("eps", eps)
+    delta = _unit_open("delta", delta)
+    density = _positive("density", density)
+    p = min(1.0, 2.0 * eps * density)
+    if p >= 1.0:
+        return 1
+    return max(1, math.ceil(math.log(1.0 / delta) / -math.log1p(-p) * (1.0 - 1e-12)))
+
+
+def malach_samples_per_weight_literature(eps: float, C: float = 1.0) -> float:
+    """``C / ε²``: the per-weight count quoted for Malach et al. 2020 (shape only, C unknown).
+
+    ``constructions.md`` §3 and §9 C.16 ([quote]: Orseau et al. 2020's figure summary).
     """
     eps = _unit_open("eps", eps)
     C = _positive("C", C)

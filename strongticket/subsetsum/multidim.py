@@ -38,7 +38,15 @@ from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutp
 
 #: Largest n the exact MRSS solver accepts, and the largest d·2^ceil(n/2) (floats per half-sum list).
 MRSS_EXACT_MAX_N = 34
-MRSS_EXACT_MAX_CELLS = 1 << 22
+MRSS_EXACT_MAX_CELLS = 1 << 23
+#: Above this dimension the first-coordinate window prunes little (the optimal error is large), so the
+#: work approaches d·2^n; it is capped at MRSS_EXACT_MAX_PAIR_WORK (~10 s per target at d = 16, n = 31).
+MRSS_EXACT_SWEEP_MAX_D = 4
+MRSS_EXACT_MAX_PAIR_WORK = 1 << 35
+#: Above d = 4 the first-coordinate window prunes little and the scan nears all 2^n pairs: refuse
+#: when d·2^n exceeds this (d = 16 allows n <= 26; solvers.md measured d = 16, n = 32 at ~10 s/target).
+MRSS_EXACT_LOW_D = 4
+MRSS_EXACT_MAX_PAIR_WORK = 1 << 30
 _PC_SHIFT = 56
 _MASK = (1 << _PC_SHIFT) - 1
 # Scan windows are widened by a few ulps so that floating rounding never hides a tie.
@@ -251,7 +259,13 @@ def _check_exact(problem: SubsetSumProblem, options: SolveOptions) -> None:
     if n > MRSS_EXACT_MAX_N or cells > MRSS_EXACT_MAX_CELLS:
         raise MethodUnavailableError(
             f"method 'mrss_exact' enumerates d·2^ceil(n/2) half-sum coordinates and takes n <= {MRSS_EXACT_MAX_N} "
-            f"and d·2^ceil(n/2) <= 2^22, got n={n}, d={d} ({cells} coordinates); use 'mrss_local_search' "
+            f"and d·2^ceil(n/2) <= 2^{MRSS_EXACT_MAX_CELLS.bit_length() - 1}, got n={n}, d={d} ({cells} "
+            "coordinates); use 'mrss_local_search' or 'mrss_milp' with a time limit")
+    if d > MRSS_EXACT_SWEEP_MAX_D and d * (1 << n) > MRSS_EXACT_MAX_PAIR_WORK:
+        raise MethodUnavailableError(
+            f"method 'mrss_exact' pairs the halves through a window on one coordinate, which for d > "
+            f"{MRSS_EXACT_SWEEP_MAX_D} visits nearly all 2^n pairs; it takes d·2^n <= "
+            f"2^{MRSS_EXACT_MAX_PAIR_WORK.bit_length() - 1} there, got n={n}, d={d}; use 'mrss_local_search' "
             "or 'mrss_milp' with a time limit")
 
 
@@ -290,7 +304,7 @@ def _heuristic(local: bool, name: str):
 register(MethodInfo(
     name="mrss_exact", fn=_solve_exact, exact=True, one_dim=False, multidim=True,
     objectives=("min_error", "sparsest"), check=_check_exact,
-    description=f"MRSS meet-in-the-middle over sorted half-sums (n <= {MRSS_EXACT_MAX_N}, d·2^(n/2) <= 2^22)",
+    description=f"MRSS meet-in-the-middle over sorted half-sums (n <= {MRSS_EXACT_MAX_N}, d·2^(n/2) <= 2^23)",
 ))
 register(MethodInfo(
     name="mrss_greedy", fn=_heuristic(False, "mrss_greedy"), exact=False, one_dim=False, multidim=True,

@@ -39,13 +39,10 @@ from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutp
 #: Largest n the exact MRSS solver accepts, and the largest d·2^ceil(n/2) (floats per half-sum list).
 MRSS_EXACT_MAX_N = 34
 MRSS_EXACT_MAX_CELLS = 1 << 23
-#: Above this dimension the first-coordinate window prunes little (the optimal error is large), so the
-#: work approaches d·2^n; it is capped at MRSS_EXACT_MAX_PAIR_WORK (~10 s per target at d = 16, n = 31).
-MRSS_EXACT_SWEEP_MAX_D = 4
-MRSS_EXACT_MAX_PAIR_WORK = 1 << 35
 #: Above d = 4 the first-coordinate window prunes little and the scan nears all 2^n pairs: refuse
-#: when d·2^n exceeds this (d = 16 allows n <= 26; solvers.md measured d = 16, n = 32 at ~10 s/target).
-MRSS_EXACT_LOW_D = 4
+#: when d·2^n exceeds MRSS_EXACT_MAX_PAIR_WORK (d = 16 allows n <= 26; measured here: d = 16, n = 24
+#: ~80 ms/target; solvers.md measured d = 16, n = 32 at ~10 s/target).
+MRSS_EXACT_SWEEP_MAX_D = 4
 MRSS_EXACT_MAX_PAIR_WORK = 1 << 30
 _PC_SHIFT = 56
 _MASK = (1 << _PC_SHIFT) - 1

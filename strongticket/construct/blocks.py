@@ -19,10 +19,16 @@ So each target weight gives two subset-sum instances over the products ``p = v u
 neurons with ``u > 0`` must sum to ``w`` and the neurons with ``u < 0`` must sum to ``w`` too
 (``sum_{S-} v |u| = -sum_{S-} p ~ -w``).
 
-Sample counts. The weights are the random draw bit for bit, so signs cannot be chosen: input ``j`` gets
-``H = 2n`` neurons and each instance uses the neurons of its sign, ``N ~ Binomial(2n, 1/2)`` candidates
-(mean ``n``). Instances are solved in groups of equal ``N`` (no padding). ``n`` is the construction's
-"samples per weight"; the ticket's provenance records the actual minimum, mean and maximum of ``N``.
+Sample counts. The weights are the random draw bit for bit, so the signs of the ``u``'s cannot be chosen:
+input ``j`` gets ``H`` hidden neurons (the *block size*) and the instances of one sign use, as candidates,
+exactly the first ``n`` neurons of that sign in the block (``n``, the samples per weight, as in Pensia et
+al.'s experiment); the block's other neurons are pruned. ``H`` must leave at least ``n`` neurons of every
+needed sign in every block; the number of a sign is ``Binomial(H, p)`` with ``p = P(u > 0)`` or ``P(u < 0)``,
+so :func:`block_size_for` picks the smallest ``H`` for which a binomial tail plus a union bound over the
+(block, sign) pairs is at most ``delta`` (``H ~ 2n + O(sqrt(n log(d / delta)))`` for ``p = 1/2``). Only
+needed signs count: a block whose input is ``>= 0`` (after a ReLU, non-negative data) uses ``u > 0`` only.
+A block that still has fewer than ``n`` neurons of a needed sign (probability at most ``delta``) is listed
+by :func:`short_inputs`; the construction then raises or, when not strict, uses all it has and records it.
 
 Biases (documented choice): a target with biases is extended by a constant input channel. The random
 network's input gets one extra coordinate fixed to 1 (``NetSpec.input_constant``), every block but the last
@@ -34,7 +40,7 @@ biases, as in the theorem.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,6 +190,87 @@ def first_layer_diagonal(dist, name: str, shape: tuple[int, int], seed: int, hid
     return out
 
 
+def shortfall_probability(block_size: int, samples: int, p: float) -> float:
+    """``P(Binomial(block_size, p) < samples)``: a block of ``block_size`` neurons has too few of one sign.
+
+    Exact sum of the binomial terms in log space (``math.lgamma``), float64.
+    """
+    H, n = int(block_size), int(samples)
+    if n <= 0:
+        return 0.0
+    if H < n or p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    lp, lq = math.log(p), math.log1p(-p)
+    logs = [math.lgamma(H + 1) - math.lgamma(k + 1) - math.lgamma(H - k + 1) + k * lp + (H - k) * lq
+            for k in range(n)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * math.fsum(math.exp(x - top) for x in logs))
+
+
+def block_size_for(samples: int, delta: float, needs: Sequence[tuple[int, float]]) -> int:
+    """The smallest block size ``H`` with ``sum_k count_k * P(Binomial(H, p_k) < samples) <= delta``.
+
+    Parameters
+    ----------
+    samples : int
+        ``n``, neurons of one sign every instance needs (its candidates).
+    delta : float in (0, 1)
+        Allowed probability that some block is short (union bound over ``needs``).
+    needs : sequence of (count, p)
+        ``count`` (block, sign) pairs, each needing ``samples`` neurons of a sign drawn with probability ``p``.
+
+    Returns
+    -------
+    int
+        ``H >= samples`` (``samples`` when nothing is needed).
+
+    Raises
+    ------
+    InputError
+        For ``samples < 1``, ``delta`` outside (0, 1) or a needed sign with probability 0.
+    """
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise InputError(f"samples must be a positive integer, got {samples!r}")
+    if not 0 < delta < 1:
+        raise InputError(f"delta must be in (0, 1), got {delta!r}")
+    needs = [(int(c), float(p)) for c, p in needs if c > 0]
+    for _, p in needs:
+        if not p > 0:
+            raise InputError("the weight law never gives a sign the construction needs (P = 0): pick a law "
+                             "with both signs, e.g. uniform(-1, 1)")
+
+    def bound(H: int) -> float:
+        return sum(c * shortfall_probability(H, samples, p) for c, p in needs)
+
+    lo, hi = int(samples), int(samples)
+    if bound(lo) <= delta:
+        return lo
+    while bound(hi) > delta:  # doubling, then bisection: the bound decreases in H
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if bound(mid) <= delta:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def short_inputs(u: np.ndarray, samples: int, negative_side: bool = True) -> list[tuple[int, str, int]]:
+    """``[(j, sign, available), ...]``: inputs whose block has fewer than ``samples`` neurons of a needed sign.
+
+    ``u`` is the first-layer diagonal ``(d_in, H)``; ``sign`` is ``"+"`` or ``"-"``.
+    """
+    out = []
+    sides = ((u > 0, "+"), (u < 0, "-")) if negative_side else ((u > 0, "+"),)
+    for sel, name in sides:
+        cnt = sel.sum(axis=1)
+        out += [(int(j), name, int(cnt[j])) for j in np.nonzero(cnt < samples)[0]]
+    return sorted(out)
+
+
 # A chooser takes targets (T,) and candidates (T, c), both float64, and returns (selection (T, c) bool,
 # status (T,) int8, info dict).
 Chooser = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict]]
@@ -200,7 +287,9 @@ class BlockResult:
     errors_pos, errors_neg : float64 arrays, shape (d_out, d_in)
         |A+ - W| and |A- + W| per target weight as the chooser's sums give them.
     counts_pos, counts_neg : int arrays, shape (d_in,)
-        Candidates per instance for each input (neurons with u > 0, u < 0).
+        Candidates per instance for each input: ``min(samples, available)`` of the sign.
+    available_pos, available_neg : int arrays, shape (d_in,)
+        Neurons with u > 0, u < 0 in each input's block.
     status : dict
         Status name -> number of instances.
     subset_sizes : int array, shape (2, d_out, d_in)
@@ -215,13 +304,15 @@ class BlockResult:
     errors_neg: np.ndarray
     counts_pos: np.ndarray
     counts_neg: np.ndarray
+    available_pos: np.ndarray
+    available_neg: np.ndarray
     status: dict[str, int]
     subset_sizes: np.ndarray
     info: list[dict]
 
 
 def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser, *,
-                   negative_side: bool = True) -> BlockResult:
+                   samples: int | None = None, negative_side: bool = True) -> BlockResult:
     """Build every instance of one block, choose subsets group by group, and return the masks.
 
     Parameters
@@ -234,6 +325,9 @@ def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser,
         Second random layer.
     choose : Chooser
         Selects subsets for a group of instances with equal candidate count.
+    samples : int, optional
+        Candidates per instance: the first ``samples`` neurons of the instance's sign in its block (fewer
+        only where the block has fewer, see :func:`short_inputs`); None uses every neuron of the sign.
     negative_side : bool
         Solve the ``u < 0`` instances. A block whose input is >= 0 (after a ReLU, or non-negative data) never
         uses ``relu(-x)``, so its negative side is left empty (errors reported as 0: they never act).
@@ -248,12 +342,15 @@ def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser,
     errors = np.zeros((2, d_out, d_in))
     sizes = np.zeros((2, d_out, d_in), dtype=np.int32)
     counts = np.zeros((2, d_in), dtype=np.int64)
+    available = np.zeros((2, d_in), dtype=np.int64)
     status: dict[str, int] = {}
     infos: list[dict] = []
     for s, sel_sign in enumerate((u > 0, u < 0)):
-        cnt = sel_sign.sum(axis=1)
+        available[s] = sel_sign.sum(axis=1)
+        cnt = available[s] if samples is None else np.minimum(available[s], samples)
         counts[s] = cnt
         if s == 1 and not negative_side:
+            counts[s] = 0
             break
         order = np.argsort(~sel_sign, axis=1, kind="stable")  # neurons of this sign first, in r order
         for c in np.unique(cnt):
@@ -280,7 +377,8 @@ def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser,
     mask1[np.arange(d_in * H), np.repeat(np.arange(d_in), H)] = used.reshape(-1)
     return BlockResult(mask1=torch.from_numpy(mask1), mask2=torch.from_numpy(mask2.reshape(d_out, d_in * H)),
                        errors_pos=errors[0], errors_neg=errors[1], counts_pos=counts[0], counts_neg=counts[1],
-                       status=status, subset_sizes=sizes, info=infos)
+                       available_pos=available[0], available_neg=available[1], status=status,
+                       subset_sizes=sizes, info=infos)
 
 
 def _count(acc: dict[str, int], status: np.ndarray) -> None:

@@ -20,9 +20,11 @@ in batches by :func:`strongticket.subsetsum.solve`. The per-weight budget ``eps'
 Differences from the paper, recorded so a reader can check them:
 
 * Weight laws other than U[-1, 1] are allowed (their experiment draws U[min w, max w] of the target).
-* Sample count: the theorem's width is given per input; here input ``j`` gets ``H = 2n`` hidden neurons and
-  each instance has the ``N ~ Binomial(2n, 1/2)`` neurons of its sign as candidates (mean ``n``), since the
-  random signs cannot be chosen. The provenance records ``n`` and the realised min/mean/max of ``N``.
+* Sample count: every instance gets exactly ``n`` candidates (``n``, the samples per weight, 21 in their
+  experiment): the first ``n`` neurons of its sign in its input's block of ``H`` hidden neurons. The random
+  signs cannot be chosen, so ``H`` (the block size) exceeds ``2n``: by default the smallest ``H`` for which
+  every block has ``n`` neurons of each needed sign except with probability ``delta``
+  (:func:`strongticket.construct.blocks.block_size_for`). The ticket records ``n``, ``H`` and that bound.
 * Biases, absent from the theorem, are realised by a constant input channel (see ``blocks``).
 * Objective ``sparsest`` keeps, per weight, the fewest random weights within ``eps'`` (not in the paper,
   whose experiment minimised the error with a MIP).
@@ -42,9 +44,12 @@ from strongticket.construct.blocks import (
     FCTarget,
     assemble_block,
     block_parameter_names,
+    block_size_for,
     first_layer_diagonal,
     random_spec,
     read_fc_target,
+    short_inputs,
+    shortfall_probability,
     summarize_errors,
 )
 from strongticket.errors import InfeasibleError, InputError
@@ -90,6 +95,7 @@ def construct(
     per_weight_eps: float | None = None,
     delta: float = 0.01,
     samples: int | None = None,
+    block_size: int | None = None,
     seed: int = 0,
     distribution: WeightDistribution | None = None,
     solver: str = "auto",
@@ -115,9 +121,16 @@ def construct(
     per_weight_eps : float in (0, 1), optional
         Error allowed per target weight (the RSS tolerance); overrides the value derived from ``eps``.
     delta : float in (0, 1)
-        Failure probability for the theorem's width.
+        Failure probability for the theorem's width, and (separately) for the default ``block_size``.
     samples : int, optional
-        ``n``, random samples per weight per sign (hidden neurons per input ``2n``); default: the theorem's.
+        ``n``, candidates per subset-sum instance (random products per weight and sign); default: the
+        theorem's.
+    block_size : int, optional
+        ``H``, hidden neurons per input (the random network's width is ``H * d_in`` per block); default: the
+        smallest ``H`` that gives every block ``n`` neurons of each needed sign with probability at least
+        ``1 - delta`` (:func:`strongticket.construct.blocks.block_size_for`). A block with fewer raises
+        :class:`InfeasibleError` (naming the block and the size needed) when ``strict``; otherwise its
+        instances use the neurons it has and the provenance lists them under ``warnings``.
     seed : int
         Seed of the random network.
     distribution : WeightDistribution, optional
@@ -172,26 +185,52 @@ def construct(
             raise InputError("samples is needed: give the samples per weight (the theory module is not available "
                              "or eps was not given)")
         samples = theory_n
-    if _chooser is None and 2 * samples > 62:
-        # each sign group may hold up to 2n candidates; SubsetSumProblem accepts at most 62
-        raise InputError(f"samples per weight must be <= 31 for the subset-sum construction, got {samples}")
-    H = 2 * samples
+    if _chooser is None and samples > 62:
+        raise InputError(f"samples per weight must be <= 62 for the subset-sum construction, got {samples}")
+    p_pos, p_neg = dist.sign_probabilities()
+    negatives = [not (nonneg_input if i == 0 else fc.activations[i - 1] == "relu") for i in range(fc.num_layers)]
+    needs = [(w.shape[1], p_pos) for w in fc.weights]
+    needs += [(w.shape[1], p_neg) for w, neg in zip(fc.weights, negatives) if neg]
+    needed_H = block_size_for(samples, delta, needs)
+    if block_size is None:
+        H = needed_H
+    elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < samples:
+        raise InputError(f"block_size must be an integer >= samples ({samples}), got {block_size!r}")
+    else:
+        H = block_size
     spec = random_spec(fc, H)
     choose = _chooser or _subset_sum_chooser(solver, objective, per_weight_eps, time_limit)
 
     masks: dict[str, Any] = {}
     arrays: dict[str, Any] = {}
     layers_info = []
+    warnings: list[str] = []
     gen_seconds = solve_seconds = 0.0
     for i, ((n1, n2), w) in enumerate(zip(block_parameter_names(spec), fc.weights)):
         shapes = spec.parameter_shapes()
+        negative = negatives[i]
         t0 = time.perf_counter()
         u = first_layer_diagonal(dist, n1, shapes[n1], seed, H)
+        short = short_inputs(u, samples, negative)
+        if short:
+            j, sign, have = short[0]
+            msg = (f"block {i + 1} (target layer {i + 1}): {len(short)} input(s) have fewer than n = {samples} "
+                   f"first-layer weights of a needed sign among their {H} hidden neurons (first: input {j}, "
+                   f"{have} with u {'>' if sign == '+' else '<'} 0)")
+            if strict:
+                fix = (f"block_size {needed_H} makes this happen with probability <= delta = {delta:g}"
+                       if needed_H > H else
+                       f"at block_size {H} this happens with probability <= delta = {delta:g}: use another seed "
+                       f"or a smaller delta (delta/10 gives block_size "
+                       f"{block_size_for(samples, delta / 10, needs)})")
+                raise InfeasibleError(f"{msg}; {fix}; or pass strict=False to use the neurons available")
+            warnings.append(msg + "; those instances use all the neurons available")
+            say("warning: " + warnings[-1])
         v = dist.tensor(n2, shapes[n2], seed, fan_in=shapes[n2][1]).numpy()
         t1 = time.perf_counter()
-        negative = not (nonneg_input if i == 0 else fc.activations[i - 1] == "relu")
-        say(f"block {i + 1}/{fc.num_layers}: {w.size} target weights, {(1 + negative) * w.size} instances")
-        block = assemble_block(w, u, v, choose, negative_side=negative)
+        say(f"block {i + 1}/{fc.num_layers}: {w.size} target weights, {(1 + negative) * w.size} instances "
+            f"of {samples} candidates (block size {H})")
+        block = assemble_block(w, u, v, choose, samples=samples, negative_side=negative)
         t2 = time.perf_counter()
         gen_seconds += t1 - t0
         solve_seconds += t2 - t1
@@ -205,6 +244,7 @@ def construct(
             "hidden": int(shapes[n1][0]), "instances": int((1 + negative) * w.size),
             "candidates_per_instance": {"min": int(counts.min()), "mean": float(counts.mean()),
                                         "max": int(counts.max())},
+            "short_inputs": len(short),
             "errors": summarize_errors(err, per_weight_eps),
             "status": block.status,
             "mean_subset_size": float(block.subset_sizes.mean()),
@@ -219,7 +259,14 @@ def construct(
         else "Malach, Yehudai, Shalev-Shwartz, Shamir, ICML 2020",
         "eps": eps, "per_weight_eps": per_weight_eps, "delta": delta,
         "objective": objective if _chooser is None else "find_one", "solver": solver if _chooser is None else None,
-        "samples_per_weight": samples, "hidden_per_input": H,
+        "samples_per_weight": samples, "hidden_per_input": H, "block_size": H,
+        "block_size_rule": {
+            "needed": needed_H, "given": block_size, "delta": delta, "p_pos": p_pos, "p_neg": p_neg,
+            "union_bound": sum(c * shortfall_probability(H, samples, p) for c, p in needs),
+            "rule": "smallest H with sum over (block, needed sign) of P(Binomial(H, p) < n) <= delta",
+        },
+        "random_width": [int(spec.parameter_shapes()[n1][0]) for n1, _ in block_parameter_names(spec)],
+        "warnings": warnings,
         "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps,
         "constant_input_channel": fc.constant, "nonneg_input": nonneg_input,
         "target": {
@@ -241,14 +288,14 @@ def construct(
         need = f"; the theorem asks for n = {theory_n} samples per weight" if theory_n else ""
         raise InfeasibleError(
             f"{above} target weights miss per-weight eps {per_weight_eps:g} "
-            f"with n = {samples} samples per weight (hidden width {H} per input; max error {total_err:.3g})"
+            f"with n = {samples} samples per weight (block size {H} per input; max error {total_err:.3g})"
             f"{need}; raise samples or pass strict=False")
     return ticket
 
 
-def hidden_width(samples: int, d_in: int) -> int:
-    """Hidden neurons of a block with ``samples`` per weight: ``2 * samples * d_in``."""
-    return 2 * samples * d_in
+def hidden_width(block_size: int, d_in: int) -> int:
+    """Hidden neurons of a block: ``block_size * d_in`` (``block_size`` from :func:`blocks.block_size_for`)."""
+    return block_size * d_in
 
 
 __all__ = ["METHOD", "check_eps", "construct", "hidden_width", "theory_samples"]

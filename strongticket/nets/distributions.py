@@ -170,6 +170,23 @@ class WeightDistribution:
             return self.scale * p["high"]
         return None
 
+    def sign_probabilities(self) -> tuple[float, float]:
+        """``(P(w > 0), P(w < 0))`` of one draw (exact for every law; ``scale > 0`` keeps signs).
+
+        A 2L construction needs, per input, enough first-layer weights of each sign it uses; the block
+        size that makes that likely follows from these (:func:`strongticket.construct.blocks.block_size_for`).
+        """
+        p = dict(self.params)
+        if self.name == "uniform":
+            lo, hi = p["low"], p["high"]
+            pos = min(1.0, max(0.0, hi / (hi - lo)))
+            neg = min(1.0, max(0.0, -lo / (hi - lo)))
+            return pos, neg
+        if self.name == "normal":
+            pos = 0.5 * math.erfc(-p["mean"] / (p["std"] * math.sqrt(2.0)))
+            return pos, 1.0 - pos
+        return 0.5, 0.5  # symmetric laws: kaiming_*, signed_constant, hyperbolic
+
     # ----- drawing ---------------------------------------------------------------------------
     def _map(self, u: np.ndarray, fan_in: int) -> np.ndarray:
         """Map uniforms ``u`` of shape (N, r) in [0, 1) to float64 values of shape (N,)."""

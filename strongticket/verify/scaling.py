@@ -1,7 +1,8 @@
 """Width scaling: the smallest samples per weight reaching eps, by bisection, against theory and find-one.
 
-For a target and a per-weight error ``eps'``, :func:`min_samples` bisects over ``n`` (samples per weight per
-sign; hidden width ``2n`` per input) for the smallest ``n`` at which every one of several seeds yields a
+For a target and a per-weight error ``eps'``, :func:`min_samples` bisects over ``n`` (candidates per subset-sum
+instance; the block size, hidden neurons per input, follows from ``n`` by
+:func:`strongticket.construct.blocks.block_size_for` and is reported with it) for the smallest ``n`` at which every one of several seeds yields a
 ticket with every weight within ``eps'``. Success is monotone in ``n`` only in distribution, so the answer
 is "the smallest n in the bisection's path where all seeds succeeded", reported with the seeds used.
 :func:`scaling_table` does that for Pensia (subset sum) and the Malach find-one baseline and adds the
@@ -32,14 +33,16 @@ class WidthResult:
     tried: tuple[tuple[int, bool], ...]
 
 
-def _succeeds(build: Callable[..., Any], target: Any, eps: float, n: int, seeds: Sequence[int]) -> tuple[bool, float]:
-    worst = 0.0
+def _succeeds(build: Callable[..., Any], target: Any, eps: float, n: int, seeds: Sequence[int]
+              ) -> tuple[bool, float, int]:
+    worst, block = 0.0, 0
     for s in seeds:
         t = build(target, per_weight_eps=eps, samples=n, seed=s, strict=False, record_target=False)
         worst = max(worst, t.provenance["max_error"])
+        block = t.provenance["block_size"]
         if t.provenance["weights_above_eps"]:
-            return False, worst
-    return True, worst
+            return False, worst, block
+    return True, worst, block
 
 
 def min_samples(build: Callable[..., Any], target: Any, per_weight_eps: float, *, seeds: Sequence[int] = (0, 1, 2),
@@ -50,9 +53,10 @@ def min_samples(build: Callable[..., Any], target: Any, per_weight_eps: float, *
     start = time.perf_counter()
     tried: list[tuple[int, bool]] = []
     errs: dict[int, float] = {}
+    blocks: dict[int, int] = {}
 
     def ok(n: int) -> bool:
-        good, worst = _succeeds(build, target, per_weight_eps, n, seeds)
+        good, worst, blocks[n] = _succeeds(build, target, per_weight_eps, n, seeds)
         tried.append((n, good))
         errs[n] = worst
         return good
@@ -68,7 +72,8 @@ def min_samples(build: Callable[..., Any], target: Any, per_weight_eps: float, *
             hi = mid
         else:
             lo = mid
-    return WidthResult(method, hi, 2 * hi, n_max, tuple(seeds), errs[hi], time.perf_counter() - start, tuple(tried))
+    return WidthResult(method, hi, blocks[hi], n_max, tuple(seeds), errs[hi], time.perf_counter() - start,
+                       tuple(tried))
 
 
 def scaling_table(target: Any, per_weight_eps_values: Sequence[float], *, seeds: Sequence[int] = (0, 1, 2),

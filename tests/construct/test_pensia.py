@@ -143,3 +143,52 @@ def test_unsupported_target_is_named():
 def test_too_few_samples_is_infeasible_with_a_clear_message():
     with pytest.raises(InfeasibleError, match="samples per weight"):
         pensia.construct(small_target(), per_weight_eps=1e-4, samples=2, seed=0)
+
+
+def test_every_instance_has_exactly_n_candidates_and_the_block_size_is_recorded(ticket):
+    prov = ticket.provenance
+    assert prov["samples_per_weight"] == 10
+    for li in prov["layers"]:
+        assert li["candidates_per_instance"] == {"min": 10, "mean": 10.0, "max": 10}
+        assert li["short_inputs"] == 0
+    rule = prov["block_size_rule"]
+    assert prov["block_size"] == rule["needed"] > 2 * 10 and rule["union_bound"] <= prov["delta"]
+    assert prov["random_width"] == [prov["block_size"] * 5, prov["block_size"] * 4]
+    assert prov["warnings"] == []
+
+
+def test_kept_second_layer_entries_are_among_the_first_n_of_their_sign(ticket):
+    w = ticket.random_weights()
+    n1, n2 = block_parameter_names(ticket.spec)[0]
+    H, n = ticket.provenance["block_size"], ticket.provenance["samples_per_weight"]
+    m1, k2 = w[n1].numpy(), ticket.masks[n2].numpy()
+    for j in range(m1.shape[1]):
+        u = m1[j * H:(j + 1) * H, j]
+        allowed = np.zeros(H, dtype=bool)
+        allowed[np.nonzero(u > 0)[0][:n]] = True
+        allowed[np.nonzero(u < 0)[0][:n]] = True
+        assert not k2[:, j * H:(j + 1) * H][:, ~allowed].any()
+
+
+def test_too_small_block_size_is_infeasible_naming_block_and_size_needed():
+    with pytest.raises(InfeasibleError, match=r"block 1 .*fewer than n = 10.*block_size \d+ makes"):
+        pensia.construct(small_target(), per_weight_eps=0.05, samples=10, block_size=10, seed=0)
+
+
+def test_short_blocks_are_recorded_when_not_strict():
+    t = pensia.construct(small_target(), per_weight_eps=0.05, samples=10, block_size=12, seed=0, strict=False)
+    assert t.provenance["warnings"] and "fewer than n = 10" in t.provenance["warnings"][0]
+    first = t.provenance["layers"][0]
+    assert first["short_inputs"] > 0 and first["candidates_per_instance"]["min"] < 10
+
+
+def test_block_size_below_samples_is_an_input_error():
+    with pytest.raises(InputError, match="block_size must be an integer >= samples"):
+        pensia.construct(small_target(), per_weight_eps=0.05, samples=10, block_size=5)
+
+
+def test_nonneg_input_needs_a_smaller_block():
+    a = pensia.construct(small_target(), per_weight_eps=0.05, samples=10, seed=0, strict=False)
+    b = pensia.construct(small_target(), per_weight_eps=0.05, samples=10, seed=0, strict=False, nonneg_input=True)
+    assert b.provenance["block_size"] <= a.provenance["block_size"]
+    assert b.provenance["layers"][0]["instances"] == a.provenance["layers"][0]["instances"] // 2

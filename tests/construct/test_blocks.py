@@ -1,0 +1,105 @@
+"""Block size of the 2L construction: binomial tail, union bound, short blocks, exactly n candidates."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import comb
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strongticket.construct.blocks import assemble_block, block_size_for, short_inputs, shortfall_probability
+from strongticket.errors import InputError
+from strongticket.nets.distributions import WeightDistribution
+
+
+def exact_shortfall(H: int, n: int, p: Fraction) -> Fraction:
+    return sum((comb(H, k) * p ** k * (1 - p) ** (H - k) for k in range(min(n, H + 1))), Fraction(0))
+
+
+@given(H=st.integers(0, 120), n=st.integers(1, 40), p=st.sampled_from([Fraction(1, 2), Fraction(9, 20),
+                                                                        Fraction(1, 10), Fraction(4, 5)]))
+@settings(max_examples=60, deadline=None)
+def test_shortfall_probability_equals_the_exact_binomial_tail(H, n, p):
+    exact = float(exact_shortfall(H, n, p))
+    assert shortfall_probability(H, n, float(p)) == pytest.approx(exact, rel=1e-9, abs=1e-300)
+
+
+@given(n=st.integers(1, 40), blocks=st.integers(1, 5000), delta=st.sampled_from([0.1, 0.01, 1e-4]),
+       p=st.sampled_from([0.5, 0.44, 0.2]))
+@settings(max_examples=60, deadline=None)
+def test_block_size_is_the_smallest_meeting_the_union_bound(n, blocks, delta, p):
+    H = block_size_for(n, delta, [(blocks, p)])
+    assert H >= n
+    assert blocks * shortfall_probability(H, n, p) <= delta
+    if H > n:
+        assert blocks * shortfall_probability(H - 1, n, p) > delta
+
+
+def test_block_size_for_pensia_experiment_one():
+    # FC2 784-500-10 on non-negative pixels: 784 + 500 blocks, one sign each, n = 21, delta = 0.01
+    H = block_size_for(21, 0.01, [(784, 0.5), (500, 0.5)])
+    assert 2 * 21 < H < 4 * 21
+    assert block_size_for(21, 0.01, [(784, 0.5), (500, 0.5), (784, 0.5)]) >= H  # both signs of block 1
+    assert block_size_for(21, 0.01, [(1284, 0.44)]) > H  # a law with fewer positives needs more
+
+
+def test_block_size_union_bound_holds_by_simulation():
+    rng = np.random.default_rng(0)
+    n, blocks, delta = 5, 50, 0.2
+    H = block_size_for(n, delta, [(blocks, 0.5)])
+    trials = 4000
+    short = (rng.binomial(H, 0.5, size=(trials, blocks)) < n).any(axis=1).mean()
+    assert short <= delta + 3 * np.sqrt(delta / trials)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((0, 0.01, [(3, 0.5)]), "samples must be a positive integer"),
+    ((3, 1.0, [(3, 0.5)]), r"delta must be in \(0, 1\)"),
+    ((3, 0.01, [(3, 0.0)]), "never gives a sign"),
+])
+def test_block_size_bad_arguments_are_named(args, message):
+    with pytest.raises(InputError, match=message):
+        block_size_for(*args)
+
+
+def test_sign_probabilities_of_the_laws():
+    assert WeightDistribution.uniform(-1, 1).sign_probabilities() == (0.5, 0.5)
+    pos, neg = WeightDistribution.uniform(-0.4, 0.6).sign_probabilities()
+    assert pos == pytest.approx(0.6) and neg == pytest.approx(0.4)
+    assert WeightDistribution.uniform(0.1, 1).sign_probabilities() == (1.0, 0.0)
+    pos, _ = WeightDistribution.normal(1.0, 1.0).sign_probabilities()
+    assert pos == pytest.approx(0.8413447, abs=1e-6)
+    assert WeightDistribution.signed_constant().sign_probabilities() == (0.5, 0.5)
+
+
+def test_short_inputs_lists_blocks_lacking_a_needed_sign():
+    u = np.array([[0.5, -0.2, 0.3, 0.1], [-0.5, -0.2, -0.3, 0.1]], dtype=np.float32)
+    assert short_inputs(u, 1) == []
+    assert short_inputs(u, 2) == [(0, "-", 1), (1, "+", 1)]
+    assert short_inputs(u, 2, negative_side=False) == [(1, "+", 1)]
+    assert short_inputs(u, 4) == [(0, "+", 3), (0, "-", 1), (1, "+", 1), (1, "-", 3)]
+
+
+def test_every_instance_gets_the_first_n_neurons_of_its_sign():
+    rng = np.random.default_rng(1)
+    d_out, d_in, H, n = 3, 4, 12, 3
+    u = rng.uniform(-1, 1, (d_in, H)).astype(np.float32)
+    v = rng.uniform(-1, 1, (d_out, d_in * H)).astype(np.float32)
+    w = rng.uniform(-0.5, 0.5, (d_out, d_in))
+    seen = []
+
+    def choose_all(targets, cand):
+        seen.append(cand.shape[1])
+        return np.ones(cand.shape, dtype=bool), np.zeros(len(targets), dtype=np.int8), {}
+
+    block = assemble_block(w, u, v, choose_all, samples=n)
+    assert set(seen) == {n} and np.all(block.counts_pos == n) and np.all(block.counts_neg == n)
+    mask2 = block.mask2.numpy().reshape(d_out, d_in, H)
+    for j in range(d_in):
+        first = np.concatenate([np.nonzero(u[j] > 0)[0][:n], np.nonzero(u[j] < 0)[0][:n]])
+        expect = np.zeros(H, dtype=bool)
+        expect[first] = True
+        assert np.array_equal(mask2[:, j], np.broadcast_to(expect, (d_out, H)))

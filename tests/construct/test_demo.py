@@ -1,0 +1,35 @@
+"""``strongticket demo --quick --json``: fast, one JSON object, every weight within eps, plot and ticket written."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from strongticket.cli.app import main
+from strongticket.ticket import Ticket
+
+
+def test_quick_demo_emits_json_with_every_weight_within_eps(tmp_path, capsys):
+    start = time.perf_counter()
+    try:
+        main(["demo", "--quick", "--json", "--seed", "0", "--out", str(tmp_path / "demo")])
+    except SystemExit as exc:
+        assert not exc.code
+    seconds = time.perf_counter() - start
+    out = capsys.readouterr().out
+    summary = json.loads(out)  # one JSON object and nothing else on stdout
+    assert seconds < 20
+    assert summary["seed"] == 0 and summary["per_weight_eps"] == 0.01
+    assert summary["random_network"]["samples_per_weight"] == 21
+    assert summary["random_network"]["block_size"] > 2 * 21
+    assert 0.5 < summary["target"]["test_accuracy"] <= 1
+    for objective in ("min_error", "sparsest"):
+        rep = summary["tickets"][objective]
+        assert rep["weights_above_eps"] == 0 and rep["max_per_weight_error"] <= 0.01
+        assert rep["certified"] >= max(rep["empirical_sphere"], rep["empirical_ball"], rep["adversarial"])
+        assert abs(rep["ticket_accuracy"] - summary["target"]["test_accuracy"]) <= 0.02
+        assert 0 < rep["kept"] < rep["params"]
+    assert summary["tickets"]["sparsest"]["kept"] <= summary["tickets"]["min_error"]["kept"]
+    assert (tmp_path / "demo" / "demo.png").stat().st_size > 1000
+    ticket = Ticket.load(tmp_path / "demo" / "ticket")
+    assert ticket.provenance["samples_per_weight"] == 21

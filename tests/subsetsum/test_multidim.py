@@ -61,6 +61,22 @@ def test_exact_error_equals_brute_force_up_to_rounding(inst):
     assert np.all(np.abs(a.errors - b.errors) <= ROUNDING)
 
 
+@settings(max_examples=60)
+@given(st.one_of(mrss_integer_instances(max_n=12), mrss_float_instances()))
+def test_grid_and_sweep_indexes_return_the_same_selection(inst):
+    z, x, norm = inst
+    p = SubsetSumProblem(z, x, norm)
+    sweep, grid = solve(p, "mrss_exact", index="sweep"), solve(p, "mrss_exact", index="grid")
+    np.testing.assert_array_equal(sweep.selection, grid.selection)
+    np.testing.assert_array_equal(grid.selection, solve(p, "brute").selection)
+
+
+def test_auto_index_uses_the_grid_at_d3_n16_and_agrees_with_the_sweep():
+    p = random_problem(6, 16, d=3, seed=5, dist="normal")
+    auto, sweep = solve(p, "mrss_exact"), solve(p, "mrss_exact", index="sweep")
+    np.testing.assert_array_equal(auto.selection, sweep.selection)
+
+
 @given(mrss_integer_instances(), st.sampled_from([0.5, 1.0, 2.5, 4.0]))
 def test_sparsest_is_the_fewest_vectors_within_eps(inst, eps):
     z, x, norm = inst

@@ -7,8 +7,9 @@ error variable e with ``±(z - Σ a_i x_i) <= e`` (one pair per coordinate for M
 error), in the OR-Tools sample style (model, solve, read status).
 
 **Integer scaling.** CP-SAT needs integers: every value of instance t is multiplied by
-``s_t = 2^40 / max|value|`` (or the ``scale`` extra option) and rounded. For any subset S the scaled
-error differs from the float error by at most ``ρ_t = (|S| + 1) / (2 s_t)`` plus float summation slop,
+``s_t = 2^floor(log2(2^40 / max|value|))`` (or the ``scale`` extra option) and rounded. For any subset S the scaled
+error differs from the float error by at most ``ρ_t`` = the target's rounding plus the sum of all candidates'
+roundings (each <= 1/(2 s_t); zero for values on the 1/s_t grid, e.g. small integers) plus float summation slop,
 reported as ``info["scale_rounding_error"]`` (the largest over the batch). Consequences:
 
 * ``sparsest`` uses the tolerance ``eps - ρ``, so every returned subset is within ``eps`` in float
@@ -61,12 +62,20 @@ def _scales(problem: SubsetSumProblem, scale: float | None) -> tuple[np.ndarray,
     a = np.abs(problem.candidates).reshape(T, -1)
     biggest = np.maximum(z.max(axis=1), a.max(axis=1, initial=0.0))
     if scale is None:
-        s = DEFAULT_MAGNITUDE / np.where(biggest > 0, biggest, 1.0)
+        # a power of two: scaling is then exact in binary, and values that are multiples of 1/s
+        # (small integers, dyadic grids) round with no error at all
+        s = 2.0 ** np.floor(np.log2(DEFAULT_MAGNITUDE / np.where(biggest > 0, biggest, 1.0)))
     else:
         s = np.full(T, scale)
         if np.any(biggest * s > 2.0 ** 52):
             raise InputError(f"scale={scale} maps values beyond 2^52, where integers stop being exact; use a smaller scale")
-    rounding = 0.5 * (n + 1) / s
+    # the actual rounding of every scaled value (<= 0.5/s each); a subset's scaled error moves by at most
+    # the target's rounding plus the sum of all its candidates' roundings
+    zs = problem.targets.reshape(T, -1) * s[:, None]
+    xs = problem.candidates.reshape(T, n, problem.dim) * s[:, None, None]
+    rz = np.abs(np.round(zs) - zs).max(axis=1)
+    rx = np.abs(np.round(xs) - xs).sum(axis=1).max(axis=1) if n else np.zeros(T)
+    rounding = (rz + rx) / s
     # float summation of up to n+1 terms, as selection_sums and approximation_errors do it
     per_coord = np.abs(problem.candidates).reshape(T, n, problem.dim).sum(axis=1)
     total = z.max(axis=1) + per_coord.max(axis=1)

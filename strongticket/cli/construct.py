@@ -74,7 +74,9 @@ def construct(
     eps: Annotated[float | None, _opt("--eps", help="Network error in (0, 1); gives the per-weight eps.")] = None,
     per_weight_eps: Annotated[float | None, _opt("--per-weight-eps", help="Error per target weight in (0, 1).")] = None,
     delta: Annotated[float, _opt("--delta", help="Failure probability for the theorem's width.")] = 0.01,
-    samples: Annotated[int | None, _opt("--samples", help="Samples per weight per sign (default: theorem).")] = None,
+    samples: Annotated[int | None, _opt("--samples", help="Random products per weight, n (default: theorem).")] = None,
+    block_size: Annotated[int | None, _opt("--block-size", help="Hidden neurons per input (default: from n and "
+                                                                 "--delta by a binomial union bound).")] = None,
     distribution: Annotated[str, _opt("--distribution", help="uniform, normal, ..., or target-range.")] = "uniform",
     objective: Annotated[str, _opt("--objective", help="min_error or sparsest.")] = "min_error",
     solver: Annotated[str, _opt("--solver", help="Subset-sum method (auto, exact, ...).")] = "auto",
@@ -119,10 +121,11 @@ def construct(
     start = time.perf_counter()
     if method == "pensia":
         ticket = pensia.construct(target, eps=eps, per_weight_eps=per_weight_eps, delta=delta, samples=samples,
-                                  seed=seed, distribution=dist, solver=solver, objective=objective, strict=strict)
+                                  block_size=block_size, seed=seed, distribution=dist, solver=solver,
+                                  objective=objective, strict=strict)
     else:
         ticket = malach.construct(target, eps=eps, per_weight_eps=per_weight_eps, delta=delta, samples=samples,
-                                  seed=seed, distribution=dist, strict=strict)
+                                  block_size=block_size, seed=seed, distribution=dist, strict=strict)
     seconds = time.perf_counter() - start
     ticket.save(out, include_weights=include_weights, overwrite=overwrite)
     summary = {"ticket": str(out), "method": ticket.provenance["method"], "seconds": round(seconds, 2),
@@ -130,6 +133,8 @@ def construct(
                "per_weight_eps": ticket.provenance["per_weight_eps"],
                "weights_above_eps": ticket.provenance["weights_above_eps"],
                "samples_per_weight": ticket.provenance["samples_per_weight"],
+               "block_size": ticket.provenance["block_size"], "random_width": ticket.provenance["random_width"],
+               "warnings": ticket.provenance["warnings"],
                "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
     if json_out:
         emit_json(summary)
@@ -137,7 +142,10 @@ def construct(
     print_table(f"ticket written to {out}", ["name", "params", "kept", "density"],
                 [[r["name"], r["params"], r["kept"], r["density"]] for r in ticket.density_table()])
     stdout.print(f"max per-weight error {summary['max_per_weight_error']:.3g} "
-                 f"(eps' = {summary['per_weight_eps']:.3g}), {seconds:.1f} s")
+                 f"(eps' = {summary['per_weight_eps']:.3g}), n = {summary['samples_per_weight']} products per weight, "
+                 f"block size {summary['block_size']}, {seconds:.1f} s")
+    for w in summary["warnings"]:
+        stdout.print(f"[bold yellow]warning:[/] {w}")
 
 
 def verify_report(ticket: Ticket, *, radius: float, count: int, restarts: int, steps: int, seed: int,

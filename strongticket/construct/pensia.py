@@ -68,16 +68,33 @@ def check_eps(name: str, value: Any) -> float:
     return float(value)
 
 
-def theory_samples(target: FCTarget, eps: float, delta: float) -> tuple[int, float]:
-    """``(n, eps')``: the theorem's samples per weight and per-weight error for ``target`` at (eps, delta)."""
+#: The theorem's unknown constant C in ``n = ceil(C log2(d_in d_out L / min(eps', delta)))``, calibrated on our
+#: measurements (``experiments/width_scaling.py``: the smallest n at which every weight of every seed was within
+#: eps' on a random 16-16-4 target and LeNet-300-100, divided by the log factor, the largest ratio taken).
+#: Not a value from the literature, which gives none; re-measure when the construction or the solver changes.
+PENSIA_C = 1.0
+
+
+def theory_per_weight_eps(target: FCTarget, eps: float) -> float:
+    """``eps'`` for network error ``eps``: §2.3's ``eps / (2 L sqrt(d_in d_out))`` at the widest layer."""
     from strongticket.subsetsum import theory
 
-    d = target.widths
-    L = target.num_layers
-    per_weight = min(theory.pensia_per_weight_eps(eps, L, d[i], d[i + 1]) for i in range(L))
-    num_instances = 2 * sum(w.size for w in target.weights)
-    n = int(theory.rss_sample_size(per_weight, delta, num_instances))
-    return n, float(per_weight)
+    return min(theory.pensia_per_weight_eps(eps, target.num_layers, *reversed(w.shape)) for w in target.weights)
+
+
+def theory_samples(target: FCTarget, per_weight_eps: float, delta: float, C: float | None = None) -> int:
+    """The theorem's samples per weight ``n`` for ``target`` at per-weight error ``eps'`` and ``delta``.
+
+    Pensia et al. 2020, Theorem 1 (form recalled, ``constructions.md`` §2.1-2.3) through
+    :func:`strongticket.subsetsum.theory.pensia_width` evaluated at ``eps'`` (the RSS lemma at ``eps'`` and a
+    union bound over the ``d_in d_out L`` weights): ``n = ceil(C log2(d_in d_out L / min(eps', delta)))``, the
+    largest over the layers. ``C`` defaults to :data:`PENSIA_C` (calibrated here, unknown in the literature).
+    """
+    from strongticket.subsetsum import theory
+
+    C = PENSIA_C if C is None else C
+    return max(theory.pensia_width(w.shape[1], w.shape[0], target.num_layers, per_weight_eps, delta,
+                                   C=C).samples_per_weight for w in target.weights)
 
 
 def _subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: float | None):
@@ -171,19 +188,18 @@ def construct(
     dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
 
     theory_n = theory_eps = None
-    if eps is not None:
-        try:
-            theory_n, theory_eps = theory_samples(fc, eps, delta)
-        except ImportError:
-            theory_n = theory_eps = None
-    if per_weight_eps is None:
-        if theory_eps is None:
-            raise InputError("per_weight_eps is needed (strongticket.subsetsum.theory is not available)")
-        per_weight_eps = theory_eps
+    try:
+        if eps is not None:
+            theory_eps = theory_per_weight_eps(fc, eps)
+        if per_weight_eps is None:
+            per_weight_eps = theory_eps
+        theory_n = theory_samples(fc, per_weight_eps, delta)
+    except ImportError:
+        if per_weight_eps is None:
+            raise InputError("per_weight_eps is needed (strongticket.subsetsum.theory is not available)") from None
     if samples is None:
         if theory_n is None:
-            raise InputError("samples is needed: give the samples per weight (the theory module is not available "
-                             "or eps was not given)")
+            raise InputError("samples is needed: give the samples per weight (the theory module is not available)")
         samples = theory_n
     if _chooser is None and samples > 62:
         raise InputError(f"samples per weight must be <= 62 for the subset-sum construction, got {samples}")
@@ -267,7 +283,8 @@ def construct(
         },
         "random_width": [int(spec.parameter_shapes()[n1][0]) for n1, _ in block_parameter_names(spec)],
         "warnings": warnings,
-        "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps,
+        "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps, "theory_C": PENSIA_C,
+        "theory_form": "n = ceil(C log2(d_in d_out L / min(eps', delta))), C calibrated (pensia.PENSIA_C)",
         "constant_input_channel": fc.constant, "nonneg_input": nonneg_input,
         "target": {
             "spec": fc.traced.spec.to_dict(), "fingerprint": fingerprint(fc.traced.state),
@@ -298,4 +315,5 @@ def hidden_width(block_size: int, d_in: int) -> int:
     return block_size * d_in
 
 
-__all__ = ["METHOD", "check_eps", "construct", "hidden_width", "theory_samples"]
+__all__ = ["METHOD", "PENSIA_C", "check_eps", "construct", "hidden_width", "theory_per_weight_eps",
+           "theory_samples"]

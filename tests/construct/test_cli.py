@@ -71,6 +71,7 @@ def test_construct_then_verify_json(tmp_path, checkpoint, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--per-weight-eps", "0", "--samples", "4"], "in (0, 1)"),
     (["--per-weight-eps", "1e-5", "--samples", "2"], "samples per weight"),
+    (["--per-weight-eps", "0.05", "--samples", "6", "--block-size", "6"], "fewer than n = 6"),
 ])
 def test_bad_construct_input_is_one_line(tmp_path, checkpoint, capsys, extra, message):
     code, out, err = _run(["construct", str(tmp_path / "t"), *ZOO, "--checkpoint", str(checkpoint), *extra],

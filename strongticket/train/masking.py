@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from strongticket.errors import InputError
+from strongticket.nets.distributions import WeightDistribution
+from strongticket.nets.spec import NetSpec, trace_module
 
 Masks = dict[str, torch.Tensor]
 
@@ -84,6 +88,86 @@ def init_weights(model: nn.Module, scheme: str, generator: torch.Generator) -> N
             if m.affine:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+
+#: Each init scheme as a :class:`WeightDistribution` (one law for weights and biases alike); ``default`` is
+#: PyTorch's U(+-1/sqrt(fan_in)), i.e. Kaiming-uniform with gain sqrt(1/3).
+INIT_DISTRIBUTIONS: dict[str, WeightDistribution] = {
+    "default": WeightDistribution.kaiming_uniform(gain=math.sqrt(1.0 / 3.0)),
+    "kaiming_normal": WeightDistribution.kaiming_normal(),
+    "kaiming_uniform": WeightDistribution.kaiming_uniform(),
+    "signed_constant": WeightDistribution.signed_constant(),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class RandomNetwork:
+    """A network's random weights as a ticket knows them: ``distribution.generate(spec, seed)``.
+
+    ``names`` maps each spec parameter (``layers.3.weight``) to the network's state_dict key (``3.weight``).
+    """
+
+    spec: NetSpec
+    distribution: WeightDistribution
+    seed: int
+    names: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: ``{"spec", "distribution", "seed", "names"}``."""
+        return {"spec": self.spec.to_dict(), "distribution": self.distribution.to_dict(), "seed": self.seed,
+                "names": dict(self.names)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RandomNetwork:
+        """Inverse of :meth:`to_dict`; an :class:`InputError` names a missing or malformed field."""
+        if not isinstance(d, Mapping) or not {"spec", "distribution", "seed", "names"} <= set(d):
+            raise InputError(f"a random network record needs spec, distribution, seed and names, got {d!r:.80}")
+        if not isinstance(d["names"], Mapping):
+            raise InputError(f"random network names must be a mapping, got {d['names']!r:.80}")
+        return cls(NetSpec.from_dict(d["spec"]), WeightDistribution.from_dict(d["distribution"]), int(d["seed"]),
+                   {str(k): str(v) for k, v in d["names"].items()})
+
+
+def spec_names(net: nn.Module, input_shape: tuple[int, ...]) -> tuple[NetSpec, dict[str, str]]:
+    """Return ``net``'s :class:`NetSpec` and ``{spec parameter name: net state_dict key}``.
+
+    The mapping pairs parameters by order and shape and is checked against the one ``torch.fx`` tracing
+    reports; a network the spec cannot describe (BatchNorm, residual additions) raises an
+    :class:`InputError` naming the unsupported layer.
+    """
+    traced = trace_module(net, tuple(input_shape))
+    spec_shapes = traced.spec.parameter_shapes()
+    net_shapes = {k: tuple(p.shape) for k, p in net.named_parameters()}
+    if len(spec_shapes) != len(net_shapes):
+        raise InputError(f"the network has {len(net_shapes)} parameters, its spec {len(spec_shapes)}")
+    names = {}
+    for (s, s_shape), (k, k_shape) in zip(spec_shapes.items(), net_shapes.items()):
+        if s_shape != k_shape:
+            raise InputError(f"parameter {k!r} of shape {k_shape} does not match spec parameter {s!r} of "
+                             f"shape {s_shape}")
+        names[s] = k
+    if names != traced.source_names:
+        raise InputError(f"parameter order {names} disagrees with the traced names {traced.source_names}")
+    return traced.spec, names
+
+
+@torch.no_grad()
+def init_regenerable(net: nn.Module, scheme: str, seed: int, input_shape: tuple[int, ...]) -> RandomNetwork:
+    """Overwrite every parameter of ``net`` with ``INIT_DISTRIBUTIONS[scheme].generate(spec, seed)``.
+
+    Unlike :func:`init_weights` the weights are drawn per parameter from ``(seed, spec name)``
+    (:mod:`strongticket.nets.distributions`), biases from the same law, so a ticket regenerates them bit for
+    bit. Returns the record that does so.
+    """
+    if scheme not in INIT_DISTRIBUTIONS:
+        raise InputError(f"unknown init {scheme!r}; valid: {', '.join(INIT_DISTRIBUTIONS)}")
+    spec, names = spec_names(net, input_shape)
+    dist = INIT_DISTRIBUTIONS[scheme]
+    weights = dist.generate(spec, seed)
+    params = dict(net.named_parameters())
+    for s, k in names.items():
+        params[k].copy_(weights[s].to(device=params[k].device, dtype=params[k].dtype))
+    return RandomNetwork(spec, dist, seed, names)
 
 
 # ---------------------------------------------------------------------------------------------- scores → masks

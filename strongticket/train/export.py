@@ -1,0 +1,208 @@
+"""Training runs as :class:`~strongticket.ticket.Ticket` objects: an edge-popup run is a strong ticket.
+
+Edge-popup (Ramanujan et al. 2020, §3) never changes a weight: it learns which edges of a frozen random network
+to keep. The trainer draws that random network exactly as a construction does,
+``WeightDistribution.generate(spec, seed)`` with the spec of the zoo model, the law of the run's init scheme and
+the run's seed (:func:`strongticket.train.masking.init_regenerable`), and records it in ``summary.json``. So
+:func:`run_to_ticket` returns the Ticket a construction would: the zoo model's ``NetSpec``, that distribution
+and seed, and the run's masks renamed from the zoo model's state_dict keys (``1.weight``) to the spec's
+(``layers.1.weight``). Parameters the run did not prune (biases unless ``prune_bias``, the output layer if
+not ``prune_output``) are kept whole, with an all-True mask.
+
+Before returning, the export regenerates the random weights and checks them bit for bit against the run's
+saved weights: every kept entry of ``model.safetensors`` (and every pruned one is 0), and every entry of the
+final ``train`` checkpoint when it is there. A run whose weights were not drawn that way (one made before the
+trainer drew them from the seed) is refused with the number of differing entries.
+
+Other methods are refused, by design. IMP, magnitude, SNIP, GraSP, SynFlow, GMP, random and dense runs train
+the weights, so their kept weights are not the random ones, and their init is drawn from a ``torch.Generator``
+stream, not per parameter from ``(seed, name)``. A Ticket for them would claim what the Ticket contract
+forbids ("its surviving weights are, bit for bit, the random weights regenerated from the seed"), and
+``verify`` would measure a network the run never trained. Their masks are already in the shared format:
+``mask.safetensors`` in the run directory, keyed by state_dict name.
+
+A model no ``NetSpec`` describes (ResNet-20: BatchNorm, residual additions) is refused with the unsupported
+layer named. Errors are one-line :class:`~strongticket.errors.InputError` messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from strongticket import __version__
+from strongticket.errors import InputError
+from strongticket.nets.zoo import build_model
+from strongticket.ticket import Ticket
+from strongticket.train.config import RunConfig
+from strongticket.train.masking import INIT_DISTRIBUTIONS, RandomNetwork, spec_names
+from strongticket.train.rundir import CheckpointError, RunDir
+
+#: The one training method whose runs are strong tickets.
+STRONG_METHOD = "edge-popup"
+
+
+def run_to_ticket(run_dir: str | os.PathLike[str]) -> Ticket:
+    """Return the strong ticket found by the edge-popup run in ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir : path
+        A finished run directory of ``strongticket train --method edge-popup``.
+
+    Returns
+    -------
+    Ticket
+        Random ``NetSpec`` of the zoo model, the run's ``WeightDistribution`` and seed, bool masks named by
+        spec parameter; provenance ``kind="edge-popup"`` with the run's config, accuracy and name mapping.
+
+    Raises
+    ------
+    InputError
+        Not a (finished) run directory, a missing or unreadable file, a method other than edge-popup, a model
+        the NetSpec cannot describe, or saved weights that differ from the regenerated random weights.
+    """
+    path = Path(run_dir)
+    where = repr(str(path))
+    meta = _read_json(path, "config.json", "is not a run directory")
+    config = RunConfig.from_dict(meta.get("config", {}))
+    method = config.prune.method
+    if method != STRONG_METHOD:
+        raise InputError(f"run {where} used method {method!r}, which trains the weights: its subnetwork is not a "
+                         f"strong ticket (the kept weights are not the random ones); only {STRONG_METHOD} runs "
+                         "export as tickets. Its mask is in mask.safetensors, keyed by state_dict name")
+    summary = _read_json(path, "summary.json", "has not finished (rerun the same `strongticket train` to finish it)")
+    record = summary.get("random_network")
+    if not isinstance(record, dict):
+        raise InputError(f"run {where} records no random network in summary.json: it was made before edge-popup "
+                         "drew its weights from the seed; train it again to export it")
+    if "unsupported" in record:
+        raise InputError(f"run {where} ({config.model.model}) cannot be a Ticket: {record['unsupported']}")
+    random_net = RandomNetwork.from_dict(record)
+    _check_record(random_net, config, where)
+
+    run_masks = _read_tensors(path, "mask.safetensors")
+    saved = _read_tensors(path, "model.safetensors")
+    zoo_to_spec = {k: s for s, k in random_net.names.items()}
+    unknown = sorted(set(run_masks) - set(zoo_to_spec))
+    if unknown:
+        raise InputError(f"mask.safetensors in {where} names {unknown}, which are not parameters of "
+                         f"{config.model.model}: {sorted(zoo_to_spec)}")
+    shapes = random_net.spec.parameter_shapes()
+    masks = {}
+    for s, k in random_net.names.items():
+        m = run_masks.get(k)
+        if m is None:
+            masks[s] = torch.ones(shapes[s], dtype=torch.bool)
+        elif m.dtype != torch.bool or tuple(m.shape) != shapes[s]:
+            raise InputError(f"mask {k!r} in {where} must be bool of shape {shapes[s]}, got {m.dtype} "
+                             f"{tuple(m.shape)}")
+        else:
+            masks[s] = m
+    weights = random_net.distribution.generate(random_net.spec, random_net.seed)
+    _check_weights(path, random_net, weights, masks, saved)
+
+    provenance: dict[str, Any] = {
+        "kind": "edge-popup",
+        "method": STRONG_METHOD,
+        "paper": "Ramanujan et al. 2020, What's hidden in a randomly weighted neural network?, §3",
+        "run_dir": str(path.resolve()),
+        "run_config": meta["config"],
+        "run_versions": meta.get("versions", {}),
+        "zoo_model": config.model.model,
+        "dataset": config.data.dataset,
+        "init": config.model.init,
+        "names": dict(random_net.names),
+        "run_density": summary.get("density"),
+        "test_accuracy": summary.get("test_accuracy"),
+        "exported_by": {"strongticket": __version__, "torch": torch.__version__},
+    }
+    return Ticket(random_net.spec, random_net.distribution, random_net.seed, masks, provenance)
+
+
+def _check_record(random_net: RandomNetwork, config: RunConfig, where: str) -> None:
+    """The recorded random network must be the zoo model's spec, the init's law and the run's seed."""
+    expected = INIT_DISTRIBUTIONS.get(config.model.init)
+    if random_net.distribution != expected:
+        raise InputError(f"run {where}: recorded distribution {random_net.distribution.to_dict()} is not the law "
+                         f"of init {config.model.init!r}")
+    if random_net.seed != config.seed:
+        raise InputError(f"run {where}: recorded seed {random_net.seed} is not the run's seed {config.seed}")
+    spec = random_net.spec
+    if spec.input_shape is None or len(spec.input_shape) != 3 or spec.output_shape is None:
+        raise InputError(f"run {where}: recorded spec has input shape {spec.input_shape}, expected (C, H, W)")
+    m = config.model
+    with torch.device("meta"):  # no global random state is read
+        net = build_model(m.model, num_classes=spec.output_shape[0], in_channels=spec.input_shape[0],
+                          image_size=spec.input_shape[1], width=m.width, bias=m.bias)
+    zoo_spec, names = spec_names(net, spec.input_shape)
+    if zoo_spec != spec or names != random_net.names:
+        raise InputError(f"run {where}: the recorded spec or names differ from those of {m.model} at width "
+                         f"{m.width}: {names} vs {random_net.names}")
+
+
+def _check_weights(path: Path, random_net: RandomNetwork, weights: dict[str, torch.Tensor],
+                   masks: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> None:
+    """Regenerated weights equal the run's, bit for bit: kept entries of ``model.safetensors``, pruned ones 0,
+    and every entry of the final ``train`` checkpoint when it exists."""
+    where = repr(str(path))
+    why = (f"the weights regenerated from seed {random_net.seed} ({random_net.distribution.name}); the run's "
+           "random network is not WeightDistribution.generate(spec, seed)")
+    for s, k in random_net.names.items():
+        v, w, m = saved.get(k), weights[s], masks[s]
+        if v is None or v.dtype != w.dtype or tuple(v.shape) != tuple(w.shape):
+            got = "missing" if v is None else f"{v.dtype} {tuple(v.shape)}"
+            raise InputError(f"model.safetensors in {where}: {k!r} must be {w.dtype} {tuple(w.shape)}, got {got}")
+        bad = int((v[m] != w[m]).sum())
+        if bad:
+            raise InputError(f"model.safetensors in {where}: {bad} of {int(m.sum())} kept entries of {k!r} differ "
+                             f"from {why}")
+        if bool((v[~m] != 0).any()):
+            raise InputError(f"model.safetensors in {where}: pruned entries of {k!r} are not 0")
+    try:
+        loaded = RunDir(path).load_checkpoint("train")
+    except CheckpointError as exc:
+        raise InputError(str(exc)) from None
+    if loaded is None:
+        return
+    tensors = loaded[0]
+    for s, k in random_net.names.items():
+        full = tensors.get(f"net.{k}")
+        if full is None or not torch.equal(full.cpu(), weights[s]):
+            raise InputError(f"checkpoint of phase 'train' in {where}: {k!r} is missing or differs from {why}")
+
+
+def _read_json(path: Path, name: str, otherwise: str) -> dict[str, Any]:
+    f = path / name
+    if not path.is_dir():
+        raise InputError(f"run directory {str(path)!r} does not exist")
+    if not f.is_file():
+        raise InputError(f"{str(path)!r} {otherwise}: {name} is missing")
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{name} in {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{name} in {str(path)!r} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read_tensors(path: Path, name: str) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    f = path / name
+    if not f.is_file():
+        raise InputError(f"run directory {str(path)!r} has no {name}: the run did not finish or the file was "
+                         "removed; rerun the same `strongticket train` command")
+    try:
+        return dict(load_file(str(f)))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{name} in {str(path)!r} is not a valid safetensors file: {exc}") from None
+
+
+__all__ = ["STRONG_METHOD", "run_to_ticket"]

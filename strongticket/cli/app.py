@@ -9,6 +9,7 @@ import typer
 
 from strongticket import __version__
 from strongticket.cli import construct as construct_cli
+from strongticket.cli import export as export_cli
 from strongticket.cli import proofs, rss
 from strongticket.cli import train as train_cli
 from strongticket.cli.common import stderr
@@ -28,6 +29,7 @@ app.command("verify")(construct_cli.verify)
 app.command("demo")(construct_cli.demo)
 app.command("train")(train_cli.train)
 app.command("report")(train_cli.report)
+app.command("export")(export_cli.export)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,43 @@
+"""``strongticket export RUN_DIR --out TICKET_DIR``: an edge-popup run → a ticket directory (see
+:mod:`strongticket.train.export`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from strongticket.cli.common import JsonOption, emit_json, print_table, stdout
+from strongticket.errors import InputError
+
+
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished edge-popup run directory (strongticket train).")],
+    out: Annotated[Path, typer.Option("--out", help="Ticket directory to write.")],
+    seed: Annotated[int | None, typer.Option("--seed", help="Expected seed of the run: checked against its "
+                                                            "config.json (the ticket's seed is the run's).")] = None,
+    include_weights: Annotated[bool, typer.Option("--include-weights", help="Also write weights.safetensors "
+                                                                            "(the random weights).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Export an edge-popup run as a strong ticket (random NetSpec + distribution + seed + masks)."""
+    from strongticket.train.export import run_to_ticket
+
+    ticket = run_to_ticket(run_dir)
+    if seed is not None and seed != ticket.seed:
+        raise InputError(f"--seed {seed} does not match the run's seed {ticket.seed} (in {str(run_dir)!r})")
+    ticket.save(out, include_weights=include_weights, overwrite=overwrite)
+    rows = ticket.density_table()
+    if json_out:
+        emit_json({"ticket_dir": str(out), "run_dir": str(run_dir), "seed": ticket.seed,
+                   "distribution": ticket.distribution.to_dict(), "params": ticket.num_params,
+                   "kept": ticket.num_kept, "density": ticket.density, "layers": rows[:-1],
+                   "test_accuracy": ticket.provenance.get("test_accuracy")})
+        return
+    print_table(f"ticket {out}", ["name", "shape", "kept", "density"],
+                [(r["name"], "x".join(map(str, r["shape"])), r["kept"], r["density"]) for r in rows])
+    stdout.print(f"edge-popup run {run_dir} -> ticket {out}: {ticket.distribution.name} weights from seed "
+                 f"{ticket.seed}, density {ticket.density:.4g} over all {ticket.num_params} parameters",
+                 highlight=False)

@@ -159,7 +159,7 @@ def plot_scaling(rows: list[dict[str, Any]], path: Any, title: str) -> None:
     if lb:
         ax.loglog(*zip(*lb), ls="-.", color="black", lw=1, label="counting lower bound")
     ax.set_xlabel("1 / per-weight eps")
-    ax.set_ylabel("samples per weight per sign (n)")
+    ax.set_ylabel("samples per weight n (candidates per instance)")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

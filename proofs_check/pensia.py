@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import importlib
 import math
+from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 import sympy as sp
 
 from proofs_check.core import FAILED, NUMERIC, SKIPPED, Outcome, Proof, check
@@ -251,29 +254,66 @@ def fc_linf_random_networks(seed: int) -> Outcome:
 
 @check(item="D19", paper=f"{PAPER} Thm 1 (width)")
 def width_formula(seed: int) -> Outcome:
-    """The ticket's hidden width equals d_{i−1} × (samples per weight, both signs), and its
-    success rate follows the union bound (§9 D19, Pensia et al. 2020 Thm 1).
+    """The ticket's hidden width equals d_{i−1} × (block size per input), every hidden neuron is univariate,
+    and every target weight keeps at most n candidates per sign (§9 D19, Pensia et al. 2020 Thm 1).
 
-    Structural: needs the construction (strongticket.construct.pensia); its tests check it.
+    Checked on a ticket built by ``strongticket.construct.pensia`` for a random 5-4-3 target; the success
+    rate's union bound is a statistical property (proofs_check --slow, C14), not checked here.
     """
-    return _needs_module("strongticket.construct.pensia", "width is a property of the built ticket")
+    built = _small_pensia_ticket(seed)
+    if isinstance(built, Outcome):
+        return built
+    target, ticket, n = built
+    H = int(ticket.provenance["block_size"])
+    layers = [m for m in target if isinstance(m, nn.Linear)]
+    for i, lin in enumerate(layers):
+        d_in, d_out = lin.in_features, lin.out_features
+        first = ticket.masks[f"layers.{2 * i}.weight"]   # (d_in*H, d_in)
+        second = ticket.masks[f"layers.{2 * i + 1}.weight"]  # (d_out, d_in*H)
+        if first.shape != (d_in * H, d_in) or second.shape != (d_out, d_in * H):
+            return Outcome(FAILED, f"block {i}: shapes {tuple(first.shape)}, {tuple(second.shape)}; expected "
+                                   f"({d_in * H}, {d_in}) and ({d_out}, {d_in * H}) for block size {H}")
+        owner = torch.arange(d_in * H) // H
+        off_block = first.clone()
+        off_block[torch.arange(d_in * H), owner] = False
+        if off_block.any():
+            return Outcome(FAILED, f"block {i}: a hidden neuron keeps a weight from an input outside its block")
+        per_block = second.reshape(d_out, d_in, H).sum(dim=2)
+        if int(per_block.max()) > 2 * n:
+            return Outcome(FAILED, f"block {i}: a target weight keeps {int(per_block.max())} > 2n = {2 * n} candidates")
+    return Outcome(NUMERIC, f"5-4-3 target, n={n}: widths d_in×{H}, univariate hidden neurons, ≤ n candidates "
+                            "per sign for every target weight")
 
 
 @check(item="D20", paper=f"{PAPER}; Burkholz 2022 (depth)")
 def ticket_depth(seed: int) -> Outcome:
-    """Pensia, Malach and da Cunha CNN tickets have exactly 2L layers; Burkholz's has L + 1 (§9 D20).
+    """Pensia tickets have exactly 2L layers (§9 D20); Burkholz's L+1 tickets are checked once they exist."""
+    built = _small_pensia_ticket(seed)
+    if isinstance(built, Outcome):
+        return built
+    target, ticket, _ = built
+    L = sum(isinstance(m, nn.Linear) for m in target)
+    depth = len(ticket.spec.layers)
+    if depth != 2 * L:
+        return Outcome(FAILED, f"Pensia ticket of a depth-{L} target has {depth} layers, expected {2 * L}")
+    return Outcome(NUMERIC, f"depth-{L} target → {depth}-layer ticket (2L); L+1 constructions not built yet")
 
-    Structural: needs the constructions (strongticket.construct.*); their tests check it.
-    """
-    return _needs_module("strongticket.construct.pensia", "depth is a property of the built ticket")
 
-
-def _needs_module(module: str, why: str) -> Outcome:
+def _small_pensia_ticket(seed: int) -> Any:
+    """(target, ticket, n) for a random 5-4-3 ReLU target, or a SKIPPED outcome without the construction."""
     try:
-        importlib.import_module(module)
-    except ImportError:
-        return Outcome(SKIPPED, f"{module} not available yet ({why}; checked in tests/construct)")
-    return Outcome(SKIPPED, f"{why}: checked by tests/construct, not derivable here")
+        pensia = importlib.import_module("strongticket.construct.pensia")
+    except ImportError as exc:
+        return Outcome(SKIPPED, f"strongticket.construct.pensia not available ({exc})")
+    gen = torch.Generator().manual_seed(seed)
+    target = nn.Sequential(nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3, bias=False))
+    with torch.no_grad():
+        for m in target:
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) - 0.5)
+    n = 12
+    ticket = pensia.construct(target, per_weight_eps=0.05, samples=n, seed=seed, strict=False, record_target=False)
+    return target, ticket, n
 
 
 @check(item="D17", paper=f"{PAPER} §2.3 vs strongticket.subsetsum.theory")

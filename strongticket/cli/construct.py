@@ -150,11 +150,18 @@ def construct(
 
 def verify_report(ticket: Ticket, *, radius: float, count: int, restarts: int, steps: int, seed: int,
                   dataset: str | None = None, data_dir: Path | None = None) -> dict[str, Any]:
-    """Every check of a ticket against its recorded target, as one JSON-able dict."""
+    """Every check of a ticket against its recorded target, as one JSON-able dict.
+
+    A ticket with no target (one found by search, e.g. exported from an edge-popup run) is checked on its
+    task instead: test accuracy on ``dataset`` (default: the one its provenance names) beside the accuracy
+    the run recorded.
+    """
     from strongticket.verify.accuracy import accuracy
     from strongticket.verify.certified import certified_bound
     from strongticket.verify.measure import adversarial_error, empirical_error, error_on, target_module
 
+    if "target" not in ticket.provenance:
+        return _task_report(ticket, dataset or ticket.provenance.get("dataset"), data_dir)
     weights = ticket.random_weights()
     g = ticket.to_module(torch.float64, weights=weights)
     f = target_module(ticket)
@@ -185,6 +192,21 @@ def verify_report(ticket: Ticket, *, radius: float, count: int, restarts: int, s
                                                    weights=weights).bound
         report["data_radius"] = data_radius
     return report
+
+
+def _task_report(ticket: Ticket, dataset: str | None, data_dir: Path | None) -> dict[str, Any]:
+    """Task accuracy of a ticket that approximates no target (a searched ticket)."""
+    from strongticket.train.data import load_dataset
+    from strongticket.verify.accuracy import accuracy
+
+    if not dataset:
+        raise InputError("the ticket records neither a target nor a dataset: pass --data NAME to measure its accuracy")
+    ds = load_dataset(dataset, data_dir=data_dir)
+    g = ticket.to_module(torch.float32)
+    return {"kind": ticket.provenance.get("kind", "searched"), "data": dataset,
+            "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density,
+            "ticket_accuracy": accuracy(g, ds.test_x, ds.test_y),
+            "recorded_accuracy": ticket.provenance.get("test_accuracy")}
 
 
 def verify(

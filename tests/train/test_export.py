@@ -118,3 +118,19 @@ def test_cli_export_writes_a_loadable_ticket_and_reports_errors(edge_run: Path, 
         main(["export", str(edge_run), "--out", str(tmp_path / "u"), "--seed", "8"])
     assert done.value.code == 2 and "does not match the run's seed 7" in capsys.readouterr().err
     assert not (tmp_path / "u").exists()
+
+
+def test_verify_measures_an_exported_ticket_on_its_task(edge_run: Path, tmp_path: Path, capsys) -> None:
+    run_to_ticket(edge_run).save(tmp_path / "ticket")
+    try:
+        main(["verify", str(tmp_path / "ticket"), "--json"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"] == "digits" and report["kind"] == "edge-popup"
+    trained = build_model("lenet300100", num_classes=10, in_channels=1, image_size=8, width=0.25).eval()
+    trained.load_state_dict(load_file(str(edge_run / "model.safetensors")))
+    ds = load_dataset("digits")
+    with torch.no_grad():
+        expected = (trained(ds.test_x).argmax(1) == ds.test_y).sum().item() / len(ds.test_y)
+    assert report["ticket_accuracy"] == pytest.approx(expected, abs=1e-9)

@@ -10,7 +10,7 @@ with objective ``min_error`` and ``sparsest``, then reports: construction wall t
 target vs ticket test accuracy, the certified bound (over the data ball, inputs >= 0), the measured error on
 test images, and remaining vs initial parameters beside their 3.73 M of 8.34 M.
 
-Usage: ``python experiments/pensia_exp1.py [--data-dir /work/shared/data] [--out experiments/results/pensia_exp1.json]``
+Usage: ``python experiments/pensia_exp1.py [--data-dir ../shared/data] [--out experiments/results/pensia_exp1.json]``
 """
 
 from __future__ import annotations
@@ -33,30 +33,19 @@ from strongticket.train.data import load_dataset
 from strongticket.verify.accuracy import accuracy
 from strongticket.verify.certified import certified_bound
 from strongticket.verify.measure import error_on
+from targets import train_adam
 
 
 def train_fc2(ds, seed: int, epochs: int, log) -> torch.nn.Module:
     """FC2 784-500-10, no bias: Adam (lr 1e-3), batch 128, a few epochs."""
     torch.manual_seed(seed)
     model = build_model("fc2", num_classes=10, in_channels=1, image_size=28, width=1.0, bias=False)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(seed)
-    for ep in range(epochs):
-        perm = torch.randperm(ds.train_x.shape[0], generator=gen)
-        model.train()
-        for s in range(0, len(perm), 128):
-            idx = perm[s:s + 128]
-            loss = torch.nn.functional.cross_entropy(model(ds.train_x[idx]), ds.train_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        log(f"epoch {ep + 1}: test accuracy {accuracy(model, ds.test_x, ds.test_y):.4f}")
-    return model.eval()
+    return train_adam(model, ds, epochs=epochs, seed=seed, log=log)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=os.environ.get("STRONGTICKET_DATA", "/work/shared/data"))
+    ap.add_argument("--data-dir", default=os.environ.get("STRONGTICKET_DATA"))
     ap.add_argument("--out", default="experiments/results/pensia_exp1.json")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--samples", type=int, default=21)

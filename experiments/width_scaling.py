@@ -10,7 +10,7 @@ LeNet-300-100 (784-300-100-10, no bias) is trained here on MNIST in a few lines 
 ``--lenet-checkpoint`` exists; its inputs are pixels >= 0, so its tickets have no relu(-x) side in block 1.
 The find-one baseline on LeNet is run only up to ``--lenet-malach-max`` (its pool grows like 1/eps').
 
-Usage: ``python experiments/width_scaling.py [--data-dir /work/shared/data] [--out experiments/results/width_scaling.json]``
+Usage: ``python experiments/width_scaling.py [--data-dir ../shared/data] [--out experiments/results/width_scaling.json]``
 """
 
 from __future__ import annotations
@@ -48,23 +48,12 @@ def lenet_target(checkpoint: str, data_dir: str, epochs: int, log) -> torch.nn.M
         return m.eval()
     from strongticket.files import save_tensors_atomic
     from strongticket.train.data import load_dataset
-    from strongticket.verify.accuracy import accuracy
+    from targets import train_adam
 
     ds = load_dataset("mnist", data_dir=data_dir)
-    gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)  # the zoo's initialisation draws from the global generator
     m = build_model("lenet300100", num_classes=10, in_channels=1, image_size=28, width=1.0, bias=False)
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    for ep in range(epochs):
-        perm = torch.randperm(ds.train_x.shape[0], generator=gen)
-        m.train()
-        for s in range(0, len(perm), 128):
-            idx = perm[s:s + 128]
-            loss = torch.nn.functional.cross_entropy(m(ds.train_x[idx]), ds.train_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        log(f"lenet epoch {ep + 1}: test accuracy {accuracy(m, ds.test_x, ds.test_y):.4f}")
+    m = train_adam(m, ds, epochs=epochs, seed=0, log=log, label="lenet ")
     save_tensors_atomic(checkpoint, {k: v.contiguous() for k, v in m.state_dict().items()})
     return m.eval()
 
@@ -74,7 +63,7 @@ def main() -> None:
     ap.add_argument("--out", default="experiments/results/width_scaling.json")
     ap.add_argument("--lenet-checkpoint", default="experiments/results/lenet300100_target.safetensors",
                     help="trained LeNet-300-100 (no bias); trained and written here when missing")
-    ap.add_argument("--data-dir", default=os.environ.get("STRONGTICKET_DATA", "/work/shared/data"))
+    ap.add_argument("--data-dir", default=os.environ.get("STRONGTICKET_DATA"))
     ap.add_argument("--lenet-epochs", type=int, default=2)
     ap.add_argument("--eps", default="0.1,0.05,0.02,0.01")
     ap.add_argument("--lenet-eps", default="0.1,0.01")

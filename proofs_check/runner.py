@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,13 +31,21 @@ def collect(slow: bool = False, only: str | None = None) -> list[CheckFn]:
     """Every check of :data:`MODULES` (fast ones, plus the slow ones when ``slow``), filtered by
     ``only`` (a case-insensitive substring of the check name, item or paper)."""
     fns: list[CheckFn] = []
+    names: list[str] = []
     for mod in MODULES:
         for fn in importlib.import_module(mod).CHECKS:
             if fn.check_slow and not slow:  # type: ignore[attr-defined]
                 continue
+            names.append(fn.__name__)
             key = f"{fn.__name__} {fn.check_item} {fn.check_paper}".lower()  # type: ignore[attr-defined]
             if only is None or only.lower() in key:
                 fns.append(fn)
+    if not fns:
+        from strongticket.errors import InputError
+
+        hint = "" if slow else " (the statistical C items need --slow)"
+        raise InputError(f"--only {only!r} matches no check's name, §9 item or paper{hint}; "
+                         f"checks: {', '.join(names)}")
     return fns
 
 
@@ -90,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="run only checks whose name, item or paper contains TEXT")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    results = run_checks(slow=args.slow, seed=args.seed, only=args.only)
+    try:
+        results = run_checks(slow=args.slow, seed=args.seed, only=args.only)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print_report(results, time.perf_counter() - start, args.json, args.slow, args.seed)
     return 1 if any(r.status == FAILED for r in results) else 0

@@ -123,3 +123,9 @@ def test_statistics_helpers():
     assert quantile_n(np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 0.1) == 9
     lo, hi = wilson(5, 100)
     assert lo < 0.05 < hi and 0 <= lo and hi <= 1
+
+
+def test_only_that_matches_nothing_is_an_error_naming_the_checks():
+    from proofs_check.runner import main as runner_main
+
+    assert runner_main(["--only", "no-such-check"]) == 2

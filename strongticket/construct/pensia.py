@@ -242,7 +242,7 @@ def construct(
                        f"at block_size {H} this happens with probability <= delta = {delta:g}: use another seed "
                        f"or a smaller delta (delta/10 gives block_size "
                        f"{block_size_for(samples, delta / 10, needs)})")
-                raise InfeasibleError(f"{msg}; {fix}; or pass strict=False to use the neurons available")
+                raise InfeasibleError(f"{msg}; {fix}; or pass strict=False (CLI: --no-strict) to use the neurons available")
             warnings.append(msg + "; those instances use all the neurons available")
             say("warning: " + warnings[-1])
         v = dist.tensor(n2, shapes[n2], seed, fan_in=shapes[n2][1]).numpy()
@@ -309,7 +309,7 @@ def construct(
         raise InfeasibleError(
             f"{above} target weights miss per-weight eps {per_weight_eps:g} "
             f"with n = {samples} samples per weight (block size {H} per input; max error {total_err:.3g})"
-            f"{need}; raise samples or pass strict=False")
+            f"{need}; raise samples (CLI: --samples) or pass strict=False (CLI: --no-strict) to keep the ticket anyway")
     return ticket
 
 

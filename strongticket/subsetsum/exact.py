@@ -6,10 +6,19 @@ Horowitz & Sahni (1974) meet-in-the-middle, specialised as in ``shared/theory/so
 2. build each half's 2^h subset sums **already sorted**, adding one candidate at a time by merging the
    sorted list with a shifted copy of itself (O(2^h), no sort); equal sums keep only the smallest
    subset key (size, then bitmask; see :mod:`strongticket.subsetsum.keys`);
-3. sweep the left list upward while a pointer walks the right list downward: for every left sum ``l``
-   the best right partners are the neighbours of ``z - l``; the best pair is the optimum.
+3. for every left sum ``l`` the best right partners are the neighbours of ``q = z - l`` in the right
+   list: the last ``r <= q`` and the first ``r > q``; the best such pair is the optimum.
 
 Cost O(2^(n/2)) time per target and O(2^(n/2)) memory per thread, independent of the batch size T.
+
+How it is fast (``min_error``): a merge is a chain of dependent compare-and-load steps, so one target
+alone leaves the CPU idle between steps. The kernel runs four targets' merges in one loop
+(:func:`_build4`), finds every left sum's neighbour by one branchless merge of the ``q`` values with
+the right list (:func:`_rank4`), and scans the candidate errors in vectorisable passes
+(:func:`_best_pair`). Subsets are recovered afterwards by enumerating each half once. When a target
+meets equal sums or equal errors (ties, as in integer data), it is solved again by the keyed path
+(:func:`_build_sorted_sums` + :func:`_sweep`), which carries subset keys and breaks ties exactly; both
+paths use the same neighbour rule, so the answer does not depend on which one ran.
 
 Objectives
 ----------
@@ -32,7 +41,7 @@ import numpy as np
 
 from strongticket.errors import MethodUnavailableError
 from strongticket.subsetsum.keys import MASK_BITS, PC_SHIFT, PC_UNIT, masks_to_selection
-from strongticket.subsetsum.problem import Status, SubsetSumProblem
+from strongticket.subsetsum.problem import SubsetSumProblem
 from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
 
 EXACT_MAX_N = 44
@@ -164,37 +173,6 @@ def _split_by_size(sums, keys, count, h, out_sums, out_keys, starts):
 
 
 @nb.njit(cache=True, nogil=True)
-def _build_sorted_plain(x, lo, h, buf, tmp):
-    """Sorted subset sums of ``x[lo:lo+h]`` without keys, by branchless merging; +inf sentinel at the end.
-
-    Returns (sums, count, duplicate_seen); buffers need length >= 2^h + 1.
-    """
-    buf[0] = 0.0
-    buf[1] = np.inf
-    size = 1
-    dup = False
-    for k in range(h):
-        v = x[lo + k]
-        i = 0
-        j = 0
-        prev = -np.inf
-        for o in range(2 * size):
-            a = buf[i]
-            b = buf[j] + v
-            take = a <= b
-            s = a if take else b
-            dup |= s == prev
-            prev = s
-            tmp[o] = s
-            i += take
-            j += 1 - take
-        size *= 2
-        tmp[size] = np.inf
-        buf, tmp = tmp, buf
-    return buf, size, dup
-
-
-@nb.njit(cache=True, nogil=True)
 def _mask_of_sum(x, lo, h, value, enum):
     """Bitmask of the subset of ``x[lo:lo+h]`` whose left-to-right sum equals ``value`` (smallest key if several)."""
     enum[0] = 0.0
@@ -218,45 +196,6 @@ def _mask_of_sum(x, lo, h, value, enum):
                 best = key
                 best_mask = m
     return best_mask
-
-
-@nb.njit(cache=True, nogil=True)
-def _fast_min_error(x, z, hl, hr, b0, b1, b2, b3):
-    """Min-error pair without keys; returns (mask, err, ok). ``ok`` is False when equal sums or equal
-    errors were met, in which case ties must be broken by the keyed path."""
-    ls, nl, dup_l = _build_sorted_plain(x, 0, hl, b0, b1)
-    rs, nr, dup_r = _build_sorted_plain(x, hl, hr, b2, b3)
-    if dup_l or dup_r:
-        return np.int64(0), np.inf, False
-    best = np.inf
-    bi = 0
-    bj = 0
-    tie = False
-    j = nr - 1
-    for i in range(nl):
-        lv = ls[i]
-        q = z - lv
-        while j >= 0 and rs[j] > q:
-            j -= 1
-        jl = j if j > 0 else 0
-        e1 = abs((lv + rs[jl]) - z)
-        e2 = abs((lv + rs[j + 1]) - z)
-        e = e1 if e1 <= e2 else e2
-        jj = jl if e1 <= e2 else j + 1
-        tie |= (e1 == e2) & (jl != j + 1) & (e <= best)
-        if e <= best:
-            tie |= e == best
-            best = e
-            bi = i
-            bj = jj
-    if tie:
-        return np.int64(0), best, False
-    lv = ls[bi]
-    rv = rs[bj]
-    # the recovery enumerations reuse the (now free) merge buffers
-    ml = _mask_of_sum(x, 0, hl, lv, b1 if ls is b0 else b0)
-    mr = _mask_of_sum(x, hl, hr, rv, b3 if rs is b2 else b2)
-    return np.int64(ml) | (np.int64(mr) << hl), best, True
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from strongticket.errors import MethodUnavailableError
 from strongticket.subsetsum.keys import MASK_BITS, PC_SHIFT, half_keys, masks_to_selection

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Annotated, Any
 
 import numpy as np
@@ -58,6 +58,16 @@ def progress(enabled: bool = True) -> Progress | nullcontext[None]:
         return nullcontext()
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=True)
+
+
+@contextmanager
+def status_line(enabled: bool, initial: str) -> Iterator[Callable[[str], None] | None]:
+    """A one-line live status on stderr (terminal only); yields a ``log(message)`` callback or None."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    with stderr.status(initial) as status:
+        yield lambda message: status.update(message)
 
 
 def track(items: Iterable[Any], total: int, description: str, bar: Progress | None) -> Iterable[Any]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import torch
 import typer
 
-from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_table, stdout
+from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_table, status_line, stdout
 from strongticket.errors import InputError
 from strongticket.nets.distributions import WeightDistribution
 from strongticket.nets.spec import NetSpec
@@ -120,9 +120,10 @@ def construct(
     dist = distribution_for(distribution, target)
     start = time.perf_counter()
     if method == "pensia":
-        ticket = pensia.construct(target, eps=eps, per_weight_eps=per_weight_eps, delta=delta, samples=samples,
-                                  block_size=block_size, seed=seed, distribution=dist, solver=solver,
-                                  objective=objective, strict=strict)
+        with status_line(not json_out, "constructing the 2L ticket") as log:
+            ticket = pensia.construct(target, eps=eps, per_weight_eps=per_weight_eps, delta=delta, samples=samples,
+                                      block_size=block_size, seed=seed, distribution=dist, solver=solver,
+                                      objective=objective, strict=strict, log=log)
     else:
         ticket = malach.construct(target, eps=eps, per_weight_eps=per_weight_eps, delta=delta, samples=samples,
                                   block_size=block_size, seed=seed, distribution=dist, strict=strict)

@@ -36,7 +36,17 @@ def parse_list(name: str, text: str, kind: type) -> list[Any]:
     return out
 
 
-def load_instances(path: Path, norm: str) -> Any:
+def _device_name(device: str) -> str:
+    """``device`` with the GPU's name when it is a CUDA device (for benchmark reports)."""
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
+def load_instances(path: Path, norm: str, device: str = "cpu") -> Any:
     """Read ``targets`` and ``candidates`` from a ``.npz`` or ``.safetensors`` file (never unpickles)."""
     from strongticket.subsetsum import SubsetSumProblem
 
@@ -66,6 +76,13 @@ def load_instances(path: Path, norm: str) -> Any:
     if missing:
         raise InputError(f"{path.name} must hold arrays 'targets' (T,) or (T, d) and 'candidates' (T, n) or "
                          f"(T, n, d); missing {missing}, found {sorted(arrays)}")
+    if device != "cpu":
+        import torch
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"--device {device!r} was asked for, but torch sees no CUDA device")
+        return SubsetSumProblem(torch.tensor(arrays["targets"], device=device),
+                                torch.tensor(arrays["candidates"], device=device), norm=norm)
     return SubsetSumProblem(arrays["targets"], arrays["candidates"], norm=norm)
 
 
@@ -80,6 +97,8 @@ def solve_cmd(
     size: Annotated[int | None, typer.Option(help="Subset size for fixed_size.")] = None,
     norm: Annotated[str, typer.Option(help="MRSS error norm: linf | l2.")] = "linf",
     out: Annotated[Path | None, typer.Option(help="Selections file (default: FILE with .selection.safetensors).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, or a CUDA device: 'auto' then solves with the torch method "
+                                             "on the GPU (min_error).")] = "cpu",
     seed: SeedOption = 0,
     json: JsonOption = False,
 ) -> None:
@@ -87,7 +106,7 @@ def solve_cmd(
     from strongticket.files import save_arrays_atomic
     from strongticket.subsetsum import solve
 
-    problem = load_instances(file, norm)
+    problem = load_instances(file, norm, device)
     result = solve(problem, method, objective=objective, eps=eps, time_limit=time_limit, size=size, seed=seed)
     dest = out or file.with_name(file.name.split(".")[0] + ".selection.safetensors")
     meta = {"method": result.method, "objective": objective, "eps": str(eps), "source": file.name}
@@ -117,6 +136,7 @@ def bench_cmd(
     time_limit: Annotated[float, typer.Option(help="Seconds per instance for MILP/local search.")] = 5.0,
     dist: Annotated[str, typer.Option(help="Candidate law: uniform | product.")] = "uniform",
     repeats: Annotated[int, typer.Option(help="Timed repetitions of the fast methods (best kept).")] = 3,
+    device: Annotated[str, typer.Option(help="Device of the 'torch' method's tensors: cpu, cuda, cuda:1, ...")] = "cpu",
     seed: SeedOption = 0,
     json: JsonOption = False,
 ) -> None:
@@ -142,14 +162,14 @@ def bench_cmd(
                 bar.update(task, description=label, advance=1)
 
         rows = run_benchmark(ns, wanted, targets=targets, dist=dist, seed=seed, repeats=repeats,
-                             slow_targets=slow_targets, time_limit=time_limit, on_step=step)
-    env = {"threads": numba.get_num_threads(), "dist": dist, "seed": seed}
+                             slow_targets=slow_targets, time_limit=time_limit, device=device, on_step=step)
+    env = {"threads": numba.get_num_threads(), "dist": dist, "seed": seed, "device": _device_name(device)}
     if json:
         emit_json({"env": env, "rows": [r.__dict__ for r in rows]})
         return
     cols = ["method", "n", "T", "seconds", "targets/s", "peak MB", "I/O MB", "err median", "err p99", "err max",
             "exact × faster", "optimal share", "status"]
-    print_table(f"rss bench ({dist} candidates, {env['threads']} threads)", cols, [
+    print_table(f"rss bench ({dist} candidates, {env['threads']} threads, torch on {env['device']})", cols, [
         (r.method, r.n, r.T, r.seconds, r.targets_per_s, r.peak_mb, r.io_mb, r.err_median, r.err_p99, r.err_max,
          "" if r.speedup_vs_exact is None else r.speedup_vs_exact,
          "" if r.matches_exact is None else r.matches_exact,

@@ -18,7 +18,7 @@ from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.subsetsum import registry
 from strongticket.subsetsum.api import load_methods, solve
 from strongticket.subsetsum.instances import random_problem
-from strongticket.subsetsum.problem import SubsetSumResult
+from strongticket.subsetsum.problem import SubsetSumProblem, SubsetSumResult
 
 
 def _rss_bytes() -> int:
@@ -64,6 +64,39 @@ class PeakMemory:
     @property
     def peak_above_start(self) -> int:
         return max(0, self.peak - self.start)
+
+
+class _DevicePeak:
+    """Peak CUDA allocation during the block when ``problem`` lives on a GPU (else ``peak`` is None)."""
+
+    def __init__(self, problem: SubsetSumProblem) -> None:
+        self.cuda = problem.device.startswith("cuda")
+        self.peak: int | None = None
+
+    def __enter__(self) -> _DevicePeak:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+
+
+def _on_device(problem: SubsetSumProblem, device: str) -> SubsetSumProblem:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for, but torch sees no CUDA device")
+    return SubsetSumProblem(torch.tensor(problem.targets, device=device),
+                            torch.tensor(problem.candidates, device=device), problem.norm)
 
 
 @dataclass(frozen=True)
@@ -114,6 +147,7 @@ def run_benchmark(
     repeats: int = 3,
     slow_targets: int = 20,
     time_limit: float = 5.0,
+    device: str = "cpu",
     on_step: Callable[[str], None] | None = None,
 ) -> list[BenchRow]:
     """Benchmark ``methods`` on 1-D instances for every n in ``ns``.
@@ -132,6 +166,10 @@ def run_benchmark(
         Candidate law (targets are U[-1, 1]).
     repeats : int
         Timed repetitions of the fast methods (the best is kept); one warm-up run compiles first.
+    device : str
+        Where the ``torch`` method's tensors live (``"cuda"`` to time the GPU solver; its peak memory
+        is then the device's peak allocation). The transfer to the device is not timed; the copy of the
+        results back to the host is.
 
     Returns
     -------
@@ -160,16 +198,17 @@ def run_benchmark(
                 rows.append(BenchRow(method, dist, n, 0, nan, nan, nan, nan, nan, nan, nan, {}, note=str(exc)))
                 continue
             if method in fast:
-                solve(problem.subset(slice(0, 8)), method)  # compile / warm up
+                target = _on_device(problem, device) if method == "torch" else problem
+                solve(target.subset(slice(0, 8)), method)  # compile / warm up
                 best, peak, res = np.inf, 0, None
                 for _ in range(repeats):
-                    with PeakMemory() as mem:
+                    with PeakMemory() as mem, _DevicePeak(target) as dev:
                         t0 = time.perf_counter()
-                        res = solve(problem, method)
+                        res = solve(target, method)
                         dt = time.perf_counter() - t0
                     if dt < best:
                         best = dt
-                    peak = max(peak, mem.peak_above_start)
+                    peak = max(peak, dev.peak if dev.peak is not None else mem.peak_above_start)
                 row = _row(method, dist, n, targets, best, peak, res)
                 if method == "exact":
                     exact_rate = row.targets_per_s

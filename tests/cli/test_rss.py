@@ -105,3 +105,20 @@ def test_version_and_help(capsys):
     assert code == 0 and out.startswith("strongticket ")
     code, out, _ = run(["rss", "--help"], capsys)
     assert code == 0 and "bench" in out and "curve" in out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(instances, capsys):
+    code, out, err = run(["rss", "solve", str(instances), "--device", "cuda"], capsys)
+    assert code == 2 and "torch sees no CUDA device" in err
+
+
+@pytest.mark.gpu
+def test_bench_times_the_torch_solver_on_the_gpu(capsys):
+    code, out, err = run(["rss", "bench", "--n", "14", "--methods", "exact,torch", "--targets", "5000",
+                          "--repeats", "1", "--device", "cuda", "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["env"]["device"].startswith("cuda")
+    rows = {r["method"]: r for r in result["rows"]}
+    assert rows["torch"]["err_max"] == rows["exact"]["err_max"]

@@ -94,6 +94,20 @@ def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False) -
         raise
 
 
+def read_json_object(path: str | os.PathLike[str], error: type[Exception] = ValueError) -> dict[str, Any]:
+    """Read the JSON object in ``path``; a file that is not UTF-8 JSON, or holds something other than an
+    object, raises ``error`` with a one-line message naming the file and its directory."""
+    path = Path(path)
+    where = f"{path.name} in {str(path.parent)!r}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{where} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """Return the hex sha256 digest of the file at ``path``."""
     h = hashlib.sha256()

@@ -36,7 +36,13 @@ from torch import nn
 
 from strongticket import __version__
 from strongticket.errors import InputError, TicketFormatError
-from strongticket.files import atomic_directory, save_tensors_atomic, sha256_file, write_json_atomic
+from strongticket.files import (
+    atomic_directory,
+    read_json_object,
+    save_tensors_atomic,
+    sha256_file,
+    write_json_atomic,
+)
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import NetSpec, SpecNet
 
@@ -264,12 +270,9 @@ class Ticket:
         meta_path = directory / TICKET_JSON
         if not meta_path.is_file():
             raise TicketFormatError(f"{where} is not a ticket directory: {TICKET_JSON} is missing")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise TicketFormatError(f"{TICKET_JSON} in {where} is not valid JSON: {exc}") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        meta = read_json_object(meta_path, TicketFormatError)
+        if meta.get("format") != FORMAT:
+            got = meta.get("format")
             raise TicketFormatError(f"{TICKET_JSON} in {where} is not a strongticket ticket "
                                     f"(format {got!r}, expected {FORMAT!r})")
         version = meta.get("format_version")

@@ -27,7 +27,6 @@ layer named. Errors are one-line :class:`~strongticket.errors.InputError` messag
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import torch
 
 from strongticket import __version__
 from strongticket.errors import InputError
+from strongticket.files import read_json_object
 from strongticket.nets.zoo import build_model
 from strongticket.ticket import Ticket
 from strongticket.train.config import RunConfig
@@ -182,13 +182,7 @@ def _read_json(path: Path, name: str, otherwise: str) -> dict[str, Any]:
         raise InputError(f"run directory {str(path)!r} does not exist")
     if not f.is_file():
         raise InputError(f"{str(path)!r} {otherwise}: {name} is missing")
-    try:
-        data = json.loads(f.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{name} in {str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{name} in {str(path)!r} must hold a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(f, InputError)
 
 
 def _read_tensors(path: Path, name: str) -> dict[str, torch.Tensor]:

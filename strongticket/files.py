@@ -12,9 +12,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from strongticket.errors import InputError
 
 
 @contextlib.contextmanager
@@ -68,24 +70,88 @@ def save_arrays_atomic(dest: str | os.PathLike[str], arrays: Mapping[str, Any],
                   metadata=dict(metadata) if metadata else None)
 
 
-@contextlib.contextmanager
-def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory beside ``dest``; on success it replaces ``dest`` whole.
+def check_writable_directory(dest: str | os.PathLike[str], *, overwrite: bool, marker: str,
+                             what: str = "output directory",
+                             is_marker: Callable[[Path], bool] | None = None) -> bool:
+    """Check, before any work, that ``dest`` may become a directory this project writes.
 
-    With ``overwrite=False`` an existing non-empty ``dest`` is an error, raised before anything is written.
+    A missing ``dest`` or an empty directory is fine. An existing directory may be replaced only with
+    ``overwrite=True`` and only when it holds ``marker`` (the file every directory of that kind holds:
+    ``ticket.json`` for a ticket, ``config.json`` for a run): anything else, a plain file, a symbolic link
+    or a directory without the marker, was not written by strongticket and is never deleted.
+
+    Parameters
+    ----------
+    dest : path
+        The directory the user asked for.
+    overwrite : bool
+        Whether the user allowed replacing an existing directory of this kind.
+    marker : str
+        Name of the file that marks a directory of this kind.
+    what : str
+        How the user named ``dest`` (``"--out"``, ``"OUT"``, ``"ticket directory"``), for the messages.
+    is_marker : callable, optional
+        ``is_marker(dest / marker) -> bool``: a stricter test of the marker (its format); default: it is a file.
+
+    Returns
+    -------
+    bool
+        True when ``dest`` exists (an empty directory, or a marked one with ``overwrite``) and will be replaced.
+
+    Raises
+    ------
+    InputError
+        One line naming ``what`` and ``dest`` when ``dest`` may not be written.
     """
     dest = Path(dest)
-    if dest.exists() and not overwrite and (not dest.is_dir() or any(dest.iterdir())):
-        raise FileExistsError(f"output directory {str(dest)!r} already exists and is not empty; "
-                              "choose another path or pass --overwrite")
+    name = f"{what} {str(dest)!r}"
+    if not os.path.lexists(dest):
+        return False
+    if dest.is_symlink():
+        raise InputError(f"{name} is a symbolic link; refusing to replace it: give the directory itself or "
+                         "another path")
+    if not dest.is_dir():
+        raise InputError(f"{name} is a file, not a directory strongticket wrote; refusing to replace it: "
+                         "choose another path")
+    if not any(dest.iterdir()):
+        return True
+    marked = (is_marker or Path.is_file)(dest / marker)
+    if not marked:
+        action = "replace it" if overwrite else "write into it"
+        raise InputError(f"{name} is a directory that strongticket did not write (no {marker}); refusing to "
+                         f"{action}: choose another path")
+    if not overwrite:
+        raise InputError(f"{name} already exists (it holds {marker}); pass --overwrite to replace it, or choose "
+                         "another path")
+    return True
+
+
+@contextlib.contextmanager
+def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False, marker: str,
+                     what: str = "output directory",
+                     is_marker: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Yield a temporary directory beside ``dest``; on success it replaces ``dest`` whole.
+
+    ``dest`` is checked by :func:`check_writable_directory` before anything is written (and again just
+    before the rename, in case it changed meanwhile). The body must write ``marker`` into the temporary
+    directory, so that a later ``overwrite`` recognises it. An existing ``dest`` is moved aside, the new
+    directory renamed into place, and only then the old one removed; if the rename fails the old one is
+    put back.
+    """
+    dest = Path(dest)
+    check_writable_directory(dest, overwrite=overwrite, marker=marker, what=what, is_marker=is_marker)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         yield tmp
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        if check_writable_directory(dest, overwrite=overwrite, marker=marker, what=what, is_marker=is_marker):
+            old = tmp.with_suffix(".old")
             os.replace(dest, old)
-            os.replace(tmp, dest)
+            try:
+                os.replace(tmp, dest)
+            except BaseException:
+                os.replace(old, dest)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)

@@ -38,6 +38,7 @@ from strongticket import __version__
 from strongticket.errors import InputError, TicketFormatError
 from strongticket.files import (
     atomic_directory,
+    check_writable_directory,
     read_json_object,
     save_tensors_atomic,
     sha256_file,
@@ -226,10 +227,17 @@ class Ticket:
                         for k in self.arrays))
 
     # ----- files -----------------------------------------------------------------------------
-    def save(self, directory: str | Path, *, include_weights: bool = False, overwrite: bool = False) -> Path:
-        """Write the ticket directory atomically (a temporary directory renamed into place); return its path."""
+    def save(self, directory: str | Path, *, include_weights: bool = False, overwrite: bool = False,
+             what: str = "ticket directory") -> Path:
+        """Write the ticket directory atomically (a temporary directory renamed into place); return its path.
+
+        ``directory`` is checked first (:func:`check_ticket_destination`): with ``overwrite`` only a ticket
+        directory is replaced, never a file or a directory of anything else. ``what`` names ``directory`` in
+        the messages (``"--out"``).
+        """
         directory = Path(directory)
-        with atomic_directory(directory, overwrite=overwrite) as tmp:
+        with atomic_directory(directory, overwrite=overwrite, marker=TICKET_JSON, what=what,
+                              is_marker=_is_ticket_json) as tmp:
             files = {}
             save_tensors_atomic(tmp / MASKS_FILE, self.masks, metadata={"format": FORMAT})
             files[MASKS_FILE] = sha256_file(tmp / MASKS_FILE)
@@ -332,6 +340,35 @@ class Ticket:
         return ticket
 
 
+def check_ticket_destination(directory: str | Path, *, overwrite: bool = False,
+                             what: str = "ticket directory") -> bool:
+    """Check, before any work, that :meth:`Ticket.save` may write ``directory``.
+
+    Missing or empty: fine. A ticket directory (its ``ticket.json`` names the ticket format): fine with
+    ``overwrite``, an error without. A file, or a directory of anything else: always an error, since
+    strongticket never deletes what it did not write. Returns True when an existing ``directory`` will be
+    replaced.
+
+    Raises
+    ------
+    InputError
+        One line naming ``what`` and ``directory``.
+    """
+    return check_writable_directory(directory, overwrite=overwrite, marker=TICKET_JSON, what=what,
+                                    is_marker=_is_ticket_json)
+
+
+def _is_ticket_json(path: Path) -> bool:
+    """``path`` is a ticket.json strongticket wrote: a JSON object whose ``format`` is :data:`FORMAT`
+    (any version: a ticket of another version is still ours to replace)."""
+    if not path.is_file():
+        return False
+    try:
+        return read_json_object(path).get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
+
+
 def _read_tensors(directory: Path, filename: str, expected_sha: Any) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -379,4 +416,4 @@ def human_count(n: int) -> str:
     return str(n)
 
 
-__all__ = ["FORMAT_VERSION", "Ticket", "fingerprint", "human_count"]
+__all__ = ["FORMAT_VERSION", "Ticket", "check_ticket_destination", "fingerprint", "human_count"]

@@ -97,8 +97,8 @@ def test_loading_a_missing_directory_says_so(tmp_path):
 def test_save_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path):
     t = _ticket()
     t.save(tmp_path / "t")
-    with pytest.raises(FileExistsError):
-        t.save(tmp_path / "t")
+    with pytest.raises(InputError, match="already exists"):
+        t.save(tmp_path / "t", include_weights=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
     assert WEIGHTS_FILE not in [p.name for p in (tmp_path / "t").iterdir()]
 

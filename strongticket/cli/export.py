@@ -19,16 +19,18 @@ def export(
                                                             "config.json (the ticket's seed is the run's).")] = None,
     include_weights: Annotated[bool, typer.Option("--include-weights", help="Also write weights.safetensors "
                                                                             "(the random weights).")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it is a ticket directory (never anything else).")] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Export an edge-popup run as a strong ticket (random NetSpec + distribution + seed + masks)."""
+    from strongticket.ticket import check_ticket_destination
     from strongticket.train.export import run_to_ticket
 
+    check_ticket_destination(out, overwrite=overwrite, what="--out")  # before any work: fail fast
     ticket = run_to_ticket(run_dir)
     if seed is not None and seed != ticket.seed:
         raise InputError(f"--seed {seed} does not match the run's seed {ticket.seed} (in {str(run_dir)!r})")
-    ticket.save(out, include_weights=include_weights, overwrite=overwrite)
+    ticket.save(out, include_weights=include_weights, overwrite=overwrite, what="--out")
     rows = ticket.density_table()
     if json_out:
         emit_json({"ticket_dir": str(out), "run_dir": str(run_dir), "seed": ticket.seed,

@@ -134,3 +134,37 @@ def test_verify_measures_an_exported_ticket_on_its_task(edge_run: Path, tmp_path
     with torch.no_grad():
         expected = (trained(ds.test_x).argmax(1) == ds.test_y).sum().item() / len(ds.test_y)
     assert report["ticket_accuracy"] == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("victim_kind", ["directory", "file"])
+def test_cli_export_overwrite_never_deletes_what_strongticket_did_not_write(
+        edge_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], victim_kind: str) -> None:
+    if victim_kind == "directory":
+        victim = tmp_path / "out"
+        (victim / "sub").mkdir(parents=True)
+        (victim / "thesis.txt").write_text("three years of work")
+        (victim / "sub" / "data.csv").write_text("a,b\n1,2\n")
+        expected = "is a directory that strongticket did not write (no ticket.json); refusing to replace it"
+    else:
+        victim = tmp_path / "victim.npz"
+        victim.write_bytes(b"PK\x03\x04 not ours")
+        expected = "is a file, not a directory strongticket wrote; refusing to replace it"
+    before = {str(p): p.read_bytes() for p in [victim, *victim.rglob("*")] if p.is_file()}
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(edge_run), "--out", str(victim), "--overwrite"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert err.startswith(f"error: --out {str(victim)!r} {expected}") and err.count("\n") == 1
+    assert {str(p): p.read_bytes() for p in [victim, *victim.rglob("*")] if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [victim.name]
+
+
+def test_cli_export_overwrite_replaces_a_ticket_directory(edge_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    exported = run_to_ticket(edge_run)
+    Ticket(exported.spec, exported.distribution, 0, exported.masks).save(out)
+    assert Ticket.load(out).seed == 0
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(edge_run), "--out", str(out), "--overwrite"])
+    assert done.value.code in (0, None)
+    assert Ticket.load(out).seed == 7 and Ticket.load(out).provenance["kind"] == "edge-popup"

@@ -144,10 +144,8 @@ def bench_cmd(
     import numba
 
     from strongticket.subsetsum import registry
-    from strongticket.subsetsum.api import load_methods
     from strongticket.subsetsum.benchmark import run_benchmark
 
-    load_methods()
     wanted = parse_list("--methods", methods, str)
     known = registry.names()
     unknown = [m for m in wanted if m not in known]
@@ -198,8 +196,6 @@ def curve_cmd(
     slope of required n against log2(1/ε) and against d, as a PNG plot and a table."""
     from strongticket.files import write_json_atomic
     from strongticket.report.rss_figures import plot_rss_curves
-    from strongticket.subsetsum import registry
-    from strongticket.subsetsum.api import load_methods
     from strongticket.subsetsum.curves import fit_required_n_vs_d, fit_required_n_vs_log_eps, success_curve
 
     if not 0 < confidence < 1:
@@ -209,11 +205,7 @@ def curve_cmd(
     laws = parse_list("--dists", dists, str)
     ds = parse_list("--mrss-d", mrss_d, int) if mrss_d.strip() else []
     mrss_ns = parse_list("--mrss-n", mrss_n, int)
-    load_methods()
-    notes = []
-    if ds and not registry.names(multidim=True, objective="min_error"):
-        notes.append("MRSS skipped: no MRSS solver is installed")
-        ds = []
+    notes: list[str] = []
     t0 = time.perf_counter()
     total = len(laws) * len(ns) + len(ds) * len(mrss_ns)
     with progress(not json) as bar:

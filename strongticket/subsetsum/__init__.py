@@ -1,10 +1,11 @@
 """Random subset sum (RSS) and its multidimensional version (MRSS): problems, solvers, theory.
 
 Knows nothing of networks. ``solve(SubsetSumProblem(targets, candidates), method="auto")`` is the
-entry point; see :mod:`strongticket.subsetsum.api` for the methods and how ``auto`` picks one.
+entry point; the methods are listed in :mod:`strongticket.subsetsum.registry`, and
+:func:`~strongticket.subsetsum.api.choose_method` says how ``auto`` picks one.
 """
 
-from strongticket.subsetsum.api import choose_method, load_methods, solve
+from strongticket.subsetsum.api import choose_method, solve
 from strongticket.subsetsum.problem import (
     NORMS,
     OBJECTIVES,
@@ -23,7 +24,6 @@ __all__ = [
     "SubsetSumResult",
     "approximation_errors",
     "choose_method",
-    "load_methods",
     "selection_sums",
     "solve",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 
 from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.subsetsum import registry
+from strongticket.subsetsum.method import SolveOptions
 from strongticket.subsetsum.problem import (
     OBJECTIVES,
     Status,
@@ -19,29 +19,6 @@ from strongticket.subsetsum.problem import (
     approximation_errors,
     selection_sums,
 )
-
-# Modules that register methods when imported (each calls registry.register at import time).
-_SOLVER_MODULES = (
-    "strongticket.subsetsum.brute",
-    "strongticket.subsetsum.exact",
-    "strongticket.subsetsum.exact_torch",
-    "strongticket.subsetsum.heuristics",
-    "strongticket.subsetsum.milp",
-    "strongticket.subsetsum.multidim",
-)
-
-#: Largest n the 1-D exact meet-in-the-middle solver accepts (2^(n/2) sums per half and thread).
-EXACT_MAX_N = 44
-
-
-def load_methods() -> None:
-    """Import every solver module so that its methods are registered (idempotent)."""
-    for mod in _SOLVER_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:  # a missing dependency inside an existing module is a real error
-                raise
 
 
 def _check_options(objective: str, eps: float | None, time_limit: float | None, size: int | None) -> None:
@@ -57,7 +34,7 @@ def _check_options(objective: str, eps: float | None, time_limit: float | None, 
         raise InputError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
 
 
-def choose_method(problem: SubsetSumProblem, options: registry.SolveOptions) -> str:
+def choose_method(problem: SubsetSumProblem, options: SolveOptions) -> str:
     """The method ``auto`` picks for ``problem``.
 
     1-D: ``torch`` for CUDA tensors (``min_error``), ``exact`` (compiled meet-in-the-middle) up to
@@ -65,7 +42,6 @@ def choose_method(problem: SubsetSumProblem, options: registry.SolveOptions) -> 
     always goes to ``milp``. MRSS: ``mrss_exact`` while 2^(n/2)·d stays small, else ``mrss_local_search``.
     ``brute`` (n <= 20) is the last resort.
     """
-    load_methods()
     n, d = problem.num_candidates, problem.dim
     if options.objective == "fixed_size":
         order = ["milp"]
@@ -76,14 +52,11 @@ def choose_method(problem: SubsetSumProblem, options: registry.SolveOptions) -> 
         order += ["exact", "milp" if options.time_limit else "local_search", "local_search"]
     else:
         order = ["mrss_exact", "mrss_milp" if options.time_limit else "mrss_local_search", "mrss_local_search"]
-    order.append("brute")  # the oracle, for small n, when nothing better is installed
+    order.append("brute")  # the oracle, for small n, when nothing better applies
     reasons = []
-    available = registry.all_methods()
     for name in order:
-        if name not in available:
-            continue
         try:
-            available[name].ensure_supports(problem, options)
+            registry.ensure_supports(registry.get(name), problem, options)
             return name
         except MethodUnavailableError as exc:
             reasons.append(str(exc))
@@ -134,12 +107,11 @@ def solve(
     if not isinstance(problem, SubsetSumProblem):
         raise InputError(f"problem must be a SubsetSumProblem, got {type(problem).__name__}")
     _check_options(objective, eps, time_limit, size)
-    options = registry.SolveOptions(objective=objective, eps=eps, time_limit=time_limit, size=size,
+    options = SolveOptions(objective=objective, eps=eps, time_limit=time_limit, size=size,
                                     seed=seed, extra=extra)
-    load_methods()
     name = choose_method(problem, options) if method == "auto" else method
     info = registry.get(name)
-    info.ensure_supports(problem, options)
+    registry.ensure_supports(info, problem, options)
     if problem.is_torch and name != "torch":
         problem = problem.to_numpy()
     start = time.perf_counter()

@@ -16,7 +16,8 @@ import numpy as np
 
 from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.subsetsum import registry
-from strongticket.subsetsum.api import load_methods, solve
+from strongticket.subsetsum.api import solve
+from strongticket.subsetsum.method import SolveOptions
 from strongticket.subsetsum.instances import random_problem
 from strongticket.subsetsum.problem import SubsetSumProblem, SubsetSumResult
 
@@ -182,7 +183,6 @@ def run_benchmark(
         raise InputError(f"ns must be a non-empty list of positive integers, got {list(ns)}")
     if targets < 1 or slow_targets < 1 or repeats < 1:
         raise InputError(f"targets, slow_targets and repeats must be >= 1, got {targets}, {slow_targets}, {repeats}")
-    load_methods()
     rows: list[BenchRow] = []
     fast = {"exact", "torch"}
     for n in ns:
@@ -192,7 +192,7 @@ def run_benchmark(
             if on_step:
                 on_step(f"{method} n={n}")
             try:
-                registry.get(method).ensure_supports(problem, registry.SolveOptions())
+                registry.ensure_supports(registry.get(method), problem, SolveOptions())
             except MethodUnavailableError as exc:
                 nan = float("nan")
                 rows.append(BenchRow(method, dist, n, 0, nan, nan, nan, nan, nan, nan, nan, {}, note=str(exc)))

@@ -12,7 +12,7 @@ import numpy as np
 from strongticket.errors import MethodUnavailableError
 from strongticket.subsetsum.keys import PC_SHIFT, half_keys, masks_to_selection
 from strongticket.subsetsum.problem import Status, SubsetSumProblem
-from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
+from strongticket.subsetsum.method import SolveOptions, SolverOutput
 
 BRUTE_MAX_N = 20
 
@@ -25,14 +25,14 @@ def all_subset_sums(x: np.ndarray) -> np.ndarray:
     return sums
 
 
-def _check(problem: SubsetSumProblem, options: SolveOptions) -> None:
+def check_brute(problem: SubsetSumProblem, options: SolveOptions) -> None:
     if problem.num_candidates > BRUTE_MAX_N:
         raise MethodUnavailableError(
             f"method 'brute' enumerates 2^n subsets and takes n <= {BRUTE_MAX_N}, got n={problem.num_candidates}; "
             "use method 'exact' (1-D) or 'mrss_exact' (MRSS)")
 
 
-def _solve(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+def solve_brute(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
     n = problem.num_candidates
     keys = half_keys(n)
     pcs = keys >> PC_SHIFT
@@ -69,10 +69,3 @@ def _solve(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
         if options.objective == "min_error" and options.eps is not None and err[best[t]] > options.eps:
             status[t] = Status.INFEASIBLE
     return SolverOutput(selection=masks_to_selection(best, n), status=status)
-
-
-register(MethodInfo(
-    name="brute", fn=_solve, exact=True, one_dim=True, multidim=True,
-    objectives=("min_error", "sparsest", "fixed_size"), check=_check,
-    description=f"all 2^n subsets (n <= {BRUTE_MAX_N}); the test oracle",
-))

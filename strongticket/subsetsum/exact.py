@@ -42,7 +42,7 @@ import numpy as np
 from strongticket.errors import MethodUnavailableError
 from strongticket.subsetsum.keys import MASK_BITS, PC_SHIFT, PC_UNIT, masks_to_selection
 from strongticket.subsetsum.problem import SubsetSumProblem
-from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
+from strongticket.subsetsum.method import SolveOptions, SolverOutput
 
 EXACT_MAX_N = 44
 _INT64_MAX = np.iinfo(np.int64).max
@@ -456,7 +456,7 @@ def solve_exact_keys(candidates: np.ndarray, targets: np.ndarray, objective: str
     return keys, err, status
 
 
-def _check(problem: SubsetSumProblem, options: SolveOptions) -> None:
+def check_exact(problem: SubsetSumProblem, options: SolveOptions) -> None:
     n = problem.num_candidates
     if n > EXACT_MAX_N:
         raise MethodUnavailableError(
@@ -464,15 +464,8 @@ def _check(problem: SubsetSumProblem, options: SolveOptions) -> None:
             "use method 'milp' with a time_limit or 'local_search' (heuristic) instead")
 
 
-def _solve(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+def solve_exact(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
     threads = options.extra.get("num_threads")
     keys, _, status = solve_exact_keys(problem.candidates, problem.targets, options.objective, options.eps, threads)
     sel = masks_to_selection(keys & MASK_BITS, problem.num_candidates)
     return SolverOutput(selection=sel, status=status, info={"threads": threads or nb.get_num_threads()})
-
-
-register(MethodInfo(
-    name="exact", fn=_solve, exact=True, one_dim=True, multidim=False,
-    objectives=("min_error", "sparsest"), check=_check,
-    description=f"compiled meet-in-the-middle, parallel over targets (n <= {EXACT_MAX_N})",
-))

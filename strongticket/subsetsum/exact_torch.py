@@ -21,7 +21,7 @@ from typing import Any
 from strongticket.errors import MethodUnavailableError
 from strongticket.subsetsum.keys import MASK_BITS, PC_SHIFT, half_keys, masks_to_selection
 from strongticket.subsetsum.problem import Status, SubsetSumProblem
-from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
+from strongticket.subsetsum.method import SolveOptions, SolverOutput
 
 TORCH_MAX_N = 40
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -89,14 +89,14 @@ def solve_torch_keys(candidates: Any, targets: Any, *, memory_budget: int = DEFA
     return out_keys, out_err
 
 
-def _check(problem: SubsetSumProblem, options: SolveOptions) -> None:
+def check_torch(problem: SubsetSumProblem, options: SolveOptions) -> None:
     if problem.num_candidates > TORCH_MAX_N:
         raise MethodUnavailableError(
             f"method 'torch' keeps 2^(n/2) sums per row on the device and takes n <= {TORCH_MAX_N}, got "
             f"n={problem.num_candidates}; use 'milp' with a time_limit or 'local_search'")
 
 
-def _solve(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+def solve_torch(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
     import torch
 
     x, z = problem.candidates, problem.targets
@@ -111,9 +111,3 @@ def _solve(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
     if not problem.is_torch:
         sel, status = sel.numpy(), status.numpy()
     return SolverOutput(selection=sel, status=status, info={"device": str(x.device), "memory_budget": budget})
-
-
-register(MethodInfo(
-    name="torch", fn=_solve, exact=True, one_dim=True, multidim=False, objectives=("min_error",), check=_check,
-    description=f"torch sort + searchsorted meet-in-the-middle, batched on the tensors' device (n <= {TORCH_MAX_N})",
-))

@@ -27,7 +27,7 @@ from numba import njit, prange
 
 from strongticket.errors import InputError
 from strongticket.subsetsum.problem import Status, SubsetSumProblem
-from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
+from strongticket.subsetsum.method import SolveOptions, SolverOutput
 
 _LINF, _L2 = 0, 1
 #: Targets per compiled call when a time limit is checked between calls.
@@ -299,23 +299,9 @@ def run_heuristic(problem: SubsetSumProblem, options: SolveOptions, *, local: bo
     return SolverOutput(selection=selection, status=status, info=info)
 
 
-def _greedy_method(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+def solve_greedy(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
     return run_heuristic(problem, options, local=False, name="greedy")
 
 
-def _local_method(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+def solve_local_search(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
     return run_heuristic(problem, options, local=True, name="local_search")
-
-
-register(MethodInfo(
-    name="greedy", fn=_greedy_method, exact=False, one_dim=True, multidim=False,
-    objectives=("min_error", "sparsest"),
-    description="greedy additions while the error drops (fast, poor; no proof)",
-))
-register(MethodInfo(
-    name="local_search", fn=_local_method, exact=False, one_dim=True, multidim=False,
-    objectives=("min_error", "sparsest"),
-    description="greedy then 1/2-flip steepest descent, optional seeded random restarts (no proof)",
-))
-
-__all__ = ["heuristic_kernel", "run_heuristic"]

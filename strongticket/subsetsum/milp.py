@@ -35,7 +35,7 @@ from ortools.sat.python import cp_model
 
 from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.subsetsum.problem import Status, SubsetSumProblem, approximation_errors, selection_sums
-from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
+from strongticket.subsetsum.method import SolveOptions, SolverOutput
 
 #: Default integer magnitude of the largest value of an instance.
 DEFAULT_MAGNITUDE = 2.0 ** 40
@@ -213,13 +213,15 @@ def solve_milp(problem: SubsetSumProblem, options: SolveOptions, name: str) -> S
     return SolverOutput(selection=selection, status=status, lower_bounds=lower, info=info)
 
 
-register(MethodInfo(
-    name="milp", fn=lambda p, o: solve_milp(p, o, "milp"), exact=True, one_dim=True, multidim=False,
-    objectives=("min_error", "sparsest", "fixed_size"), check=_check("milp", False),
-    description="OR-Tools CP-SAT on integer-scaled values, one model per instance (time_limit each)",
-))
-register(MethodInfo(
-    name="mrss_milp", fn=lambda p, o: solve_milp(p, o, "mrss_milp"), exact=True, one_dim=False, multidim=True,
-    objectives=("min_error", "sparsest", "fixed_size"), check=_check("mrss_milp", True),
-    description="OR-Tools CP-SAT for MRSS in the ℓ∞ norm, integer-scaled, one model per instance",
-))
+def solve_rss_milp(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+    """Method ``milp``: :func:`solve_milp` on scalar instances."""
+    return solve_milp(problem, options, "milp")
+
+
+def solve_mrss_milp(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+    """Method ``mrss_milp``: :func:`solve_milp` on MRSS instances (ℓ∞ only)."""
+    return solve_milp(problem, options, "mrss_milp")
+
+
+check_rss_milp = _check("milp", False)
+check_mrss_milp = _check("mrss_milp", True)

@@ -37,7 +37,7 @@ from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.subsetsum.heuristics import run_heuristic
 from strongticket.subsetsum.keys import masks_to_selection
 from strongticket.subsetsum.problem import Status, SubsetSumProblem, approximation_errors, selection_sums
-from strongticket.subsetsum.registry import MethodInfo, SolveOptions, SolverOutput, register
+from strongticket.subsetsum.method import SolveOptions, SolverOutput
 
 #: Largest n the exact MRSS solver accepts, and the largest d·2^ceil(n/2) (floats per half-sum list).
 MRSS_EXACT_MAX_N = 34
@@ -387,7 +387,7 @@ def _norm_code(problem: SubsetSumProblem) -> int:
     return 1 if problem.norm == "l2" else 0
 
 
-def _check_exact(problem: SubsetSumProblem, options: SolveOptions) -> None:
+def check_mrss_exact(problem: SubsetSumProblem, options: SolveOptions) -> None:
     n, d = problem.num_candidates, problem.dim
     cells = d * (1 << ((n + 1) // 2))
     if n > MRSS_EXACT_MAX_N or cells > MRSS_EXACT_MAX_CELLS:
@@ -403,7 +403,7 @@ def _check_exact(problem: SubsetSumProblem, options: SolveOptions) -> None:
             "or 'mrss_milp' with a time limit")
 
 
-def _solve_exact(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
+def solve_mrss_exact(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
     unknown = sorted(set(options.extra) - {"index"})
     if unknown:
         raise InputError(f"method 'mrss_exact' takes the extra option 'index' only, got {unknown}")
@@ -439,18 +439,5 @@ def _heuristic(local: bool, name: str):
     return fn
 
 
-register(MethodInfo(
-    name="mrss_exact", fn=_solve_exact, exact=True, one_dim=False, multidim=True,
-    objectives=("min_error", "sparsest"), check=_check_exact,
-    description=f"MRSS meet-in-the-middle over sorted half-sums (n <= {MRSS_EXACT_MAX_N}, d·2^(n/2) <= 2^23)",
-))
-register(MethodInfo(
-    name="mrss_greedy", fn=_heuristic(False, "mrss_greedy"), exact=False, one_dim=False, multidim=True,
-    objectives=("min_error", "sparsest"),
-    description="MRSS greedy additions while the error drops (no proof)",
-))
-register(MethodInfo(
-    name="mrss_local_search", fn=_heuristic(True, "mrss_local_search"), exact=False, one_dim=False,
-    multidim=True, objectives=("min_error", "sparsest"),
-    description="MRSS greedy then 1/2-flip descent, optional seeded random restarts (no proof)",
-))
+solve_mrss_greedy = _heuristic(False, "mrss_greedy")
+solve_mrss_local_search = _heuristic(True, "mrss_local_search")

@@ -1,119 +1,81 @@
-"""The registry of subset-sum methods: each solver module registers one :class:`MethodInfo`.
+"""Every subset-sum method, by name: one literal table, built here and nowhere else.
 
-A method is a function ``fn(problem, options) -> SolverOutput``. It returns only a selection and a
-status per instance (plus a lower bound where it has one); :func:`strongticket.subsetsum.solve`
-recomputes sums and errors from the selection, times the call and wraps it in a ``SubsetSumResult``,
-so that every method's numbers are computed the same way.
+Adding a method means writing its module (a ``fn(problem, options) -> SolverOutput``, see
+:mod:`strongticket.subsetsum.method`) and adding one :class:`MethodInfo` below. The solver modules are
+imported directly, so a module that fails to import makes ``strongticket.subsetsum`` fail to import,
+with that module's error: no method silently goes missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from strongticket.errors import InputError, MethodUnavailableError
+from strongticket.subsetsum import brute, exact, exact_torch, heuristics, milp, multidim
+from strongticket.subsetsum.method import MethodInfo, SolveOptions
 from strongticket.subsetsum.problem import SubsetSumProblem
 
+_ALL_OBJECTIVES = ("min_error", "sparsest", "fixed_size")
 
-@dataclass(frozen=True)
-class SolveOptions:
-    """What the caller asked for, passed unchanged to the method.
-
-    Attributes
-    ----------
-    objective : str
-        One of :data:`strongticket.subsetsum.problem.OBJECTIVES`.
-    eps : float or None
-        Error tolerance (required by ``sparsest``; optional elsewhere, where it decides feasibility).
-    time_limit : float or None
-        Seconds per solve call for methods that can stop early (MILP, local search).
-    size : int or None
-        Subset size for ``fixed_size``.
-    seed : int
-        Seed of any random choice a method makes (restarts).
-    extra : mapping
-        Method-specific settings (documented by each method).
-    """
-
-    objective: str = "min_error"
-    eps: float | None = None
-    time_limit: float | None = None
-    size: int | None = None
-    seed: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SolverOutput:
-    """What a method returns: ``selection (T, n)`` bool and ``status (T,)`` int8 (numpy, or torch on
-    the problem's device), optional ``lower_bounds (T,)`` and an ``info`` dict."""
-
-    selection: Any
-    status: Any
-    lower_bounds: np.ndarray | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MethodInfo:
-    """A registered method.
-
-    ``check(problem, options)`` raises :class:`MethodUnavailableError` (saying which method to use
-    instead) when the method cannot take the problem; ``auto`` dispatch skips such methods.
-    """
-
-    name: str
-    fn: Callable[[SubsetSumProblem, SolveOptions], SolverOutput]
-    description: str
-    exact: bool
-    one_dim: bool
-    multidim: bool
-    objectives: tuple[str, ...]
-    check: Callable[[SubsetSumProblem, SolveOptions], None] | None = None
-
-    def ensure_supports(self, problem: SubsetSumProblem, options: SolveOptions) -> None:
-        """Raise :class:`MethodUnavailableError` if this method cannot solve ``problem`` as asked."""
-        if problem.multidim and not self.multidim:
-            raise MethodUnavailableError(
-                f"method {self.name!r} solves only scalar (1-D) instances, got MRSS targets of dimension "
-                f"{problem.dim}; use one of {names(multidim=True)}")
-        if not problem.multidim and not self.one_dim:
-            raise MethodUnavailableError(
-                f"method {self.name!r} solves only MRSS instances, got scalar targets; use one of {names(one_dim=True)}")
-        if options.objective not in self.objectives:
-            raise MethodUnavailableError(
-                f"method {self.name!r} supports objectives {self.objectives}, got {options.objective!r}; "
-                f"use one of {names(objective=options.objective, multidim=problem.multidim or None)}")
-        if self.check is not None:
-            self.check(problem, options)
-
-
-_REGISTRY: dict[str, MethodInfo] = {}
-
-
-def register(info: MethodInfo) -> MethodInfo:
-    """Add ``info`` to the registry (a name may be registered once)."""
-    if info.name in _REGISTRY and _REGISTRY[info.name] is not info:
-        raise RuntimeError(f"subset-sum method {info.name!r} registered twice")
-    _REGISTRY[info.name] = info
-    return info
+METHODS: Mapping[str, MethodInfo] = MappingProxyType({m.name: m for m in (
+    MethodInfo(
+        name="exact", fn=exact.solve_exact, check=exact.check_exact, exact=True, one_dim=True, multidim=False,
+        objectives=("min_error", "sparsest"),
+        description=f"compiled meet-in-the-middle, parallel over targets (n <= {exact.EXACT_MAX_N})"),
+    MethodInfo(
+        name="torch", fn=exact_torch.solve_torch, check=exact_torch.check_torch, exact=True, one_dim=True,
+        multidim=False, objectives=("min_error",),
+        description="torch sort + searchsorted meet-in-the-middle, batched on the tensors' device "
+                    f"(n <= {exact_torch.TORCH_MAX_N})"),
+    MethodInfo(
+        name="brute", fn=brute.solve_brute, check=brute.check_brute, exact=True, one_dim=True, multidim=True,
+        objectives=_ALL_OBJECTIVES,
+        description=f"all 2^n subsets (n <= {brute.BRUTE_MAX_N}); the test oracle"),
+    MethodInfo(
+        name="milp", fn=milp.solve_rss_milp, check=milp.check_rss_milp, exact=True, one_dim=True, multidim=False,
+        objectives=_ALL_OBJECTIVES,
+        description="OR-Tools CP-SAT on integer-scaled values, one model per instance (time_limit each)"),
+    MethodInfo(
+        name="greedy", fn=heuristics.solve_greedy, exact=False, one_dim=True, multidim=False,
+        objectives=("min_error", "sparsest"),
+        description="greedy additions while the error drops (fast, poor; no proof)"),
+    MethodInfo(
+        name="local_search", fn=heuristics.solve_local_search, exact=False, one_dim=True, multidim=False,
+        objectives=("min_error", "sparsest"),
+        description="greedy then 1/2-flip steepest descent, optional seeded random restarts (no proof)"),
+    MethodInfo(
+        name="mrss_exact", fn=multidim.solve_mrss_exact, check=multidim.check_mrss_exact, exact=True,
+        one_dim=False, multidim=True, objectives=("min_error", "sparsest"),
+        description=f"MRSS meet-in-the-middle over sorted half-sums (n <= {multidim.MRSS_EXACT_MAX_N}, "
+                    "d·2^(n/2) <= 2^23)"),
+    MethodInfo(
+        name="mrss_milp", fn=milp.solve_mrss_milp, check=milp.check_mrss_milp, exact=True, one_dim=False,
+        multidim=True, objectives=_ALL_OBJECTIVES,
+        description="OR-Tools CP-SAT for MRSS in the ℓ∞ norm, integer-scaled, one model per instance"),
+    MethodInfo(
+        name="mrss_greedy", fn=multidim.solve_mrss_greedy, exact=False, one_dim=False, multidim=True,
+        objectives=("min_error", "sparsest"),
+        description="MRSS greedy additions while the error drops (no proof)"),
+    MethodInfo(
+        name="mrss_local_search", fn=multidim.solve_mrss_local_search, exact=False, one_dim=False, multidim=True,
+        objectives=("min_error", "sparsest"),
+        description="MRSS greedy then 1/2-flip descent, optional seeded random restarts (no proof)"),
+)})
 
 
 def get(name: str) -> MethodInfo:
     """The method called ``name``; an :class:`InputError` listing the valid names otherwise."""
     try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise InputError(f"method must be 'auto' or one of {sorted(_REGISTRY)}, got {name!r}") from None
+        return METHODS[name]
+    except (KeyError, TypeError):
+        raise InputError(f"method must be 'auto' or one of {sorted(METHODS)}, got {name!r}") from None
 
 
 def names(*, one_dim: bool | None = None, multidim: bool | None = None, objective: str | None = None) -> list[str]:
-    """Registered method names, optionally filtered by what they support."""
+    """Method names (sorted), optionally only those that solve 1-D / MRSS instances or ``objective``."""
     out = []
-    for m in _REGISTRY.values():
+    for m in METHODS.values():
         if one_dim and not m.one_dim:
             continue
         if multidim and not m.multidim:
@@ -125,5 +87,23 @@ def names(*, one_dim: bool | None = None, multidim: bool | None = None, objectiv
 
 
 def all_methods() -> Mapping[str, MethodInfo]:
-    """Every registered method by name."""
-    return dict(_REGISTRY)
+    """Every method by name (read-only)."""
+    return METHODS
+
+
+def ensure_supports(info: MethodInfo, problem: SubsetSumProblem, options: SolveOptions) -> None:
+    """Raise :class:`MethodUnavailableError`, naming the methods to use instead, if ``info`` cannot
+    solve ``problem`` as asked (dimension, objective, or the method's own ``check``)."""
+    if problem.multidim and not info.multidim:
+        raise MethodUnavailableError(
+            f"method {info.name!r} solves only scalar (1-D) instances, got MRSS targets of dimension "
+            f"{problem.dim}; use one of {names(multidim=True)}")
+    if not problem.multidim and not info.one_dim:
+        raise MethodUnavailableError(
+            f"method {info.name!r} solves only MRSS instances, got scalar targets; use one of {names(one_dim=True)}")
+    if options.objective not in info.objectives:
+        raise MethodUnavailableError(
+            f"method {info.name!r} supports objectives {info.objectives}, got {options.objective!r}; "
+            f"use one of {names(objective=options.objective, multidim=problem.multidim or None)}")
+    if info.check is not None:
+        info.check(problem, options)

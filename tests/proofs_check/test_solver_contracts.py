@@ -11,7 +11,6 @@ from hypothesis import given, strategies as st
 from strongticket.subsetsum import SubsetSumProblem, selection_sums, solve
 from strongticket.subsetsum.problem import Status
 from strongticket.subsetsum.registry import all_methods
-from strongticket.subsetsum.api import load_methods
 
 ROUNDING = 1e-12
 
@@ -28,7 +27,6 @@ def rss_instances(draw, max_n: int = 14, max_t: int = 5):
 
 
 def _methods(*names: str) -> list[str]:
-    load_methods()
     return [m for m in names if m in all_methods()]
 
 

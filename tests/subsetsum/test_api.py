@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 
 from strongticket.subsetsum import registry, selection_sums, solve
-from strongticket.subsetsum.api import choose_method, load_methods
+from strongticket.subsetsum.api import choose_method
 from strongticket.subsetsum.instances import random_problem
-from strongticket.subsetsum.registry import SolveOptions
-
-load_methods()
+from strongticket.subsetsum.method import SolveOptions
 
 
 @pytest.mark.parametrize("name", registry.names(one_dim=True))

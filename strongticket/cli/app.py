@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+
+try:  # typer >= 0.20 vendors its own copy of click; older releases use click itself
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:
+    from click.exceptions import NoArgsIsHelpError, UsageError
 
 from strongticket import __version__
 from strongticket.cli import construct as construct_cli
@@ -47,16 +52,33 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app; expected errors become ``error: ...`` on stderr and exit code 2."""
+    """Console entry point: run the app; every expected error becomes one ``error: ...`` line and exit code 2.
+
+    Expected errors are our own :class:`StrongTicketError` family (bad input, damaged files, unwritable
+    outputs, infeasible constructions), usage errors (unknown command or option, missing argument, a value
+    of the wrong type) and the operating system's refusals about the user's paths. Anything else is a bug
+    and keeps its traceback.
+    """
+    command = typer.main.get_command(app)
     try:
-        app(args=argv, prog_name="strongticket")
-    except (StrongTicketError, ValueError, FileExistsError, FileNotFoundError, IsADirectoryError,
+        code = command.main(args=argv, prog_name="strongticket", standalone_mode=False)
+    except NoArgsIsHelpError:
+        code = 0  # the help text was already printed
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "strongticket"
+        _fail(f"{exc.format_message()} (see '{where} --help')")
+    except (StrongTicketError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
             PermissionError) as exc:
-        stderr.print(f"error: {exc}", style="bold red", highlight=False, markup=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        stderr.print("interrupted")
+        _fail(str(exc))
+    except (KeyboardInterrupt, typer.Abort):
+        stderr.print("interrupted", highlight=False, markup=False)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> NoReturn:
+    stderr.print(f"error: {' '.join(message.split())}", style="bold red", highlight=False, markup=False)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

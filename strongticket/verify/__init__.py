@@ -3,7 +3,7 @@
 * :mod:`.measure`: sup of ``|f(x) - g(x)|`` over sampled inputs (sphere, ball, data) and by projected
   gradient ascent in the input ball;
 * :mod:`.certified`: an upper bound from the ticket's actual per-weight errors and the target's norms
-  (``shared/theory/constructions.md`` §2.3), which dominates every measured error;
+  (``docs/constructions.md``, "The certified bound"), which dominates every measured error;
 * :mod:`.accuracy`: test accuracy of ticket and target;
 * :mod:`.scaling`: the smallest width reaching eps against the theorem's width and the find-one baseline.
 """

@@ -1,18 +1,20 @@
 """A certified upper bound on ``sup_{|x|_2 <= R} |f(x) - g(x)|_2`` from the ticket's actual per-weight errors.
 
-Error propagation of ``shared/theory/constructions.md`` §2.3, with the ticket's real errors instead of the
-worst-case budget. Block ``i`` of a 2L ticket computes exactly ``A+_i relu(x) + A-_i relu(-x)``
+The error propagation of Pensia et al. (2020, "Optimal Lottery Tickets via SubsetSum", Thm. 1; see
+``docs/constructions.md``), with the ticket's real errors instead of the worst-case budget. Block ``i`` of a
+2L ticket computes exactly ``A+_i relu(x) + A-_i relu(-x)``
 (:func:`strongticket.construct.blocks.block_coefficients`), i.e. ``W_i x + r_i`` with
 ``|r_i|_k <= sum_j Ebar_i[k, j] |x_j|`` where ``Ebar = max(|A+ - W|, |A- + W|)`` entrywise (only ``|A+ - W|``
-on coordinates known to be >= 0: after a ReLU, the constant channel, or non-negative data). Hence
-``|r_i|_2 <= |Ebar_i|_2 |x|_2``. With target activations of norm ``B_i`` and errors ``e_i``, for 1-Lipschitz
-activations with ``phi(0) = 0`` (ReLU, identity):
+on coordinates known to be >= 0: after a non-negative activation such as ReLU, the constant channel, or
+non-negative data). Hence ``|r_i|_2 <= |Ebar_i|_2 |x|_2``. With target activations of norm ``B_i`` and errors
+``e_i``, for activations with ``phi(0) = 0`` and Lipschitz constant 1 (ReLU, identity; the constants come from
+:mod:`strongticket.nets.activations`):
 
     B_0 = R (sqrt(R^2 + 1) with the constant channel),    B_i = |W_i|_2 B_{i-1},
     e_0 = 0,    e_i = |W_i|_2 e_{i-1} + |Ebar_i|_2 (B_{i-1} + e_{i-1}).
 
-This reduces to §2.3's ``1 + e_L <= prod(1 + eta_i)`` when ``|W_i|_2 <= 1`` and ``R = 1``. Norms are float64
-SVDs inflated by 1e-12 relative; the bound is for exact arithmetic (float32 evaluation adds rounding).
+This reduces to Pensia et al.'s ``1 + e_L <= prod(1 + eta_i)`` when ``|W_i|_2 <= 1`` and ``R = 1``. Norms are
+float64 SVDs inflated by 1e-12 relative; the bound is for exact arithmetic (float32 evaluation adds rounding).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from strongticket.construct.blocks import (
     spectral_norm,
 )
 from strongticket.errors import InputError
+from strongticket.nets.activations import activation
 from strongticket.ticket import Ticket
 from strongticket.verify.measure import target_module
 
@@ -95,11 +98,16 @@ def certified_bound(ticket: Ticket, target: nn.Module | None = None, *, radius: 
     b = math.sqrt(radius ** 2 + 1) if fc.constant else radius
     e = 0.0
     rows = []
-    nonneg_input = nonneg_input or bool(ticket.provenance.get("nonneg_input", False))
-    prev_act = "relu" if nonneg_input else "identity"
-    for i, ((w, e_pos, e_neg), act) in enumerate(zip(blocks, fc.activations)):
+    acts = [activation(name) for name in fc.activations]
+    for act in acts:
+        if act.phi0 != 0 or act.lipschitz > 1:  # the recurrence uses |phi(z)| <= |z| and |phi(a) - phi(b)| <= |a - b|
+            raise InputError(f"the certified bound needs activations with phi(0) = 0 and Lipschitz constant <= 1, "
+                             f"got {act.name!r} (phi(0) = {act.phi0:g}, Lipschitz {act.lipschitz:g})")
+    # inputs known to be >= 0 (data, or the previous layer's non-negative activation): the negative half never acts
+    prev_nonneg = nonneg_input or bool(ticket.provenance.get("nonneg_input", False))
+    for i, ((w, e_pos, e_neg), act) in enumerate(zip(blocks, acts)):
         ebar = np.maximum(np.abs(e_pos), np.abs(e_neg))
-        if prev_act == "relu":
+        if prev_nonneg:
             ebar = np.abs(e_pos)
         elif fc.constant:
             ebar[:, -1] = np.abs(e_pos[:, -1])  # the constant channel is +1
@@ -108,5 +116,5 @@ def certified_bound(ticket: Ticket, target: nn.Module | None = None, *, radius: 
         b = nw * b
         rows.append({"block": i, "weight_norm": nw, "error_norm": ne, "max_weight_error": float(ebar.max()),
                      "activation_norm": b, "error": e})
-        prev_act = act
+        prev_nonneg = act.nonnegative
     return CertifiedBound(bound=e, radius=radius, layers=tuple(rows))

@@ -29,3 +29,22 @@ class DataError(StrongTicketError):
 
 class InfeasibleError(StrongTicketError):
     """A construction cannot meet its accuracy target with the given width (the message says what width is needed)."""
+
+
+class OutputError(StrongTicketError):
+    """An output could not be written: a read-only or full file system, a parent path that is a file, no
+    permission. The message names the destination the user gave and the system's reason, never a temporary
+    file name: ``cannot write --out 'runs/a': No space left on device``.
+
+    Attributes
+    ----------
+    path : str or None
+        The file or directory that could not be written (as the user gave it).
+    reason : str or None
+        The system's reason (``strerror``), without the path.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason

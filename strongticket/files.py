@@ -1,7 +1,11 @@
-"""Atomic file writes and checksums: nothing a user loads is ever half-written.
+"""Atomic file writes and checksums: nothing a user loads is ever half-written, nothing of the user's deleted.
 
 Every writer goes to a temporary name in the destination's directory, flushes and fsyncs it, then
-renames it over the destination (atomic on POSIX within one file system).
+renames it over the destination (atomic on POSIX within one file system). A directory of outputs (a ticket,
+a run) is built the same way, whole (:func:`atomic_directory`), and replaces only a directory of the same kind
+(:func:`check_writable_directory`). Every failure of the file system (read-only, full, a parent that is a
+file, no permission) becomes one :class:`~strongticket.errors.OutputError` naming the destination the caller
+gave, never a temporary name.
 """
 
 from __future__ import annotations
@@ -10,62 +14,130 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from strongticket.errors import InputError
+from strongticket.errors import InputError, OutputError
+
+
+def _describe(dest: Path, what: str | None) -> str:
+    """``"--out 'runs/a'"`` when the caller says how the user named ``dest``, else ``"'runs/a'"``."""
+    return f"{what} {str(dest)!r}" if what else repr(str(dest))
+
+
+def _reason(exc: BaseException) -> str:
+    """The system's reason for ``exc`` without any file name (ours are temporary: the user never gave them)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    # safetensors (Rust) reports I/O failures as "Error while serializing: I/O error: <reason> (os error 28)"
+    match = re.search(r"I/O error: (.*?)(?: \(os error \d+\))?$", text)
+    return match.group(1) if match else text
+
+
+def output_error(dest: str | os.PathLike[str], exc: BaseException, what: str | None = None) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write of ``dest``: ``cannot write <what> 'dest': <reason>``."""
+    dest = Path(dest)
+    reason = _reason(exc)
+    return OutputError(f"cannot write {_describe(dest, what)}: {reason}", path=str(dest), reason=reason)
+
+
+def check_can_create(dest: str | os.PathLike[str], *, what: str | None = None) -> None:
+    """Check, before any work, that ``dest`` could be created: its nearest existing ancestor is a directory
+    we may write into (no parent path is a file).
+
+    Raises
+    ------
+    OutputError
+        One line naming ``what`` and ``dest`` and the ancestor at fault.
+    """
+    dest = Path(dest)
+    parent = Path(os.path.abspath(dest)).parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        reason = f"{str(parent)!r} is a file, not a directory"
+        raise OutputError(f"cannot write {_describe(dest, what)}: {reason}", path=str(dest), reason=reason)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        reason = f"no permission to write in {str(parent)!r}"
+        raise OutputError(f"cannot write {_describe(dest, what)}: {reason}", path=str(dest), reason=reason)
+
+
+def _make_parent(dest: Path, what: str | None) -> None:
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        check_can_create(dest, what=what)  # names the ancestor that is a file
+        raise
+    except OSError as exc:
+        raise output_error(dest, exc, what) from None
+
+
+def _is_output_error(exc: BaseException) -> bool:
+    """OS-level write failures, including those safetensors reports as its own exception type."""
+    return isinstance(exc, OSError) or (type(exc).__name__ == "SafetensorError" and "I/O error" in str(exc))
 
 
 @contextlib.contextmanager
-def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; on success rename it to ``dest``, on error remove it."""
+def atomic_path(dest: str | os.PathLike[str], *, what: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; on success rename it to ``dest``, on error remove it.
+
+    ``what`` is how the user named ``dest`` (``"--out"``); a failure of the file system, in the body too,
+    raises :class:`OutputError` naming ``dest``, never the temporary path.
+    """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
+    try:
+        _make_parent(dest, what)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise output_error(dest, exc, what) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, dest)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if _is_output_error(exc):
+            raise output_error(dest, exc, what) from None
         raise
 
 
-def write_bytes_atomic(dest: str | os.PathLike[str], data: bytes) -> None:
+def write_bytes_atomic(dest: str | os.PathLike[str], data: bytes, *, what: str | None = None) -> None:
     """Write ``data`` to ``dest`` atomically."""
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, what=what) as tmp:
         tmp.write_bytes(data)
 
 
-def write_json_atomic(dest: str | os.PathLike[str], obj: Any) -> None:
+def write_json_atomic(dest: str | os.PathLike[str], obj: Any, *, what: str | None = None) -> None:
     """Write ``obj`` as indented, key-sorted UTF-8 JSON to ``dest`` atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    write_bytes_atomic(dest, text.encode("utf-8"))
+    write_bytes_atomic(dest, text.encode("utf-8"), what=what)
 
 
 def save_tensors_atomic(dest: str | os.PathLike[str], tensors: Mapping[str, Any],
-                        metadata: Mapping[str, str] | None = None) -> None:
+                        metadata: Mapping[str, str] | None = None, *, what: str | None = None) -> None:
     """Save a mapping of name -> torch tensor as safetensors to ``dest`` atomically."""
     from safetensors.torch import save_file
 
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, what=what) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
                   metadata=dict(metadata) if metadata else None)
 
 
 def save_arrays_atomic(dest: str | os.PathLike[str], arrays: Mapping[str, Any],
-                       metadata: Mapping[str, str] | None = None) -> None:
+                       metadata: Mapping[str, str] | None = None, *, what: str | None = None) -> None:
     """Save a mapping of name -> numpy array as safetensors to ``dest`` atomically."""
     import numpy as np
     from safetensors.numpy import save_file
 
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, what=what) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
                   metadata=dict(metadata) if metadata else None)
 
@@ -101,10 +173,13 @@ def check_writable_directory(dest: str | os.PathLike[str], *, overwrite: bool, m
     Raises
     ------
     InputError
-        One line naming ``what`` and ``dest`` when ``dest`` may not be written.
+        One line naming ``what`` and ``dest`` when ``dest`` is something strongticket may not replace.
+    OutputError
+        When ``dest`` cannot be created (a parent path is a file, no permission to write in its parent).
     """
     dest = Path(dest)
-    name = f"{what} {str(dest)!r}"
+    name = _describe(dest, what)
+    check_can_create(dest, what=what)
     if not os.path.lexists(dest):
         return False
     if dest.is_symlink():
@@ -136,12 +211,16 @@ def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False, m
     before the rename, in case it changed meanwhile). The body must write ``marker`` into the temporary
     directory, so that a later ``overwrite`` recognises it. An existing ``dest`` is moved aside, the new
     directory renamed into place, and only then the old one removed; if the rename fails the old one is
-    put back.
+    put back. A failure of the file system, in the body too, raises :class:`OutputError` naming ``dest``
+    (and the file being written inside it), never the temporary directory.
     """
     dest = Path(dest)
     check_writable_directory(dest, overwrite=overwrite, marker=marker, what=what, is_marker=is_marker)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        _make_parent(dest, what)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    except OSError as exc:
+        raise output_error(dest, exc, what) from None
     try:
         yield tmp
         if check_writable_directory(dest, overwrite=overwrite, marker=marker, what=what, is_marker=is_marker):
@@ -155,9 +234,23 @@ def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False, m
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OutputError) and exc.path is not None and _is_within(Path(exc.path), tmp):
+            inner = Path(exc.path).relative_to(tmp)
+            raise OutputError(f"cannot write {_describe(dest, what)}: {exc.reason} (writing {inner})",
+                              path=str(dest), reason=exc.reason) from None
+        if _is_output_error(exc):
+            raise output_error(dest, exc, what) from None
         raise
+
+
+def _is_within(path: Path, directory: Path) -> bool:
+    try:
+        path.relative_to(directory)
+    except ValueError:
+        return False
+    return True
 
 
 def read_json_object(path: str | os.PathLike[str], error: type[Exception] = ValueError) -> dict[str, Any]:

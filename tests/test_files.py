@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import resource
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from strongticket.errors import InputError
-from strongticket.files import atomic_directory, check_writable_directory
+from strongticket.errors import InputError, OutputError
+from strongticket.files import (
+    atomic_directory,
+    check_writable_directory,
+    save_arrays_atomic,
+    save_tensors_atomic,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from strongticket.nets.distributions import WeightDistribution
 from strongticket.nets.spec import Linear, NetSpec
 from strongticket.ticket import TICKET_JSON, Ticket, check_ticket_destination
@@ -101,3 +115,97 @@ def test_a_marked_directory_of_another_kind_is_recognised_by_its_own_marker(tmp_
     assert check_writable_directory(run, overwrite=True, marker="config.json", what="--out") is True
     with pytest.raises(InputError, match="no ticket.json"):
         check_ticket_destination(run, overwrite=True, what="--out")
+
+
+# ----- OS errors are one line naming the destination, never a temporary name ---------------------------
+@contextlib.contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Files of this process cannot grow past ``limit`` bytes (EFBIG): a full disk without mounting one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills us instead of failing write
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def _assert_one_line_naming(exc: BaseException, dest: Path) -> None:
+    text = str(exc)
+    assert "\n" not in text and text.startswith("cannot write ") and repr(str(dest)) in text
+    assert ".tmp" not in text, text  # our temporary names are no business of the user
+
+
+WRITERS = {
+    "bytes": lambda dest: write_bytes_atomic(dest, b"x" * 10_000),
+    "json": lambda dest: write_json_atomic(dest, {"x": "y" * 10_000}),
+    "tensors": lambda dest: save_tensors_atomic(dest, {"w": torch.zeros(10_000)}),
+    "arrays": lambda dest: save_arrays_atomic(dest, {"w": np.zeros(10_000)}),
+    "ticket": lambda dest: _ticket().save(dest),
+}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_full_disk_is_one_line_naming_the_destination(tmp_path: Path, writer: str) -> None:
+    dest = tmp_path / "out"
+    with _file_size_limit(100), pytest.raises(OutputError, match="File too large") as info:
+        WRITERS[writer](dest)
+    _assert_one_line_naming(info.value, dest)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert list(tmp_path.iterdir()) == []  # nothing half-written, no temporary file left
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_parent_that_is_a_file_is_one_line_naming_it(tmp_path: Path, writer: str) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    dest = tmp_path / "notes.txt" / "sub" / "out"
+    with pytest.raises(OutputError, match=r"'.*notes.txt' is a file, not a directory") as info:
+        WRITERS[writer](dest)
+    _assert_one_line_naming(info.value, dest)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_read_only_directory_is_one_line_naming_the_destination(tmp_path: Path, writer: str) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as root: a read-only mode does not stop writes (the parent-is-a-file test covers it)")
+        with pytest.raises(OutputError, match="permission|Permission") as info:
+            WRITERS[writer](ro / "out")
+        _assert_one_line_naming(info.value, ro / "out")
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_the_directory_check_names_a_parent_that_is_a_file_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("mine")
+    with pytest.raises(OutputError, match=r"cannot write --out '.*f/t': '.*f' is a file, not a directory"):
+        check_ticket_destination(tmp_path / "f" / "t", overwrite=True, what="--out")
+
+
+STAGES = [("replace", errno.EROFS), ("fsync", errno.ENOSPC), ("mkstemp", errno.EACCES)]
+
+
+@pytest.mark.parametrize("writer, call, code", [(w, c, e) for w in sorted(WRITERS) for c, e in STAGES]
+                         + [("ticket", "mkdtemp", errno.EACCES)])
+def test_every_stage_of_a_write_fails_as_one_line_without_temporary_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str, call: str, code: int) -> None:
+    import strongticket.files as files
+
+    def fail(*args: object, **kwargs: object) -> None:
+        # the OS names the temporary file it was given: that name must not reach the user
+        raise OSError(code, os.strerror(code), str(tmp_path / ".out.k3j2h1.tmp"))
+
+    target = files.tempfile if call in ("mkstemp", "mkdtemp") else files.os
+    monkeypatch.setattr(target, call, fail)
+    dest = tmp_path / "out"
+    with pytest.raises(OutputError, match=os.strerror(code)) as info:
+        WRITERS[writer](dest)
+    _assert_one_line_naming(info.value, dest)
+    monkeypatch.undo()
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())

@@ -168,3 +168,14 @@ def test_cli_export_overwrite_replaces_a_ticket_directory(edge_run: Path, tmp_pa
         main(["export", str(edge_run), "--out", str(out), "--overwrite"])
     assert done.value.code in (0, None)
     assert Ticket.load(out).seed == 7 and Ticket.load(out).provenance["kind"] == "edge-popup"
+
+
+def test_cli_export_checks_out_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" / "ticket"
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(tmp_path / "no-such-run"), "--out", str(out)])  # the run is read only after the check
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: cannot write --out {str(out)!r}: {str(tmp_path / 'notes.txt')!r} is a file")
+    assert (tmp_path / "notes.txt").read_text() == "mine"

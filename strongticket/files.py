@@ -11,6 +11,7 @@ gave, never a temporary name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -77,6 +78,25 @@ def _make_parent(dest: Path, what: str | None) -> None:
         raise output_error(dest, exc, what) from None
 
 
+def _umask() -> int:
+    """The process's umask (read once per write: setting it is the only way to read it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename in ``path`` durable; file systems that cannot fsync a directory (EINVAL) are skipped."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(fd)
+
+
 def _is_output_error(exc: BaseException) -> bool:
     """OS-level write failures, including those safetensors reports as its own exception type."""
     return isinstance(exc, OSError) or (type(exc).__name__ == "SafetensorError" and "I/O error" in str(exc))
@@ -87,9 +107,12 @@ def atomic_path(dest: str | os.PathLike[str], *, what: str | None = None) -> Ite
     """Yield a temporary path beside ``dest``; on success rename it to ``dest``, on error remove it.
 
     ``what`` is how the user named ``dest`` (``"--out"``); a failure of the file system, in the body too,
-    raises :class:`OutputError` naming ``dest``, never the temporary path.
+    raises :class:`OutputError` naming ``dest``, never the temporary path. The file gets the mode a plain
+    ``open`` would give it (``0o666 & ~umask``, not ``mkstemp``'s 0600) so that it can be shared, and the
+    directory is fsynced after the rename so that the rename survives a crash.
     """
     dest = Path(dest)
+    mode = 0o666 & ~_umask()
     try:
         _make_parent(dest, what)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
@@ -99,9 +122,11 @@ def atomic_path(dest: str | os.PathLike[str], *, what: str | None = None) -> Ite
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, mode)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, dest)
+        _fsync_directory(dest.parent)
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
         if _is_output_error(exc):
@@ -212,9 +237,12 @@ def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False, m
     directory, so that a later ``overwrite`` recognises it. An existing ``dest`` is moved aside, the new
     directory renamed into place, and only then the old one removed; if the rename fails the old one is
     put back. A failure of the file system, in the body too, raises :class:`OutputError` naming ``dest``
-    (and the file being written inside it), never the temporary directory.
+    (and the file being written inside it), never the temporary directory. The directory gets the mode a
+    plain ``mkdir`` would give it (``0o777 & ~umask``, not ``mkdtemp``'s 0700) and its parent is fsynced
+    after the rename.
     """
     dest = Path(dest)
+    mode = 0o777 & ~_umask()
     check_writable_directory(dest, overwrite=overwrite, marker=marker, what=what, is_marker=is_marker)
     try:
         _make_parent(dest, what)
@@ -223,6 +251,7 @@ def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False, m
         raise output_error(dest, exc, what) from None
     try:
         yield tmp
+        os.chmod(tmp, mode)
         if check_writable_directory(dest, overwrite=overwrite, marker=marker, what=what, is_marker=is_marker):
             old = tmp.with_suffix(".old")
             os.replace(dest, old)
@@ -234,6 +263,7 @@ def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False, m
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
+        _fsync_directory(dest.parent)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OutputError) and exc.path is not None and _is_within(Path(exc.path), tmp):

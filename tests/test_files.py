@@ -7,6 +7,7 @@ import errno
 import os
 import resource
 import signal
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,3 +210,83 @@ def test_every_stage_of_a_write_fails_as_one_line_without_temporary_names(
     _assert_one_line_naming(info.value, dest)
     monkeypatch.undo()
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+# ----- modes follow the umask; renames are made durable ----------------------------------------------
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700),
+                                                        (0o002, 0o664, 0o775)])
+def test_written_files_and_directories_follow_the_umask(tmp_path: Path, mask: int, file_mode: int,
+                                                        dir_mode: int) -> None:
+    with _umask(mask):
+        for writer in sorted(WRITERS):
+            WRITERS[writer](tmp_path / writer)
+    for writer in sorted(WRITERS):
+        dest = tmp_path / writer
+        if writer == "ticket":
+            assert stat.S_IMODE(dest.stat().st_mode) == dir_mode
+            inside = {p.name: stat.S_IMODE(p.stat().st_mode) for p in dest.iterdir()}
+            assert inside and all(m == file_mode for m in inside.values()), inside
+        else:
+            assert stat.S_IMODE(dest.stat().st_mode) == file_mode, writer
+
+
+def test_replacing_a_file_gives_it_the_umask_mode_not_the_old_one(tmp_path: Path) -> None:
+    dest = tmp_path / "a.json"
+    dest.write_text("{}")
+    dest.chmod(0o600)
+    with _umask(0o022):
+        write_json_atomic(dest, {"a": 1})
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_the_directory_is_fsynced_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   writer: str) -> None:
+    import strongticket.files as files
+
+    events: list[str] = []
+    real_replace, real_fsync = files.os.replace, files.os.fsync
+
+    def replace(src: str, dst: str) -> None:
+        real_replace(src, dst)
+        events.append(f"rename {Path(dst).name}")
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            events.append(f"fsync dir {'tmp_path' if st.st_ino == tmp_path.stat().st_ino else st.st_ino}")
+        real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    WRITERS[writer](tmp_path / "out")
+    monkeypatch.undo()
+    last = events.index("rename out")
+    assert events[last + 1] == "fsync dir tmp_path", events
+
+
+def test_a_file_system_that_cannot_fsync_a_directory_is_not_an_error(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import strongticket.files as files
+
+    real_fsync = files.os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    _ticket().save(tmp_path / "t")
+    write_json_atomic(tmp_path / "a.json", {"a": 1})
+    monkeypatch.undo()
+    assert Ticket.load(tmp_path / "t").seed == 0 and (tmp_path / "a.json").is_file()

@@ -96,7 +96,8 @@ def solve(
     seed : int
         Seed for methods with random restarts.
     **extra
-        Method-specific settings.
+        Method-specific options, each declared by the method (``registry.METHODS[name].options``);
+        an option the method does not declare raises :class:`InputError`.
 
     Returns
     -------
@@ -107,10 +108,10 @@ def solve(
     if not isinstance(problem, SubsetSumProblem):
         raise InputError(f"problem must be a SubsetSumProblem, got {type(problem).__name__}")
     _check_options(objective, eps, time_limit, size)
-    options = SolveOptions(objective=objective, eps=eps, time_limit=time_limit, size=size,
-                                    seed=seed, extra=extra)
+    options = SolveOptions(objective=objective, eps=eps, time_limit=time_limit, size=size, seed=seed, extra=extra)
     name = choose_method(problem, options) if method == "auto" else method
     info = registry.get(name)
+    registry.check_options(info, extra)
     registry.ensure_supports(info, problem, options)
     if problem.is_torch and name != "torch":
         problem = problem.to_numpy()

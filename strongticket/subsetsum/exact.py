@@ -42,12 +42,18 @@ import numpy as np
 from strongticket.errors import MethodUnavailableError
 from strongticket.subsetsum.keys import MASK_BITS, PC_SHIFT, PC_UNIT, masks_to_selection
 from strongticket.subsetsum.problem import SubsetSumProblem
-from strongticket.subsetsum.method import SolveOptions, SolverOutput
+from strongticket.subsetsum.method import MethodOption, SolveOptions, SolverOutput, is_int_at_least
 
 EXACT_MAX_N = 44
 _INT64_MAX = np.iinfo(np.int64).max
 _OBJ_MIN_ERROR = 0
 _OBJ_SPARSEST = 1
+
+#: Method-specific options of ``exact``.
+EXACT_OPTIONS = (
+    MethodOption("num_threads", "numba threads for this call (default: numba's setting)", "an integer >= 1",
+                 is_int_at_least(1)),
+)
 
 
 @nb.njit(cache=True, nogil=True)

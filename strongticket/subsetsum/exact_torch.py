@@ -21,11 +21,17 @@ from typing import Any
 from strongticket.errors import MethodUnavailableError
 from strongticket.subsetsum.keys import MASK_BITS, PC_SHIFT, half_keys, masks_to_selection
 from strongticket.subsetsum.problem import Status, SubsetSumProblem
-from strongticket.subsetsum.method import SolveOptions, SolverOutput
+from strongticket.subsetsum.method import MethodOption, SolveOptions, SolverOutput, is_int_at_least
 
 TORCH_MAX_N = 40
 DEFAULT_MEMORY_BUDGET = 1 << 30
 _BYTES_PER_SUM = 96  # sums, keys, sort indices, queries and candidate errors per half-sum, generously
+
+#: Method-specific options of ``torch``.
+TORCH_OPTIONS = (
+    MethodOption("memory_budget", f"bytes of device memory per chunk of rows (default {DEFAULT_MEMORY_BUDGET})",
+                 "an integer >= 1", is_int_at_least(1)),
+)
 
 
 def _sorted_half(x: Any, keys: Any) -> tuple[Any, Any]:

@@ -19,15 +19,13 @@ exact methods cannot go. Reference for the neighbourhoods: the "ls12" prototype 
 
 from __future__ import annotations
 
-import numbers
 import time
 
 import numpy as np
 from numba import njit, prange
 
-from strongticket.errors import InputError
 from strongticket.subsetsum.problem import Status, SubsetSumProblem
-from strongticket.subsetsum.method import SolveOptions, SolverOutput
+from strongticket.subsetsum.method import MethodOption, SolveOptions, SolverOutput, is_int_at_least
 
 _LINF, _L2 = 0, 1
 #: Targets per compiled call when a time limit is checked between calls.
@@ -238,13 +236,15 @@ def heuristic_kernel(x, z, norm, local, stop, starts, max_iter, out):
         out[t] = best_sel
 
 
-_EXTRA_KEYS = {"greedy": ("max_iter",), "local": ("restarts", "max_iter")}
-
-
-def _nonneg_int(name: str, method: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
-        raise InputError(f"{name} (an extra option of method {method!r}) must be an integer >= 0, got {value!r}")
-    return int(value)
+_MAX_ITER = MethodOption("max_iter", "descent steps per start (default 50·n)", "an integer >= 0",
+                         is_int_at_least(0))
+#: Method-specific options of the greedy methods and of the local-search methods (1-D and MRSS).
+GREEDY_OPTIONS = (_MAX_ITER,)
+LOCAL_SEARCH_OPTIONS = (
+    MethodOption("restarts", "random starting subsets per target, seeded by ``seed`` (default 0)",
+                 "an integer >= 0", is_int_at_least(0)),
+    _MAX_ITER,
+)
 
 
 def run_heuristic(problem: SubsetSumProblem, options: SolveOptions, *, local: bool, name: str) -> SolverOutput:
@@ -261,13 +261,9 @@ def run_heuristic(problem: SubsetSumProblem, options: SolveOptions, *, local: bo
         ``selection (T, n)`` bool, ``status (T,)``: FEASIBLE (TIMEOUT for targets cut short), no
         lower bounds (the callers add the trivial 0 for MRSS).
     """
-    allowed = _EXTRA_KEYS["local" if local else "greedy"]
-    unknown = sorted(set(options.extra) - set(allowed))
-    if unknown:
-        raise InputError(f"method {name!r} takes extra options {allowed}, got unknown {unknown}")
-    restarts = _nonneg_int("restarts", name, options.extra.get("restarts", 0)) if local else 0
+    restarts = int(options.extra.get("restarts", 0)) if local else 0
     n = problem.num_candidates
-    max_iter = _nonneg_int("max_iter", name, options.extra.get("max_iter", 50 * max(n, 1)))
+    max_iter = int(options.extra.get("max_iter", 50 * max(n, 1)))
     T = problem.num_instances
     x = problem.candidates if problem.multidim else problem.candidates[:, :, None]
     z = problem.targets if problem.multidim else problem.targets[:, None]

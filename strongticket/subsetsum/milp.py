@@ -27,7 +27,6 @@ whose error exceeds eps is INFEASIBLE only if its lower bound exceeds eps too.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 
 import numpy as np
@@ -35,24 +34,34 @@ from ortools.sat.python import cp_model
 
 from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.subsetsum.problem import Status, SubsetSumProblem, approximation_errors, selection_sums
-from strongticket.subsetsum.method import SolveOptions, SolverOutput
+from strongticket.subsetsum.method import (
+    MethodOption,
+    SolveOptions,
+    SolverOutput,
+    is_bool,
+    is_int_at_least,
+    is_positive_number,
+)
 
 #: Default integer magnitude of the largest value of an instance.
 DEFAULT_MAGNITUDE = 2.0 ** 40
-_EXTRA = ("scale", "num_workers", "presolve")
+#: Method-specific options of ``milp`` and ``mrss_milp``.
+MILP_OPTIONS = (
+    MethodOption("scale", "the integer scale s (default 2^40 / max|value| per instance)", "a finite number > 0",
+                 is_positive_number),
+    MethodOption("num_workers", "CP-SAT threads (default 2)", "an integer >= 1", is_int_at_least(1)),
+    MethodOption("presolve", "run CP-SAT's presolve (default False)", "True or False", is_bool),
+)
 
 
-def _extras(name: str, options: SolveOptions) -> tuple[float | None, int]:
-    unknown = sorted(set(options.extra) - set(_EXTRA))
-    if unknown:
-        raise InputError(f"method {name!r} takes extra options {_EXTRA}, got unknown {unknown}")
+def _extras(options: SolveOptions) -> tuple[float | None, int]:
+    """``scale`` (None: per instance) and ``num_workers``, as checked against :data:`MILP_OPTIONS`.
+
+    ``auto`` dispatch calls the method's check before ``solve`` validates the options of the method it
+    picked, so an invalid scale reads as the default here and is refused by that validation.
+    """
     scale = options.extra.get("scale")
-    if scale is not None and not (isinstance(scale, numbers.Real) and math.isfinite(scale) and scale > 0):
-        raise InputError(f"scale (extra option of {name!r}) must be a finite number > 0, got {scale!r}")
-    workers = options.extra.get("num_workers", 2)
-    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
-        raise InputError(f"num_workers (extra option of {name!r}) must be an integer >= 1, got {workers!r}")
-    return (None if scale is None else float(scale)), int(workers)
+    return (float(scale) if is_positive_number(scale) else None), int(options.extra.get("num_workers", 2))
 
 
 def _scales(problem: SubsetSumProblem, scale: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +98,7 @@ def _check(name: str, multidim: bool):
             raise MethodUnavailableError(
                 f"method {name!r} models the ℓ∞ error only (linear constraints), got norm={problem.norm!r}; "
                 "use 'mrss_exact' (n <= 34) or 'mrss_local_search' for ℓ2")
-        scale, _ = _extras(name, options)
+        scale, _ = _extras(options)
         if options.objective == "sparsest":
             _, rho = _scales(problem, scale)
             if np.any(rho >= options.eps):
@@ -179,7 +188,7 @@ def solve_milp(problem: SubsetSumProblem, options: SolveOptions, name: str) -> S
         ``selection (T, n)``, ``status (T,)``, ``lower_bounds (T,)`` (true lower bounds on the best
         error; None for sparsest, whose bounds on the subset size are in ``info["size_lower_bounds"]``).
     """
-    scale, workers = _extras(name, options)
+    scale, workers = _extras(options)
     T, n = problem.num_instances, problem.num_candidates
     s, rho = _scales(problem, scale)
     x = problem.candidates.reshape(T, n, problem.dim)

@@ -33,11 +33,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from strongticket.errors import InputError, MethodUnavailableError
+from strongticket.errors import MethodUnavailableError
 from strongticket.subsetsum.heuristics import run_heuristic
 from strongticket.subsetsum.keys import masks_to_selection
 from strongticket.subsetsum.problem import Status, SubsetSumProblem, approximation_errors, selection_sums
-from strongticket.subsetsum.method import SolveOptions, SolverOutput
+from strongticket.subsetsum.method import MethodOption, SolveOptions, SolverOutput
 
 #: Largest n the exact MRSS solver accepts, and the largest d·2^ceil(n/2) (floats per half-sum list).
 MRSS_EXACT_MAX_N = 34
@@ -381,6 +381,11 @@ def mrss_exact_kernel(x, z, norm, sparsest, eps, out_keys, out_found, index=0):
 
 #: Extra option ``index`` of mrss_exact: how min_error pairs the halves (same answer, different speed).
 _INDEXES = {"auto": 0, "sweep": 1, "grid": 2}
+#: Method-specific options of ``mrss_exact``.
+MRSS_EXACT_OPTIONS = (
+    MethodOption("index", "how min_error pairs the halves: auto, sweep or grid (same answer)",
+                 f"one of {tuple(_INDEXES)}", lambda v: isinstance(v, str) and v in _INDEXES),
+)
 
 
 def _norm_code(problem: SubsetSumProblem) -> int:
@@ -404,12 +409,7 @@ def check_mrss_exact(problem: SubsetSumProblem, options: SolveOptions) -> None:
 
 
 def solve_mrss_exact(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
-    unknown = sorted(set(options.extra) - {"index"})
-    if unknown:
-        raise InputError(f"method 'mrss_exact' takes the extra option 'index' only, got {unknown}")
     index_name = options.extra.get("index", "auto")
-    if index_name not in _INDEXES:
-        raise InputError(f"index (extra option of 'mrss_exact') must be one of {tuple(_INDEXES)}, got {index_name!r}")
     T, n = problem.num_instances, problem.num_candidates
     x = np.ascontiguousarray(problem.candidates, dtype=np.float64)
     z = np.ascontiguousarray(problem.targets, dtype=np.float64)

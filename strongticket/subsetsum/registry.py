@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.subsetsum import brute, exact, exact_torch, heuristics, milp, multidim
@@ -20,46 +21,47 @@ _ALL_OBJECTIVES = ("min_error", "sparsest", "fixed_size")
 
 METHODS: Mapping[str, MethodInfo] = MappingProxyType({m.name: m for m in (
     MethodInfo(
-        name="exact", fn=exact.solve_exact, check=exact.check_exact, exact=True, one_dim=True, multidim=False,
-        objectives=("min_error", "sparsest"),
+        name="exact", fn=exact.solve_exact, check=exact.check_exact, options=exact.EXACT_OPTIONS,
+        exact=True, one_dim=True, multidim=False, objectives=("min_error", "sparsest"),
         description=f"compiled meet-in-the-middle, parallel over targets (n <= {exact.EXACT_MAX_N})"),
     MethodInfo(
-        name="torch", fn=exact_torch.solve_torch, check=exact_torch.check_torch, exact=True, one_dim=True,
-        multidim=False, objectives=("min_error",),
+        name="torch", fn=exact_torch.solve_torch, check=exact_torch.check_torch, options=exact_torch.TORCH_OPTIONS,
+        exact=True, one_dim=True, multidim=False, objectives=("min_error",),
         description="torch sort + searchsorted meet-in-the-middle, batched on the tensors' device "
                     f"(n <= {exact_torch.TORCH_MAX_N})"),
     MethodInfo(
-        name="brute", fn=brute.solve_brute, check=brute.check_brute, exact=True, one_dim=True, multidim=True,
-        objectives=_ALL_OBJECTIVES,
+        name="brute", fn=brute.solve_brute, check=brute.check_brute,
+        exact=True, one_dim=True, multidim=True, objectives=_ALL_OBJECTIVES,
         description=f"all 2^n subsets (n <= {brute.BRUTE_MAX_N}); the test oracle"),
     MethodInfo(
-        name="milp", fn=milp.solve_rss_milp, check=milp.check_rss_milp, exact=True, one_dim=True, multidim=False,
-        objectives=_ALL_OBJECTIVES,
+        name="milp", fn=milp.solve_rss_milp, check=milp.check_rss_milp, options=milp.MILP_OPTIONS,
+        exact=True, one_dim=True, multidim=False, objectives=_ALL_OBJECTIVES,
         description="OR-Tools CP-SAT on integer-scaled values, one model per instance (time_limit each)"),
     MethodInfo(
-        name="greedy", fn=heuristics.solve_greedy, exact=False, one_dim=True, multidim=False,
-        objectives=("min_error", "sparsest"),
+        name="greedy", fn=heuristics.solve_greedy, options=heuristics.GREEDY_OPTIONS,
+        exact=False, one_dim=True, multidim=False, objectives=("min_error", "sparsest"),
         description="greedy additions while the error drops (fast, poor; no proof)"),
     MethodInfo(
-        name="local_search", fn=heuristics.solve_local_search, exact=False, one_dim=True, multidim=False,
-        objectives=("min_error", "sparsest"),
+        name="local_search", fn=heuristics.solve_local_search, options=heuristics.LOCAL_SEARCH_OPTIONS,
+        exact=False, one_dim=True, multidim=False, objectives=("min_error", "sparsest"),
         description="greedy then 1/2-flip steepest descent, optional seeded random restarts (no proof)"),
     MethodInfo(
-        name="mrss_exact", fn=multidim.solve_mrss_exact, check=multidim.check_mrss_exact, exact=True,
-        one_dim=False, multidim=True, objectives=("min_error", "sparsest"),
+        name="mrss_exact", fn=multidim.solve_mrss_exact, check=multidim.check_mrss_exact,
+        options=multidim.MRSS_EXACT_OPTIONS,
+        exact=True, one_dim=False, multidim=True, objectives=("min_error", "sparsest"),
         description=f"MRSS meet-in-the-middle over sorted half-sums (n <= {multidim.MRSS_EXACT_MAX_N}, "
                     "d·2^(n/2) <= 2^23)"),
     MethodInfo(
-        name="mrss_milp", fn=milp.solve_mrss_milp, check=milp.check_mrss_milp, exact=True, one_dim=False,
-        multidim=True, objectives=_ALL_OBJECTIVES,
+        name="mrss_milp", fn=milp.solve_mrss_milp, check=milp.check_mrss_milp, options=milp.MILP_OPTIONS,
+        exact=True, one_dim=False, multidim=True, objectives=_ALL_OBJECTIVES,
         description="OR-Tools CP-SAT for MRSS in the ℓ∞ norm, integer-scaled, one model per instance"),
     MethodInfo(
-        name="mrss_greedy", fn=multidim.solve_mrss_greedy, exact=False, one_dim=False, multidim=True,
-        objectives=("min_error", "sparsest"),
+        name="mrss_greedy", fn=multidim.solve_mrss_greedy, options=heuristics.GREEDY_OPTIONS,
+        exact=False, one_dim=False, multidim=True, objectives=("min_error", "sparsest"),
         description="MRSS greedy additions while the error drops (no proof)"),
     MethodInfo(
-        name="mrss_local_search", fn=multidim.solve_mrss_local_search, exact=False, one_dim=False, multidim=True,
-        objectives=("min_error", "sparsest"),
+        name="mrss_local_search", fn=multidim.solve_mrss_local_search, options=heuristics.LOCAL_SEARCH_OPTIONS,
+        exact=False, one_dim=False, multidim=True, objectives=("min_error", "sparsest"),
         description="MRSS greedy then 1/2-flip descent, optional seeded random restarts (no proof)"),
 )})
 
@@ -89,6 +91,22 @@ def names(*, one_dim: bool | None = None, multidim: bool | None = None, objectiv
 def all_methods() -> Mapping[str, MethodInfo]:
     """Every method by name (read-only)."""
     return METHODS
+
+
+def check_options(info: MethodInfo, extra: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` for a keyword ``info`` does not take, or a value it cannot use.
+
+    The message names the option, the method and the options it takes (``solve(p, time_limt=5)``
+    is refused, not ignored).
+    """
+    declared = {o.name: o for o in info.options}
+    for key, value in extra.items():
+        option = declared.get(key)
+        if option is None:
+            raise InputError(f"unknown option {key!r} for method {info.name!r}; its options are "
+                             f"{', '.join(info.option_names())}")
+        if not option.valid(value):
+            raise InputError(f"option {key!r} of method {info.name!r} must be {option.expected}, got {value!r}")
 
 
 def ensure_supports(info: MethodInfo, problem: SubsetSumProblem, options: SolveOptions) -> None:

@@ -11,15 +11,20 @@ constructions can use it as a target. Architectures:
 * ``conv2`` / ``conv4`` / ``conv6``: Frankle & Carbin 2019 (Fig. 2), Ramanujan et al. 2020
   (``models/frankle.py``): pairs of 3x3 convs (64,64 | 128,128 | 256,256), max-pool after each pair,
   then FC 256-256-out.
-* ``resnet20``: the CIFAR ResNet-20 of He et al. 2016 (§4.2) with BatchNorm, 16/32/64 channels, and
+* ``resnet20``: the CIFAR ResNet-20 of He et al. 2016 (Sec. 4.2) with BatchNorm, 16/32/64 channels, and
   1x1-conv projection shortcuts where the shape changes (as open_lth's ``cifar_resnet_20``).
+
+:func:`build_model` draws the initial weights from an explicit ``torch.Generator`` (``seed=`` or
+``generator=``), never from the global random state, so two builds with the same seed are bit-identical.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from strongticket.errors import InputError
@@ -113,7 +118,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """CIFAR ResNet of depth ``6n+2`` (He et al. 2016, §4.2): stem, three stages of ``n`` blocks, pool, fc.
+    """CIFAR ResNet of depth ``6n+2`` (He et al. 2016, Sec. 4.2): stem, three stages of ``n`` blocks, pool, fc.
 
     Input ``(B, C, H, W)``, output ``(B, num_classes)`` logits.
     """
@@ -168,9 +173,35 @@ def model_entry(name: str) -> ModelEntry:
         raise InputError(f"unknown model {name!r}; valid models: {', '.join(_REGISTRY)}") from None
 
 
+@torch.no_grad()
+def default_init(model: nn.Module, generator: torch.Generator) -> None:
+    """Initialise ``model`` in place with PyTorch's default laws, every draw from ``generator`` (CPU).
+
+    ``Linear`` and ``Conv2d``: weights Kaiming-uniform with ``a = sqrt(5)``, i.e. U(+-1/sqrt(fan_in)), and biases
+    U(+-1/sqrt(fan_in)); ``BatchNorm``: weight 1, bias 0, running statistics reset. Modules are visited in
+    ``model.modules()`` order, weight before bias, so the draws depend only on the architecture and the generator.
+
+    Raises
+    ------
+    TypeError
+        For a module with parameters of another type (no default law known here).
+    """
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                bound = 1 / math.sqrt(m.weight[0].numel())
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_parameters()  # weight 1, bias 0, running mean 0 and variance 1: no draws
+        elif any(True for _ in m.parameters(recurse=False)):
+            raise TypeError(f"default_init has no law for {type(m).__name__}")
+
+
 def build_model(name: str, *, num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
-                width: float = 1.0, bias: bool | None = None) -> nn.Module:
-    """Return a freshly initialised zoo model (PyTorch default init; callers reseed weights themselves).
+                width: float = 1.0, bias: bool | None = None, seed: int | None = None,
+                generator: torch.Generator | None = None) -> nn.Module:
+    """Return a zoo model initialised with PyTorch's default laws from an explicit generator.
 
     Parameters
     ----------
@@ -186,11 +217,20 @@ def build_model(name: str, *, num_classes: int = 10, in_channels: int = 1, image
     bias : bool or None
         Whether layers carry biases; ``None`` takes the model's default (``False`` for ``fc2``,
         ``True`` otherwise; ResNet convolutions never have biases, only its final fc).
+    seed : int, optional
+        Seed of a fresh CPU ``torch.Generator`` for the initial weights (see :func:`default_init`).
+    generator : torch.Generator, optional
+        A CPU generator to draw the initial weights from instead (advanced by the draws).
+
+    Exactly one of ``seed`` and ``generator`` is required, except when the default device is ``meta``
+    (``with torch.device("meta"): build_model(...)``): the model is then returned on the meta device and
+    nothing is drawn (for callers that only need the architecture, or load or re-initialise the weights).
 
     Returns
     -------
     torch.nn.Module
-        Input ``(B, in_channels, image_size, image_size)``, output ``(B, num_classes)`` logits.
+        Input ``(B, in_channels, image_size, image_size)``, output ``(B, num_classes)`` logits; on the CPU
+        (or the meta device, see above). The global random state is neither read nor advanced.
     """
     entry = model_entry(name)
     if not (isinstance(num_classes, int) and num_classes >= 1):
@@ -201,5 +241,22 @@ def build_model(name: str, *, num_classes: int = 10, in_channels: int = 1, image
         raise InputError(f"image_size must be a positive integer, got {image_size!r}")
     if not width > 0:
         raise InputError(f"width must be > 0, got {width!r}")
-    return entry.builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                         width=float(width), bias=entry.default_bias if bias is None else bool(bias))
+    if seed is not None and generator is not None:
+        raise InputError(f"build_model takes seed or generator, not both (got seed={seed!r} and a generator)")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
+        raise InputError(f"generator must be a CPU torch.Generator, got {generator!r}")
+    on_meta = torch.empty(0).device.type == "meta"
+    if seed is None and generator is None and not on_meta:
+        raise InputError(f"build_model({name!r}) needs seed= or generator= for its initial weights (the zoo never "
+                         "draws from the global random state)")
+    # Built on the meta device, so the modules' own initialisers draw nothing; then materialised and drawn here.
+    with torch.device("meta"):
+        model = entry.builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                              width=float(width), bias=entry.default_bias if bias is None else bool(bias))
+    if on_meta:
+        return model
+    model = model.to_empty(device="cpu")
+    default_init(model, torch.Generator().manual_seed(seed) if generator is None else generator)
+    return model

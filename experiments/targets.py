@@ -1,4 +1,8 @@
-"""Training of the target networks the experiments prune random networks into (shared by the scripts here)."""
+"""Training of the target networks the experiments prune random networks into (shared by the scripts here).
+
+Uses the library's one training loop (:func:`strongticket.train.loop.fit`), so a target is the same function
+of its seed as a ``strongticket train`` run with the same optimiser settings.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,17 @@ from collections.abc import Callable
 
 import torch
 
+from strongticket.train.config import OptimConfig
+from strongticket.train.data import Dataset
+from strongticket.train.loop import fit
 from strongticket.verify.accuracy import accuracy
 
 
-def train_adam(model: torch.nn.Module, ds, *, epochs: int, seed: int, log: Callable[[str], None],
+def train_adam(model: torch.nn.Module, ds: Dataset, *, epochs: int, seed: int, log: Callable[[str], None],
                label: str = "", batch: int = 128, lr: float = 1e-3) -> torch.nn.Module:
-    """Train ``model`` on ``ds`` (a :func:`strongticket.train.data.load_dataset` result) with Adam; data order
-    from its own generator seeded by ``seed``. Logs the test accuracy after every epoch; returns it in eval mode."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    for ep in range(epochs):
-        perm = torch.randperm(ds.train_x.shape[0], generator=gen)
-        model.train()
-        for s in range(0, len(perm), batch):
-            idx = perm[s:s + batch]
-            loss = torch.nn.functional.cross_entropy(model(ds.train_x[idx]), ds.train_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        log(f"{label}epoch {ep + 1}: test accuracy {accuracy(model, ds.test_x, ds.test_y):.4f}")
-    return model.eval()
+    """Train ``model`` on ``ds`` (a :func:`strongticket.train.data.load_dataset` result) with Adam for ``epochs``
+    epochs of ``batch`` examples, data order seeded by ``seed``; log the final test accuracy; return it in
+    eval mode."""
+    fit(model, ds, OptimConfig(optimizer="adam", lr=lr, epochs=epochs), batch_size=batch, seed=seed)
+    log(f"{label}{epochs} epochs: test accuracy {accuracy(model, ds.test_x, ds.test_y):.4f}")
+    return model

@@ -67,7 +67,6 @@ def train(
     json_out: JsonOption = False,
 ) -> None:
     """Train (dense or with a pruning method) into a run directory; re-running the same command resumes it."""
-    from strongticket.train.methods import method_entry
     from strongticket.train.run import train_run
 
     cfg = RunConfig.from_toml(config) if config else RunConfig()
@@ -75,18 +74,15 @@ def train(
         ms = tuple(int(x) for x in milestones.split(",") if x.strip()) if milestones is not None else None
     except ValueError:
         raise InputError(f"--milestones must be comma-separated integers (epochs), got {milestones!r}") from None
-    m = method or cfg.prune.method
-    entry = method_entry(m)
     cfg = cfg.with_updates(
         data={"dataset": dataset, "batch_size": batch_size, "augment": augment, "train_subset": train_subset, "test_subset": test_subset},
-        model={"model": model, "width": width,
-               "init": init or (entry.default_init if cfg.model.init == "default" else None)},
+        model={"model": model, "width": width, "init": init},
         optim={"optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                "epochs": epochs, "schedule": schedule, "warmup_steps": warmup_steps, "amp": amp,
                "milestones": ms, "gamma": gamma,
                "early_stop_patience": early_stop},
         prune={"method": method, "density": density,
-               "scope": scope or (entry.default_scope if cfg.prune.scope == "global" else None),
+               "scope": scope,
                "rate": rate, "rewind_step": rewind_step, "reinit_control": reinit_control,
                "prune_output": prune_output, "prune_bias": prune_bias},
         run={"seed": seed, "eval_every": eval_every, "checkpoint_every": checkpoint_every},

@@ -1,9 +1,16 @@
 """Run configuration: frozen dataclasses that are the CLI's schema, the TOML schema and the provenance record.
 
-Following open_lth's ``Hparams``: every hyperparameter is a typed field with a default; a run's complete
-configuration is written to ``config.json`` and compared field by field when a run is resumed. Seeds for
-the three random streams (initialisation, data order, augmentation) and for pruning scores are derived from
-the one ``seed`` by :func:`derive_seed`, so a run is reproducible from its config alone.
+Following open_lth's ``Hparams``: every hyperparameter is a typed field with a default and a help text
+(:func:`setting`); the type and range checks (:func:`validate_section`), the TOML reader and the
+``strongticket train`` flags are all generated from these declarations, so a default or a range is written
+once. A run's complete configuration is written to ``config.json`` and compared field by field when a run is
+resumed. Fields whose default is ``None`` mean "the method's (or dataset's) own choice" and are resolved once,
+where the run starts (:func:`strongticket.train.run.resolve_config`). Seeds for the random streams
+(initialisation, data order, augmentation, pruning scores) are derived from the one ``seed`` by
+:func:`derive_seed`, so a run is reproducible from its config alone.
+
+This module holds data and value checks only: names that must be found in a registry (dataset, model,
+method) are looked up where the run starts, so that the configuration imports nothing of the trainer.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ import hashlib
 import math
 import sys
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+import types
+import typing
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +31,76 @@ SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("sgd", "adam")
 SCOPES = ("global", "layerwise")
 INITS = ("default", "kaiming_normal", "kaiming_uniform", "signed_constant")
+AUGMENTS = ("none", "flip_crop")
+RETRAINS = ("rewind", "finetune")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An interval a numeric setting must lie in (``None``: unbounded on that side)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def holds(self, v: float) -> bool:
+        """True when ``v`` lies in the interval."""
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return not (self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi))
+
+    def describe(self) -> str:
+        """The interval as text: ``>= 1``, ``> 0``, ``in (0, 1]``."""
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        if self.lo is None:
+            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+POSITIVE = Bound(0, None, lo_open=True)
+AT_LEAST_1 = Bound(1)
+NON_NEGATIVE = Bound(0)
+UNIT = Bound(0, 1)
+
+
+def setting(default: Any, help: str, *, bound: Bound | None = None, choices: tuple[str, ...] | None = None,
+            flag: str | None = None, aliases: tuple[str, ...] = ()) -> Any:
+    """A dataclass field with its help text, allowed range or choices, and CLI flag (default ``--field-name``)."""
+    return field(default=default, metadata={"help": help, "bound": bound, "choices": choices, "flag": flag,
+                                            "aliases": aliases})
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data, how much of it, and how it is batched.
+    """Which data, how much of it, and how it is batched."""
 
-    ``train_subset``/``test_subset``: a seeded random subset size (None: all). ``augment``: None takes the
-    dataset's standard augmentation (flip + crop for CIFAR-10, none for the others).
-    """
+    dataset: str = setting("mnist", "digits, mnist, fashion-mnist or cifar10.")
+    batch_size: int = setting(128, "Global batch size (examples per optimiser step).", bound=AT_LEAST_1)
+    train_subset: int | None = setting(None, "Train on a seeded random subset of N training images "
+                                             "(default: all).", bound=AT_LEAST_1)
+    test_subset: int | None = setting(None, "Evaluate on a seeded random subset of N test images (default: all).",
+                                      bound=AT_LEAST_1)
+    augment: str | None = setting(None, "Training augmentation, none or flip_crop (default: the dataset's own: "
+                                        "flip_crop for cifar10, none otherwise).", choices=AUGMENTS)
 
-    dataset: str = "mnist"
-    batch_size: int = 128
-    train_subset: int | None = None
-    test_subset: int | None = None
-    augment: str | None = None
+    def __post_init__(self) -> None:
+        validate_section(self, "data")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """A zoo model (``strongticket.nets.zoo``) and its initialisation."""
 
-    model: str = "lenet300100"
-    width: float = 1.0
-    bias: bool | None = None
-    init: str = "default"
+    model: str = setting("lenet300100", "Zoo model: fc2, lenet300100, lenet5, conv2/4/6, resnet20.")
+    width: float = setting(1.0, "Hidden width multiplier.", bound=POSITIVE)
+    bias: bool | None = setting(None, "Whether layers have biases (default: the model's own).")
+    init: str | None = setting(None, "Initialisation: default, kaiming_normal, kaiming_uniform, signed_constant "
+                                     "(default: the method's own; edge-popup: signed_constant).", choices=INITS)
+
+    def __post_init__(self) -> None:
+        validate_section(self, "model")
 
 
 @dataclass(frozen=True)
@@ -58,18 +112,23 @@ class OptimConfig:
     length of one training phase (each IMP round, each retraining).
     """
 
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    epochs: int = 10
-    schedule: str = "constant"
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
-    warmup_steps: int = 0
-    amp: bool = False
-    early_stop_patience: int | None = None
+    optimizer: str = setting("sgd", "Optimiser: sgd or adam.", choices=OPTIMIZERS)
+    lr: float = setting(0.1, "Learning rate.", bound=POSITIVE)
+    momentum: float = setting(0.0, "SGD momentum, in [0, 1).", bound=Bound(0, 1, hi_open=True))
+    nesterov: bool = setting(False, "SGD: Nesterov momentum (with momentum > 0).")
+    weight_decay: float = setting(0.0, "Weight decay (L2 penalty).", bound=NON_NEGATIVE)
+    epochs: int = setting(10, "Epochs per training phase (each IMP round, each retraining).", bound=AT_LEAST_1)
+    schedule: str = setting("constant", "Learning-rate schedule: constant, step or cosine.", choices=SCHEDULES)
+    milestones: tuple[int, ...] = setting((), "Step schedule: epochs at which the rate is multiplied by gamma "
+                                              "(comma-separated on the command line).", bound=AT_LEAST_1)
+    gamma: float = setting(0.1, "Step schedule: factor applied at each milestone.", bound=POSITIVE)
+    warmup_steps: int = setting(0, "Linear learning-rate warm-up steps.", bound=NON_NEGATIVE)
+    amp: bool = setting(False, "bfloat16 autocast on CUDA.")
+    early_stop_patience: int | None = setting(None, "Stop after N evaluations without improvement (default: "
+                                                    "never).", bound=AT_LEAST_1, aliases=("--early-stop",))
+
+    def __post_init__(self) -> None:
+        validate_section(self, "optim")
 
 
 @dataclass(frozen=True)
@@ -81,9 +140,11 @@ class PruneConfig:
     method : str
         A name from :func:`strongticket.train.methods.method_names`.
     density : float
-        Fraction of prunable weights kept, in (0, 1].
-    scope : str
-        ``global`` (one threshold over all prunable tensors) or ``layerwise`` (the same density in each).
+        Fraction of prunable weights kept, in (0, 1]; None means 1 for ``dense`` and is an error for the
+        pruning methods.
+    scope : str or None
+        ``global`` (one threshold over all prunable tensors) or ``layerwise`` (the same density in each); None
+        takes the method's own (``layerwise`` for edge-popup and random-erk, ``global`` otherwise).
     prune_bias, prune_output : bool
         Whether biases, and the output layer's weight, are prunable (conv/linear weights always are).
     rate : float
@@ -104,21 +165,34 @@ class PruneConfig:
         GraSP: softmax temperature of the Hessian-gradient product.
     """
 
-    method: str = "dense"
-    density: float = 1.0
-    scope: str = "global"
-    prune_bias: bool = False
-    prune_output: bool = True
-    rate: float = 0.2
-    rewind_step: int = 0
-    reinit_control: bool = False
-    retrain: str = "rewind"
-    gmp_start: float = 0.0
-    gmp_end: float = 0.75
-    gmp_every: int = 100
-    score_batches: int = 1
-    synflow_iters: int = 100
-    grasp_temperature: float = 200.0
+    method: str = setting("dense", "Pruning method: dense, random, random-erk, magnitude, gmp, imp, imp-rewind, "
+                                   "edge-popup, snip, grasp, synflow.")
+    density: float | None = setting(None, "Fraction of prunable weights kept, in (0, 1] (required by every "
+                                          "method but dense).", bound=Bound(0, 1, lo_open=True))
+    scope: str | None = setting(None, "Pruning threshold scope: global or layerwise (default: the method's own).",
+                                choices=SCOPES)
+    prune_bias: bool = setting(False, "Whether biases are prunable.")
+    prune_output: bool = setting(True, "Whether the output layer's weight is prunable.")
+    rate: float = setting(0.2, "IMP: fraction of the remaining weights pruned per round.",
+                          bound=Bound(0, 1, lo_open=True, hi_open=True))
+    rewind_step: int = setting(0, "imp-rewind: training step whose weights the survivors are reset to.",
+                               bound=NON_NEGATIVE)
+    reinit_control: bool = setting(False, "IMP/magnitude: also train the final mask from a fresh random init.")
+    retrain: str = setting("rewind", "magnitude: rewind (reset to init, then retrain) or finetune.",
+                           choices=RETRAINS)
+    gmp_start: float = setting(0.0, "gmp: fraction of training where pruning starts.", bound=Bound(0, 1, hi_open=True))
+    gmp_end: float = setting(0.75, "gmp: fraction of training where pruning stops.", bound=Bound(0, 1, lo_open=True))
+    gmp_every: int = setting(100, "gmp: steps between two pruning events.", bound=AT_LEAST_1)
+    score_batches: int = setting(1, "snip/grasp: training batches the scores are computed on.", bound=AT_LEAST_1)
+    synflow_iters: int = setting(100, "synflow: prune-rescore iterations.", bound=AT_LEAST_1)
+    grasp_temperature: float = setting(200.0, "grasp: softmax temperature of the Hessian-gradient product.",
+                                       bound=POSITIVE)
+
+    def __post_init__(self) -> None:
+        validate_section(self, "prune")
+        if not self.gmp_start < self.gmp_end:
+            raise InputError(f"prune.gmp_start (--gmp-start) must be below prune.gmp_end (--gmp-end), got "
+                             f"{self.gmp_start} and {self.gmp_end}")
 
 
 @dataclass(frozen=True)
@@ -129,9 +203,17 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
-    seed: int = 0
-    eval_every: int = 1
-    checkpoint_every: int = 1
+    seed: int = setting(0, "Seed of every random draw (init, data order, augmentation, scores).", bound=NON_NEGATIVE)
+    eval_every: int = setting(1, "Evaluate on the test set every N epochs (and at the end of each phase).",
+                              bound=AT_LEAST_1)
+    checkpoint_every: int = setting(1, "Checkpoint every N epochs.", bound=AT_LEAST_1)
+
+    def __post_init__(self) -> None:
+        for name, cls in SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise InputError(f"configuration section {name!r} must be a {cls.__name__}, "
+                                 f"got {getattr(self, name)!r}")
+        validate_section(self, "run")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as a JSON-ready nested dict."""
@@ -141,24 +223,24 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        """Build a configuration from a (possibly partial) nested dict; unknown keys are an InputError."""
-        sections = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "prune": PruneConfig}
+        """Build a configuration from a (possibly partial) nested dict; unknown keys and wrong types are an
+        :class:`InputError` naming the key."""
+        if not isinstance(d, dict):
+            raise InputError(f"a configuration must be a table of settings, got {d!r}")
         top = {f.name for f in fields(cls)}
         unknown = set(d) - top
         if unknown:
             raise InputError(f"unknown configuration keys {sorted(unknown)}; valid: {sorted(top)}")
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
-            if key in sections:
+            if key in SECTIONS:
                 if not isinstance(value, dict):
-                    raise InputError(f"configuration section {key!r} must be a table, got {value!r}")
-                valid = {f.name for f in fields(sections[key])}
+                    raise InputError(f"configuration section [{key}] must be a table, got {value!r}")
+                valid = {f.name for f in fields(SECTIONS[key])}
                 bad = set(value) - valid
                 if bad:
                     raise InputError(f"unknown keys {sorted(bad)} in [{key}]; valid: {sorted(valid)}")
-                if "milestones" in value:
-                    value = {**value, "milestones": tuple(value["milestones"])}
-                kwargs[key] = sections[key](**value)
+                kwargs[key] = SECTIONS[key](**value)
             else:
                 kwargs[key] = value
         return cls(**kwargs)
@@ -167,9 +249,17 @@ class RunConfig:
     def from_toml(cls, path: str | Path) -> RunConfig:
         """Read a configuration from a TOML file with ``[data]``, ``[model]``, ``[optim]``, ``[prune]`` tables."""
         try:
-            return cls.from_dict(tomllib.loads(Path(path).read_text()))
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise InputError(f"--config {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"cannot parse {str(path)!r} as TOML: {exc}") from None
+            raise InputError(f"cannot parse --config {str(path)!r} as TOML: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except InputError as exc:
+            raise InputError(f"--config {str(path)!r}: {exc}") from None
 
     def with_updates(self, **sections: dict[str, Any]) -> RunConfig:
         """Return a copy with fields of the named sections replaced (``None`` values are skipped)."""
@@ -185,49 +275,123 @@ class RunConfig:
         return out
 
     def validate(self) -> RunConfig:
-        """Check every value against its allowed range; return ``self`` or raise :class:`InputError`."""
-        from strongticket.nets.zoo import model_entry
-        from strongticket.train.data import dataset_entry
-        from strongticket.train.methods import method_entry
-
-        dataset_entry(self.data.dataset)
-        model_entry(self.model.model)
-        method_entry(self.prune.method)
-        d = self.prune.density
-        if not (isinstance(d, (int, float)) and math.isfinite(d) and 0 < d <= 1):
-            raise InputError(f"density must be in (0, 1], got {d}")
-        checks = [
-            (self.data.batch_size >= 1, f"batch_size must be >= 1, got {self.data.batch_size}"),
-            (self.data.augment in (None, "none", "flip_crop"),
-             f"augment must be none or flip_crop, got {self.data.augment!r}"),
-            (self.model.init in INITS, f"init must be one of {', '.join(INITS)}, got {self.model.init!r}"),
-            (self.model.width > 0, f"width must be > 0, got {self.model.width}"),
-            (self.optim.optimizer in OPTIMIZERS,
-             f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optim.optimizer!r}"),
-            (self.optim.schedule in SCHEDULES,
-             f"schedule must be one of {', '.join(SCHEDULES)}, got {self.optim.schedule!r}"),
-            (self.optim.lr > 0, f"lr must be > 0, got {self.optim.lr}"),
-            (self.optim.epochs >= 1, f"epochs must be >= 1, got {self.optim.epochs}"),
-            (0 <= self.optim.momentum < 1, f"momentum must be in [0, 1), got {self.optim.momentum}"),
-            (self.optim.weight_decay >= 0, f"weight_decay must be >= 0, got {self.optim.weight_decay}"),
-            (self.optim.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.optim.warmup_steps}"),
-            (self.prune.scope in SCOPES, f"scope must be one of {', '.join(SCOPES)}, got {self.prune.scope!r}"),
-            (0 < self.prune.rate < 1, f"rate must be in (0, 1), got {self.prune.rate}"),
-            (self.prune.rewind_step >= 0, f"rewind_step must be >= 0, got {self.prune.rewind_step}"),
-            (self.prune.retrain in ("rewind", "finetune"),
-             f"retrain must be rewind or finetune, got {self.prune.retrain!r}"),
-            (0 <= self.prune.gmp_start < self.prune.gmp_end <= 1,
-             f"need 0 <= gmp_start < gmp_end <= 1, got {self.prune.gmp_start}, {self.prune.gmp_end}"),
-            (self.prune.gmp_every >= 1, f"gmp_every must be >= 1, got {self.prune.gmp_every}"),
-            (self.prune.score_batches >= 1, f"score_batches must be >= 1, got {self.prune.score_batches}"),
-            (self.prune.synflow_iters >= 1, f"synflow_iters must be >= 1, got {self.prune.synflow_iters}"),
-            (self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
-            (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise InputError(msg)
+        """Return ``self``: every value was checked when the dataclasses were built (kept for callers)."""
         return self
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "prune": PruneConfig}
+
+
+# ----------------------------------------------------------------------------------- generated checks
+
+
+def flag_name(f: Field) -> str:
+    """The ``strongticket train`` flag of field ``f``: ``--field-name`` unless the field names another."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def setting_fields(cls: type) -> list[Field]:
+    """The settings of a config dataclass (its fields that are not sub-sections)."""
+    return [f for f in fields(cls) if f.name not in SECTIONS]
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _union_args(tp: Any) -> tuple[Any, ...]:
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return typing.get_args(tp)
+    return (tp,)
+
+
+def describe_type(tp: Any) -> str:
+    """What a value of annotation ``tp`` must be, in words (``an integer``, ``a number or unset``...)."""
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    parts = []
+    for a in _union_args(tp):
+        if a is type(None):
+            continue
+        if typing.get_origin(a) is tuple:
+            parts.append(f"a list of {describe_type(typing.get_args(a)[0])[3:]}s")
+        else:
+            parts.append(words.get(a, getattr(a, "__name__", str(a))))
+    text = " or ".join(parts)
+    return text + " (or unset)" if type(None) in _union_args(tp) else text
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """``(ok, value)``: whether ``value`` has type ``tp``, and the value in its canonical form
+    (an int for a float field becomes a float; a list for a tuple field becomes a tuple)."""
+    for a in _union_args(tp):
+        if a is type(None):
+            if value is None:
+                return True, None
+        elif a is bool:
+            if isinstance(value, bool):
+                return True, value
+        elif a is int:
+            # bool is an int subclass and 1.0 is not an integer: both are refused, as TOML's "true" and "1.5" are
+            if isinstance(value, int) and not isinstance(value, bool):
+                return True, value
+        elif a is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                return True, float(value)
+        elif a is str:
+            if isinstance(value, str):
+                return True, value
+        elif typing.get_origin(a) is tuple:
+            if isinstance(value, (list, tuple)):
+                item = typing.get_args(a)[0]
+                out = []
+                for v in value:
+                    ok, v = _coerce(v, item)
+                    if not ok:
+                        break
+                    out.append(v)
+                else:
+                    return True, tuple(out)
+    return False, value
+
+
+def validate_section(obj: Any, section: str) -> None:
+    """Check (and canonicalise in place) every setting of the frozen config dataclass ``obj``.
+
+    The checks are generated from the declarations: the type from the field's annotation (an ``int`` must be
+    an integer, not a bool or a float; a ``float`` accepts integers; a ``bool`` only true/false; a
+    ``tuple[int, ...]`` a list of integers; ``X | None`` also accepts unset), then the field's ``bound``
+    (applied to every element of a list) or ``choices``.
+
+    Raises
+    ------
+    InputError
+        One line naming the key (``section.field``) and its flag, what was expected and what was received.
+    """
+    hints = _hints(type(obj))
+    for f in setting_fields(type(obj)):
+        value = getattr(obj, f.name)
+        key = f.name if section == "run" else f"{section}.{f.name}"
+        where = f"{key} ({flag_name(f)})"
+        ok, canon = _coerce(value, hints[f.name])
+        if not ok:
+            raise InputError(f"{where} must be {describe_type(hints[f.name])}, got {value!r}")
+        if canon is not value:
+            object.__setattr__(obj, f.name, canon)
+        if canon is None:
+            continue
+        bound: Bound | None = f.metadata.get("bound")
+        if bound is not None:
+            for v in (canon if isinstance(canon, tuple) else (canon,)):
+                if not bound.holds(v):
+                    raise InputError(f"{where} must be {bound.describe()}, got {value!r}")
+        choices = f.metadata.get("choices")
+        if choices is not None and canon not in choices:
+            raise InputError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def field_default(f: Field) -> Any:
+    """The declared default of field ``f``."""
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from strongticket.errors import InputError
 from strongticket.train.config import OptimConfig, derive_seed
 from strongticket.train.data import Dataset, augment_batch, epoch_batches
 from strongticket.train.masking import MaskedModel
@@ -215,3 +216,57 @@ class EarlyStop(Callback):
 
     def load_state(self, state: dict[str, Any]) -> None:  # noqa: D102
         self.best, self.bad, self.seen_step = state["best"], state["bad"], state["seen_step"]
+
+
+def fit(model: nn.Module, data: Dataset, optim: OptimConfig, *, batch_size: int | None = None, seed: int = 0,
+        device: str | torch.device = "cpu") -> nn.Module:
+    """Train ``model`` in place with :class:`Trainer` (no run directory, no callbacks); return it in eval mode.
+
+    The library's one training loop for callers that only need trained weights (experiments' targets, the
+    demo): the same optimiser, schedule and data order as a ``strongticket train`` run.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Network mapping ``(B, C, H, W)`` images to ``(B, num_classes)`` logits; moved to ``device``.
+    data : Dataset
+        Training tensors ``data.train_x (N, C, H, W)``, ``data.train_y (N,)``; moved to ``device``.
+        The dataset's standard augmentation is *not* applied (``fit`` is deterministic given ``seed``).
+    optim : OptimConfig
+        Optimiser and schedule; ``optim.epochs`` passes over the data. With ``batch_size=None`` one epoch is
+        one full-batch step, so ``epochs`` counts optimiser steps.
+    batch_size : int or None
+        Examples per step; None means the whole training set (full-batch gradient descent).
+    seed : int
+        Seeds the data order: epoch ``e`` is a permutation from ``derive_seed(seed, "data", e)``.
+    device : str or torch.device
+        Where training runs.
+
+    Returns
+    -------
+    nn.Module
+        ``model`` itself, trained, in eval mode.
+
+    Raises
+    ------
+    InputError
+        ``batch_size`` not a positive integer, ``optim`` not an :class:`OptimConfig` (whose own checks ran
+        when it was built), or no training data.
+    """
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise InputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if not isinstance(optim, OptimConfig):
+        raise InputError(f"optim must be an OptimConfig, got {type(optim).__name__}")
+    dev = torch.device(device)
+    data = data.to(dev)
+    model.to(dev)
+    n = len(data.train_y)
+    if n < 1:
+        raise InputError("data must hold at least one training example, got 0")
+    wrapped = MaskedModel(model)
+    trainer = Trainer(wrapped, data, optim, [p for p in model.parameters() if p.requires_grad], seed=seed,
+                      batch_size=batch_size or n)
+    trainer.run()
+    return model.eval()
+

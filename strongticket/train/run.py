@@ -14,6 +14,7 @@ import os
 import platform
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ import torch
 from torch import nn
 
 from strongticket.errors import InputError
-from strongticket.nets.zoo import build_model
+from strongticket.nets.zoo import build_model, model_entry
 from strongticket.train.config import RunConfig, derive_seed, versions
-from strongticket.train.data import Dataset, epoch_batches, load_dataset
+from strongticket.train.data import Dataset, dataset_entry, epoch_batches, load_dataset
 from strongticket.train.loop import Callback, EarlyStop, Trainer, evaluate
 from strongticket.train.masking import MaskedModel, Masks, density_report, init_weights, prunable_names
 from strongticket.train.methods import method_entry
@@ -252,7 +253,7 @@ class RunContext:
         per_rank = cfg.data.batch_size // self.world_size
         if per_rank < 1 or cfg.data.batch_size % self.world_size:
             raise InputError(f"batch_size {cfg.data.batch_size} must be a multiple of the {self.world_size} processes")
-        augment = cfg.data.augment or self.data.augment
+        augment = cfg.data.augment or self.data.augment  # resolved by resolve_config; tests may skip it
         trainer = Trainer(model, self.data, cfg.optim, trainable, seed=cfg.seed, batch_size=per_rank,
                           augment=augment, step=start_step, rank=self.rank, world_size=self.world_size)
         if start_step >= trainer.total_steps:
@@ -348,12 +349,37 @@ class RunContext:
 # ------------------------------------------------------------------------------------------- entry point
 
 
+def resolve_config(config: RunConfig, data: Dataset | None = None) -> RunConfig:
+    """Return ``config`` with every "unset: the method's (dataset's) own" field resolved, once, where a run starts.
+
+    Looks the dataset, model and method up in their registries (an unknown name is an :class:`InputError`
+    listing the valid ones) and fills ``prune.density`` (1 for ``dense``; required by every pruning method),
+    ``prune.scope`` and ``model.init`` (the method's defaults) and, given the loaded ``data``, ``data.augment``
+    (the dataset's standard augmentation). The result is what ``config.json`` records.
+    """
+    dataset_entry(config.data.dataset)
+    model_entry(config.model.model)
+    entry = method_entry(config.prune.method)
+    p = config.prune
+    density = p.density
+    if density is None:
+        if entry.name != "dense":
+            raise InputError(f"method {entry.name} needs a density: pass --density D (or density = D in [prune]) "
+                             "with D in (0, 1], got none")
+        density = 1.0
+    config = replace(config, prune=replace(p, density=density, scope=p.scope or entry.default_scope),
+                     model=replace(config.model, init=config.model.init or entry.default_init))
+    if data is not None and config.data.augment is None:
+        config = replace(config, data=replace(config.data, augment=data.augment))
+    return config
+
+
 def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str | os.PathLike[str] | None = None,
               device: str = "auto", overwrite: bool = False, bar: Any = None) -> dict[str, Any]:
     """Run (or resume) the training run ``config`` in directory ``out``; return its summary.
 
-    Everything is validated and the data loaded before the directory is touched, so bad input leaves no
-    half-made run behind. Under ``torchrun`` the processes share the work (DDP) and rank 0 writes.
+    Everything is validated, the unset fields resolved (:func:`resolve_config`) and the data loaded before
+    the directory is touched, so bad input leaves no half-made run behind. Under ``torchrun`` the processes share the work (DDP) and rank 0 writes.
 
     Raises
     ------
@@ -365,12 +391,12 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     CheckpointError
         A damaged checkpoint in ``out``.
     """
-    config.validate()
+    rank, world, dev = init_distributed(device)
+    data = load_dataset(config.data.dataset, data_dir, "cpu")
+    config = resolve_config(config, data)
     method = method_entry(config.prune.method)(config.prune)
     method.check()
-    rank, world, dev = init_distributed(device)
     d = config.data
-    data = load_dataset(d.dataset, data_dir, "cpu")
     if d.train_subset or d.test_subset:
         data = data.subset(d.train_subset, d.test_subset, seed=derive_seed(config.seed, "subset"))
     data = data.to(dev)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -156,18 +157,21 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path: Path, monkeypatch: pytest
     assert s["density"] == pytest.approx(0.3, abs=1e-3)
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"prune": PruneConfig(method="random", density=0.0)}, r"density must be in \(0, 1\]"),
-    ({"prune": PruneConfig(method="random", density=1.5)}, r"density must be in \(0, 1\]"),
-    ({"prune": PruneConfig(method="nope")}, "valid methods: dense, random"),
-    ({"model": ModelConfig(model="vgg")}, "valid models: fc2"),
-    ({"data": DataConfig(dataset="imagenet")}, "valid datasets: digits"),
-    ({"prune": PruneConfig(method="dense", density=0.5)}, "density must be 1"),
-    ({"prune": PruneConfig(method="imp-rewind", density=0.5)}, "rewind_step"),
+@pytest.mark.parametrize("section,values,match", [
+    ("prune", {"method": "random", "density": 0.0}, r"prune.density \(--density\) must be in \(0, 1\]"),
+    ("prune", {"method": "random", "density": 1.5}, r"prune.density \(--density\) must be in \(0, 1\]"),
+    ("prune", {"method": "nope"}, "valid methods: dense, random"),
+    ("model", {"model": "vgg"}, "valid models: fc2"),
+    ("data", {"dataset": "imagenet"}, "valid datasets: digits"),
+    ("prune", {"method": "dense", "density": 0.5}, "density must be 1"),
+    ("prune", {"method": "imp-rewind", "density": 0.5}, "rewind_step"),
+    ("prune", {"method": "snip", "density": None}, "method snip needs a density: pass --density"),
 ])
-def test_bad_input_is_rejected_before_anything_is_written(bad: dict, match: str, tmp_path: Path) -> None:
-    config = RunConfig(**{**cfg().__dict__, **bad})
+def test_bad_input_is_rejected_before_anything_is_written(section: str, values: dict, match: str,
+                                                          tmp_path: Path) -> None:
     with pytest.raises(InputError, match=match):
+        base = cfg()
+        config = replace(base, **{section: replace(getattr(base, section), **values)})
         train_run(config, tmp_path / "run", device="cpu")
     assert not (tmp_path / "run").exists()
 
@@ -253,7 +257,7 @@ def test_conv_models_train_on_tiny_cifar_with_augmentation(model: str, method: s
                        prune=PruneConfig(method=method, density=0.5, scope="layerwise"))
     s = train_run(config, tmp_path / "run", data_dir=tmp_path / "data", device="cpu")
     assert s["density"] == pytest.approx(0.5, abs=0.01)
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["data"]["augment"] is None
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["data"]["augment"] == "flip_crop"
 
 
 @pytest.mark.gpu

@@ -34,7 +34,12 @@ def target_module(ticket: Ticket, dtype: torch.dtype = torch.float64) -> nn.Modu
     return module.eval()
 
 
-def _input_dim(ticket: Ticket) -> tuple[int, ...]:
+def input_shape(ticket: Ticket) -> tuple[int, ...]:
+    """Shape of one input of the ticket (and of its target), without the batch dimension or constant channel.
+
+    The ticket's spec's ``input_shape`` if it records one, else the target's, else ``(d,)`` from the first
+    ``Linear`` layer's input width; an :class:`InputError` when none of them tells.
+    """
     spec = ticket.spec
     if spec.input_shape is None:
         shape = ticket.provenance.get("target", {}).get("spec", {}).get("input_shape")
@@ -91,7 +96,7 @@ def empirical_error(ticket: Ticket, target: nn.Module | None = None, *, domain: 
     if data is not None:
         return error_on(f, g, data.to(dtype))
     gen = torch.Generator().manual_seed(int(seed))
-    return error_on(f, g, sample_inputs(_input_dim(ticket), count, domain, gen, radius, dtype))
+    return error_on(f, g, sample_inputs(input_shape(ticket), count, domain, gen, radius, dtype))
 
 
 def adversarial_error(ticket: Ticket, target: nn.Module | None = None, *, radius: float = 1.0,
@@ -107,7 +112,7 @@ def adversarial_error(ticket: Ticket, target: nn.Module | None = None, *, radius
     for p in list(f.parameters()) + list(g.parameters()):
         p.requires_grad_(False)
     gen = torch.Generator().manual_seed(int(seed))
-    shape = _input_dim(ticket)
+    shape = input_shape(ticket)
     best, total, tried = 0.0, 0.0, 0
     for _ in range(restarts):
         x = sample_inputs(shape, batch, "sphere", gen, radius, dtype).requires_grad_(True)

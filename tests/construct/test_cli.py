@@ -44,8 +44,7 @@ def _run(argv, capsys):
 def checkpoint(tmp_path):
     from strongticket.nets.zoo import build_model
 
-    torch.manual_seed(0)
-    m = build_model("lenet300100", num_classes=3, in_channels=1, image_size=2, width=0.02, bias=False)
+    m = build_model("lenet300100", num_classes=3, in_channels=1, image_size=2, width=0.02, bias=False, seed=0)
     state = {k: v * 0.3 for k, v in m.state_dict().items()}
     path = tmp_path / "target.safetensors"
     save_file(state, str(path))

@@ -8,7 +8,9 @@ Ticket directory (format version :data:`FORMAT_VERSION`)
 ``ticket.json``
     ``format`` (``"strongticket-ticket"``), ``format_version``, the random ``spec`` (every layer's type,
     shapes, stride, padding, activation), ``distribution``, ``seed``, ``provenance`` (method, eps, solver,
-    target fingerprint, versions, ...) and ``files``: the sha256 of every other file.
+    target fingerprint, versions, ...) and ``files``: the sha256 of every other file. Its JSON Schema ships
+    with the package (``strongticket/schemas/ticket.schema.json``, :func:`strongticket.schemas.load_schema`;
+    described in docs/formats.md): unknown keys are refused everywhere but in ``provenance``.
 ``masks.safetensors``
     One bool tensor per parameter of the spec, named like the ``state_dict`` key (``layers.3.weight``).
 ``provenance.safetensors`` (optional)
@@ -19,7 +21,8 @@ Ticket directory (format version :data:`FORMAT_VERSION`)
     against the regenerated ones.
 
 Loading reads only JSON and safetensors (never pickle), and every problem (missing file, checksum, other
-format version, wrong names, shapes or dtypes) raises a one-line :class:`~strongticket.errors.TicketFormatError`.
+format version, a ``ticket.json`` that breaks the schema, wrong names, shapes or dtypes) raises a one-line
+:class:`~strongticket.errors.TicketFormatError` naming the key or file: ``ticket.json in 't': missing key 'seed'``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from strongticket.files import (
 )
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import NetSpec, SpecNet
+from strongticket.schemas import first_error
 
 FORMAT = "strongticket-ticket"
 FORMAT_VERSION = 1
@@ -247,7 +251,7 @@ class Ticket:
             if include_weights:
                 save_tensors_atomic(tmp / WEIGHTS_FILE, self.random_weights(), metadata={"format": FORMAT})
                 files[WEIGHTS_FILE] = sha256_file(tmp / WEIGHTS_FILE)
-            write_json_atomic(tmp / TICKET_JSON, {
+            meta = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "spec": self.spec.to_dict(),
@@ -257,7 +261,11 @@ class Ticket:
                 "files": files,
                 "written_by": {"strongticket": __version__, "torch": torch.__version__,
                                "python": platform.python_version()},
-            })
+            }
+            problem = first_error("ticket", meta)
+            if problem is not None:  # a bug of ours: never write a ticket that load would refuse
+                raise TicketFormatError(f"internal error: the {TICKET_JSON} to write breaks its schema: {problem}")
+            write_json_atomic(tmp / TICKET_JSON, meta)
         return directory
 
     @classmethod
@@ -287,19 +295,15 @@ class Ticket:
         if version != FORMAT_VERSION:
             raise TicketFormatError(f"ticket in {where} has format version {version!r}; this strongticket "
                                     f"{__version__} reads version {FORMAT_VERSION} only")
-        for key, kind in (("spec", dict), ("distribution", dict), ("seed", int), ("provenance", dict),
-                          ("files", dict)):
-            if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-                raise TicketFormatError(f"{TICKET_JSON} in {where}: field {key!r} must be a {kind.__name__}, "
-                                        f"got {meta.get(key)!r:.60}")
+        problem = first_error("ticket", meta)
+        if problem is not None:
+            raise TicketFormatError(f"{TICKET_JSON} in {where}: {problem}")
         try:
             spec = NetSpec.from_dict(meta["spec"])
             distribution = WeightDistribution.from_dict(meta["distribution"])
         except InputError as exc:
             raise TicketFormatError(f"{TICKET_JSON} in {where}: {exc}") from None
         files = meta["files"]
-        if MASKS_FILE not in files:
-            raise TicketFormatError(f"{TICKET_JSON} in {where} records no checksum for {MASKS_FILE}")
         masks = _read_tensors(directory, MASKS_FILE, files[MASKS_FILE])
         shapes = spec.parameter_shapes()
         missing = [n for n in shapes if n not in masks]
@@ -321,9 +325,6 @@ class Ticket:
         arrays = {}
         if PROVENANCE_FILE in files:
             arrays = _read_tensors(directory, PROVENANCE_FILE, files[PROVENANCE_FILE])
-        unknown = set(files) - {MASKS_FILE, PROVENANCE_FILE, WEIGHTS_FILE}
-        if unknown:
-            raise TicketFormatError(f"{TICKET_JSON} in {where} lists unknown files {sorted(unknown)}")
         ticket = cls(spec, distribution, meta["seed"], masks, meta["provenance"], arrays)
         if WEIGHTS_FILE in files and check_weights:
             stored = _read_tensors(directory, WEIGHTS_FILE, files[WEIGHTS_FILE])

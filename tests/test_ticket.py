@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import jsonschema
 import pytest
 import torch
+from torch import nn
 from torch.nn.utils import prune  # noqa: F401  (the convention exported to)
 
 from strongticket.errors import InputError, TicketFormatError
-from strongticket.nets.distributions import WeightDistribution
-from strongticket.nets.spec import Linear, NetSpec
+from strongticket.nets.distributions import LAWS, WeightDistribution
+from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
+from strongticket.schemas import load_schema
 from strongticket.ticket import MASKS_FILE, TICKET_JSON, WEIGHTS_FILE, Ticket
 
 SPEC = NetSpec((Linear(6, 8, activation="relu"), Linear(8, 3, bias=True)))
@@ -107,3 +111,103 @@ def _edit(d, **changes):
     meta = json.loads((d / TICKET_JSON).read_text())
     meta.update(changes)
     (d / TICKET_JSON).write_text(json.dumps(meta))
+
+
+def _edit_with(d, change):
+    meta = json.loads((d / TICKET_JSON).read_text())
+    change(meta)
+    (d / TICKET_JSON).write_text(json.dumps(meta))
+
+
+# ----- ticket.json is strict: its JSON Schema ---------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(foo=1), "unknown key 'foo'"),
+    (lambda m: m.pop("seed"), "missing key 'seed'"),
+    (lambda m: m.update(seed="x"), "'seed' must be an integer, got 'x'"),
+    (lambda m: m.update(seed=True), "'seed' must be an integer, got True"),
+    (lambda m: m.update(seed=-1), "'seed' must be >= 0, got -1"),
+    (lambda m: m.update(seed=1.5), "'seed' must be an integer, got 1.5"),
+    (lambda m: m.pop("spec"), "missing key 'spec'"),
+    (lambda m: m.update(provenance=[]), "'provenance' must be an object, got []"),
+    (lambda m: m["spec"].update(depth=2), "unknown key 'spec.depth'"),
+    (lambda m: m["spec"].update(input_shape="a"), "'spec.input_shape' must be an array or null, got 'a'"),
+    (lambda m: m["spec"]["layers"][0].update(dropout=0.5), "unknown key 'spec.layers[0].dropout'"),
+    (lambda m: m["spec"]["layers"][1].pop("out_features"), "missing key 'spec.layers[1].out_features'"),
+    (lambda m: m["spec"]["layers"][0].update(in_features=0), "'spec.layers[0].in_features' must be >= 1, got 0"),
+    (lambda m: m["spec"]["layers"][0].update(type="lstm"), "'spec.layers[0].type' must be one of 'linear', "),
+    (lambda m: m["spec"].update(layers=[]), "'spec.layers' must have at least 1 item"),
+    (lambda m: m["distribution"].update(mean=0.0), "unknown key 'distribution.mean'"),
+    (lambda m: m["distribution"]["params"].update(gain=1.0), "unknown key 'distribution.params.gain'"),
+    (lambda m: m["distribution"].update(name="cauchy"), "'distribution.name' must be one of 'uniform', "),
+    (lambda m: m["distribution"].update(scale=0), "'distribution.scale' must be > 0, got 0"),
+    (lambda m: m["files"].update({"extra.bin": "0" * 64}), "unknown key 'files.extra.bin'"),
+    (lambda m: m["files"].pop(MASKS_FILE), f"missing key 'files.{MASKS_FILE}'"),
+    (lambda m: m["files"].update({MASKS_FILE: "abc"}), "'files.masks.safetensors' must be a sha256 digest"),
+])
+def test_ticket_json_that_breaks_the_schema_is_one_line_naming_the_key(tmp_path, change, message):
+    d = _ticket().save(tmp_path / "t")
+    _edit_with(d, change)
+    with pytest.raises(TicketFormatError) as info:
+        Ticket.load(d)
+    text = str(info.value)
+    assert text.startswith(f"ticket.json in {str(d)!r}: ") and message in text, text
+    assert "\n" not in text
+
+
+def test_provenance_stays_open(tmp_path):
+    d = _ticket().save(tmp_path / "t")
+    _edit_with(d, lambda m: m["provenance"].update(anything={"nested": [1, "two"]}))
+    assert Ticket.load(d).provenance["anything"] == {"nested": [1, "two"]}
+
+
+def _conv_ticket() -> Ticket:
+    spec = NetSpec((Conv2d(1, 2, 3, padding=1, bias=True, activation="relu"), Pool("avg"), Flatten(),
+                    Linear(8, 3)), input_shape=(1, 4, 4))
+    masks = {n: torch.ones(s, dtype=torch.bool) for n, s in spec.parameter_shapes().items()}
+    return Ticket(spec, WeightDistribution("kaiming_normal", scale=0.5), 2, masks, {"method": "hand-made"})
+
+
+def _small_target(bias: bool) -> nn.Module:
+    gen = torch.Generator().manual_seed(0)
+    m = nn.Sequential(nn.Linear(5, 4, bias=bias), nn.ReLU(), nn.Linear(4, 3, bias=bias))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(0.5 * (2 * torch.rand(p.shape, generator=gen) - 1))
+    return m.eval()
+
+
+def _constructed(name: str) -> Ticket:
+    from strongticket.construct import malach, pensia
+
+    if name == "pensia":
+        return pensia.construct(_small_target(False), per_weight_eps=0.05, samples=8, seed=1, solver="exact",
+                                strict=False)
+    if name == "pensia-bias":
+        return pensia.construct(_small_target(True), per_weight_eps=0.05, samples=8, seed=1, solver="exact",
+                                strict=False)
+    if name == "malach":
+        return malach.construct(_small_target(False), per_weight_eps=0.05, samples=8, seed=1, strict=False)
+    return {"hand-made": _ticket, "conv": _conv_ticket}[name]()
+
+
+@pytest.mark.parametrize("name", ["pensia", "pensia-bias", "malach", "hand-made", "conv"])
+@pytest.mark.parametrize("include_weights", [False, True])
+def test_every_saved_ticket_validates_against_the_published_schema(tmp_path, name, include_weights):
+    d = _constructed(name).save(tmp_path / "t", include_weights=include_weights)
+    meta = json.loads((d / TICKET_JSON).read_text())
+    jsonschema.validate(meta, load_schema("ticket"), cls=jsonschema.Draft202012Validator)
+    assert Ticket.load(d).seed == meta["seed"]
+
+
+def test_the_schema_describes_every_layer_field_and_law_parameter():
+    """The schema is written by hand: it must list exactly the fields the code writes, no more, no fewer."""
+    schema = load_schema("ticket")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    defs = schema["$defs"]
+    for layer in (Linear, Conv2d, Flatten, Pool):
+        fields = {f.name for f in dataclasses.fields(layer) if f.init}
+        assert set(defs[layer.kind]["properties"]) == fields | {"type"}, layer.kind
+    assert set(defs["distribution"]["properties"]["name"]["enum"]) == set(LAWS)
+    for rule in defs["distribution"]["allOf"]:
+        law = rule["if"]["properties"]["name"]["const"]
+        assert set(rule["then"]["properties"]["params"]["properties"]) == set(LAWS[law]), law

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -13,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from strongticket.cli.app import main
 from strongticket.errors import InputError
 from strongticket.nets.zoo import build_model
+from strongticket.schemas import load_schema
 from strongticket.ticket import Ticket
 from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig
 from strongticket.train.data import load_dataset
@@ -42,6 +44,8 @@ def _copy(run: Path, tmp_path: Path) -> Path:
 
 def test_exported_ticket_computes_the_trained_masked_model(edge_run: Path, tmp_path: Path) -> None:
     run_to_ticket(edge_run).save(tmp_path / "ticket")
+    meta = json.loads((tmp_path / "ticket" / "ticket.json").read_text())
+    jsonschema.validate(meta, load_schema("ticket"), cls=jsonschema.Draft202012Validator)
     ticket = Ticket.load(tmp_path / "ticket")
     trained = build_model("lenet300100", num_classes=10, in_channels=1, image_size=8, width=0.25).eval()
     trained.load_state_dict(load_file(str(edge_run / "model.safetensors")))

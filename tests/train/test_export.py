@@ -47,7 +47,7 @@ def test_exported_ticket_computes_the_trained_masked_model(edge_run: Path, tmp_p
     meta = json.loads((tmp_path / "ticket" / "ticket.json").read_text())
     jsonschema.validate(meta, load_schema("ticket"), cls=jsonschema.Draft202012Validator)
     ticket = Ticket.load(tmp_path / "ticket")
-    trained = build_model("lenet300100", num_classes=10, in_channels=1, image_size=8, width=0.25).eval()
+    trained = build_model("lenet300100", num_classes=10, in_channels=1, image_size=8, width=0.25, seed=0).eval()
     trained.load_state_dict(load_file(str(edge_run / "model.safetensors")))
     x = load_dataset("digits").test_x[:64]
     with torch.no_grad():
@@ -132,7 +132,7 @@ def test_verify_measures_an_exported_ticket_on_its_task(edge_run: Path, tmp_path
         assert exc.code in (0, None)
     report = json.loads(capsys.readouterr().out)
     assert report["data"] == "digits" and report["kind"] == "edge-popup"
-    trained = build_model("lenet300100", num_classes=10, in_channels=1, image_size=8, width=0.25).eval()
+    trained = build_model("lenet300100", num_classes=10, in_channels=1, image_size=8, width=0.25, seed=0).eval()
     trained.load_state_dict(load_file(str(edge_run / "model.safetensors")))
     ds = load_dataset("digits")
     with torch.no_grad():

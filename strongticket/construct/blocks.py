@@ -271,9 +271,54 @@ def short_inputs(u: np.ndarray, samples: int, negative_side: bool = True) -> lis
     return sorted(out)
 
 
-# A chooser takes targets (T,) and candidates (T, c), both float64, and returns (selection (T, c) bool,
+# A choose function takes targets (T,) and candidates (T, c), both float64, and returns (selection (T, c) bool,
 # status (T,) int8, info dict).
-Chooser = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict]]
+ChooseFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict]]
+# A reach function takes candidates (T, c) float64 and returns (lo, hi), each (T,): every value a choice over
+# those candidates can produce lies in [lo, hi].
+ReachFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def subset_sum_reach(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum of the negative candidates, sum of the positive ones)`` per row: the range of every subset sum."""
+    c = np.asarray(candidates, dtype=np.float64)
+    return np.minimum(c, 0).sum(axis=1), np.maximum(c, 0).sum(axis=1)
+
+
+def single_reach(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(min(0, min c), max(0, max c))`` per row: the range of choosing one candidate or none."""
+    c = np.asarray(candidates, dtype=np.float64)
+    if c.shape[1] == 0:
+        return np.zeros(c.shape[0]), np.zeros(c.shape[0])
+    return np.minimum(c.min(axis=1), 0), np.maximum(c.max(axis=1), 0)
+
+
+@dataclass(frozen=True)
+class Chooser:
+    """How a construction picks, per instance, the random products that approximate a target weight.
+
+    Attributes
+    ----------
+    name : str
+        Recorded in the provenance (``"subset_sum"``, ``"find_one"``).
+    choose : ChooseFn
+        Picks subsets for a group of instances with equal candidate count (the first ``n`` of a sign).
+    reach : ReachFn
+        Range of the values ``choose`` can produce from given candidates: a target outside it cannot be met
+        with those candidates, whatever the solver.
+    choose_wide : ChooseFn or None
+        The same choice for the wider pool (every neuron of the sign in the block, possibly more candidates
+        than ``choose`` accepts); None: ``choose`` itself.
+    """
+
+    name: str
+    choose: ChooseFn
+    reach: ReachFn = subset_sum_reach
+    choose_wide: ChooseFn | None = None
+
+
+#: Misses listed one by one in a block's outcome (the count is always complete).
+MAX_LISTED = 200
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,15 +332,24 @@ class BlockResult:
     errors_pos, errors_neg : float64 arrays, shape (d_out, d_in)
         |A+ - W| and |A- + W| per target weight as the chooser's sums give them.
     counts_pos, counts_neg : int arrays, shape (d_in,)
-        Candidates per instance for each input: ``min(samples, available)`` of the sign.
+        Candidates per instance for each input in the first pass: ``min(samples, available)`` of the sign.
     available_pos, available_neg : int arrays, shape (d_in,)
-        Neurons with u > 0, u < 0 in each input's block.
+        Neurons with u > 0, u < 0 in each input's block (the wider pool of its instances).
     status : dict
-        Status name -> number of instances.
+        Status name -> number of instances (final, after the wider-pool retry).
     subset_sizes : int array, shape (2, d_out, d_in)
         Kept second-layer entries per instance (+ then -).
     info : list of dict
-        The chooser's info per solved group.
+        The chooser's info per solved group (``"pass": "first"`` or ``"wider_pool"``).
+    retried : int array, shape (R, 3)
+        ``(sign, row, col)`` (sign 0: u > 0, 1: u < 0) of the instances that missed ``eps`` with their first
+        candidates and were solved again over every neuron of their sign in the block.
+    recovered : int
+        How many of ``retried`` end within ``eps``.
+    misses : list of dict
+        Instances still above ``eps``, up to :data:`MAX_LISTED`, each with its reason (see :func:`classify_miss`).
+    miss_reasons : dict
+        Reason -> number of instances (complete).
     """
 
     mask1: torch.Tensor
@@ -309,10 +363,54 @@ class BlockResult:
     status: dict[str, int]
     subset_sizes: np.ndarray
     info: list[dict]
+    retried: np.ndarray
+    recovered: int
+    misses: list[dict]
+    miss_reasons: dict[str, int]
 
 
-def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser, *,
-                   samples: int | None = None, negative_side: bool = True) -> BlockResult:
+def classify_miss(weight: float, error: float, eps: float, lo: float, hi: float, pool: int, status: int,
+                  searched_pool: bool = True) -> dict:
+    """Why one instance ends above ``eps``: its target lies outside the reachable range, or no choice was found.
+
+    Parameters
+    ----------
+    weight, error, eps : float
+        Target weight, final error and tolerance.
+    lo, hi : float
+        Range every choice over the instance's whole pool can produce (:attr:`Chooser.reach`).
+    pool : int
+        Neurons of the instance's sign in its block.
+    status : int
+        Final :class:`~strongticket.subsetsum.problem.Status` of the instance.
+    searched_pool : bool
+        The last attempt had the whole pool as candidates (else only the first ``n``).
+
+    Returns
+    -------
+    dict
+        ``reason``: ``"outside_range"`` when ``weight`` is farther than ``eps`` from ``[lo, hi]``; then more
+        samples per weight cannot help (the pool is exhausted) and ``law_scale`` is the factor by which both
+        random layers' laws must be scaled for the products to reach it (products scale with its square; None
+        when the pool has no product of the needed sign, which no scale mends).
+        Otherwise ``"not_found"``, with ``proved`` True when the solver proved that no choice over the whole
+        pool is within ``eps``; ``searched_pool`` is recorded either way.
+    """
+    out = {"weight": float(weight), "error": float(error), "pool": int(pool), "reach": [float(lo), float(hi)],
+           "searched_pool": bool(searched_pool)}
+    if weight > hi + eps or weight < lo - eps:
+        edge = hi if weight > hi else lo
+        need = abs(weight) - eps
+        scale = math.sqrt(need / abs(edge)) if edge != 0 else None  # None: no product of that sign, no scale helps
+        out.update(reason="outside_range", law_scale=scale)
+    else:
+        out.update(reason="not_found", proved=bool(searched_pool) and int(status) == int(Status.INFEASIBLE))
+    return out
+
+
+def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser | ChooseFn, *,
+                   samples: int | None = None, negative_side: bool = True, eps: float | None = None,
+                   wider_pool: bool = True) -> BlockResult:
     """Build every instance of one block, choose subsets group by group, and return the masks.
 
     Parameters
@@ -323,15 +421,24 @@ def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser,
         First-layer diagonal (:func:`first_layer_diagonal`).
     v : float32 array, shape (d_out, d_in * H)
         Second random layer.
-    choose : Chooser
-        Selects subsets for a group of instances with equal candidate count.
+    choose : Chooser or ChooseFn
+        Selects subsets for a group of instances with equal candidate count (a bare function is a subset-sum
+        chooser that also handles the wider pool).
     samples : int, optional
         Candidates per instance: the first ``samples`` neurons of the instance's sign in its block (fewer
         only where the block has fewer, see :func:`short_inputs`); None uses every neuron of the sign.
     negative_side : bool
         Solve the ``u < 0`` instances. A block whose input is >= 0 (after a ReLU, or non-negative data) never
         uses ``relu(-x)``, so its negative side is left empty (errors reported as 0: they never act).
+    eps : float, optional
+        Per-weight tolerance. With ``wider_pool``, an instance whose first ``samples`` candidates miss it is
+        solved again over every neuron of its sign in the block (``Chooser.choose_wide``) and keeps the better
+        choice; the misses left are classified by :func:`classify_miss`.
+    wider_pool : bool
+        Retry misses over the whole pool (needs ``eps``).
     """
+    chooser = choose if isinstance(choose, Chooser) else Chooser("custom", choose)
+    wide = chooser.choose_wide or chooser.choose
     d_out, d_in = w.shape
     H = u.shape[1]
     if v.shape != (d_out, d_in * H):
@@ -341,44 +448,128 @@ def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser,
     mask2 = np.zeros((d_out, d_in, H), dtype=bool)
     errors = np.zeros((2, d_out, d_in))
     sizes = np.zeros((2, d_out, d_in), dtype=np.int32)
+    status = np.full((2, d_out, d_in), Status.OPTIMAL, dtype=np.int8)
     counts = np.zeros((2, d_in), dtype=np.int64)
     available = np.zeros((2, d_in), dtype=np.int64)
-    status: dict[str, int] = {}
     infos: list[dict] = []
+    sides = 2 if negative_side else 1
+    orders = []
     for s, sel_sign in enumerate((u > 0, u < 0)):
         available[s] = sel_sign.sum(axis=1)
         cnt = available[s] if samples is None else np.minimum(available[s], samples)
         counts[s] = cnt
-        if s == 1 and not negative_side:
+        orders.append(np.argsort(~sel_sign, axis=1, kind="stable"))  # neurons of this sign first, in r order
+        if s >= sides:
             counts[s] = 0
             break
-        order = np.argsort(~sel_sign, axis=1, kind="stable")  # neurons of this sign first, in r order
         for c in np.unique(cnt):
             js = np.nonzero(cnt == c)[0]
             targets = w[:, js].reshape(-1)
             if c == 0:
                 errors[s][:, js] = np.abs(w[:, js])
-                _count(status, np.full(targets.shape, Status.OPTIMAL, dtype=np.int8))
                 continue
-            idx = order[js, :c]  # (|js|, c)
+            idx = orders[s][js, :c]  # (|js|, c)
             # products v*u of two float32 values are exact in float64
             cand = v3[:, js[:, None], idx].astype(np.float64) * u64[js[:, None], idx][None]
             cand = cand.reshape(-1, int(c))
-            selection, st, info = choose(targets, cand)
+            selection, st, info = chooser.choose(targets, cand)
             sums = selection_sums(cand, selection)
             err = approximation_errors(targets, sums)
             errors[s][:, js] = err.reshape(d_out, len(js))
             sizes[s][:, js] = selection.sum(axis=1).reshape(d_out, len(js))
+            status[s][:, js] = np.asarray(st, dtype=np.int8).reshape(d_out, len(js))
             mask2[:, js[:, None], idx] |= selection.reshape(d_out, len(js), int(c))
-            _count(status, st)
-            infos.append({"sign": "+-"[s], "candidates": int(c), "instances": int(targets.size), **info})
+            infos.append({"pass": "first", "sign": "+-"[s], "candidates": int(c), "instances": int(targets.size),
+                          **info})
+    retried = np.zeros((0, 3), dtype=np.int64)
+    recovered = 0
+    if eps is not None and wider_pool:
+        retried, recovered = _retry_wider_pool(w, u64, v3, orders, available, counts, sides, eps, wide, mask2,
+                                               errors, sizes, status, infos)
+    misses: list[dict] = []
+    reasons: dict[str, int] = {}
+    if eps is not None:
+        whole = np.zeros(errors.shape, dtype=bool)  # the last attempt searched every neuron of the sign
+        whole[:] = (counts == available)[:, None, :]
+        whole[retried[:, 0], retried[:, 1], retried[:, 2]] = True
+        misses, reasons = _classify_misses(w, u64, v3, orders, available, sides, eps, chooser.reach, errors,
+                                           status, whole)
     used = mask2.any(axis=0)  # (d_in, H): hidden neuron (j, r) is used by some output
     mask1 = np.zeros((d_in * H, d_in), dtype=bool)
     mask1[np.arange(d_in * H), np.repeat(np.arange(d_in), H)] = used.reshape(-1)
+    counted: dict[str, int] = {}
+    _count(counted, status[:sides].reshape(-1))
     return BlockResult(mask1=torch.from_numpy(mask1), mask2=torch.from_numpy(mask2.reshape(d_out, d_in * H)),
                        errors_pos=errors[0], errors_neg=errors[1], counts_pos=counts[0], counts_neg=counts[1],
-                       available_pos=available[0], available_neg=available[1], status=status,
-                       subset_sizes=sizes, info=infos)
+                       available_pos=available[0], available_neg=available[1], status=counted,
+                       subset_sizes=sizes, info=infos, retried=retried, recovered=recovered, misses=misses,
+                       miss_reasons=reasons)
+
+
+def _pool_candidates(v3: np.ndarray, u64: np.ndarray, order: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                     c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Neuron indices ``(m, c)`` and products ``(m, c)`` float64 of the first ``c`` neurons of a sign."""
+    idx = order[cols, :c]
+    return idx, v3[rows[:, None], cols[:, None], idx].astype(np.float64) * u64[cols[:, None], idx]
+
+
+def _retry_wider_pool(w, u64, v3, orders, available, counts, sides, eps, wide, mask2, errors, sizes, status,
+                      infos) -> tuple[np.ndarray, int]:
+    """Solve the instances above ``eps`` again over every neuron of their sign; keep the better choice."""
+    done = []
+    recovered = 0
+    for s in range(sides):
+        rows, cols = np.nonzero((errors[s] > eps) & (available[s][None, :] > counts[s][None, :]))
+        if rows.size == 0:
+            continue
+        pools = available[s][cols]
+        for c in np.unique(pools):
+            pick = pools == c
+            r, j = rows[pick], cols[pick]
+            idx, cand = _pool_candidates(v3, u64, orders[s], r, j, int(c))
+            targets = w[r, j]
+            selection, st, info = wide(targets, cand)
+            err = approximation_errors(targets, selection_sums(cand, selection))
+            better = err < errors[s][r, j]
+            for t in np.nonzero(better)[0]:
+                mask2[r[t], j[t], orders[s][j[t], :available[s][j[t]]]] = False  # this sign's neurons only
+                mask2[r[t], j[t], idx[t][selection[t]]] = True
+            errors[s][r[better], j[better]] = err[better]
+            sizes[s][r[better], j[better]] = selection[better].sum(axis=1)
+            status[s][r[better], j[better]] = np.asarray(st, dtype=np.int8)[better]
+            # an instance the retry could not improve keeps its first choice, but the status of the search over
+            # the whole pool (a superset of the first candidates) is the one that says whether a choice exists
+            worse = ~better
+            status[s][r[worse], j[worse]] = np.asarray(st, dtype=np.int8)[worse]
+            recovered += int((errors[s][r, j] <= eps).sum())
+            infos.append({"pass": "wider_pool", "sign": "+-"[s], "candidates": int(c), "instances": int(r.size),
+                          **info})
+            done.append(np.stack([np.full(r.size, s), r, j], axis=1))
+    if not done:
+        return np.zeros((0, 3), dtype=np.int64), recovered
+    out = np.concatenate(done).astype(np.int64)
+    return out[np.lexsort((out[:, 2], out[:, 1], out[:, 0]))], recovered
+
+
+def _classify_misses(w, u64, v3, orders, available, sides, eps, reach, errors, status, whole
+                     ) -> tuple[list[dict], dict[str, int]]:
+    misses: list[dict] = []
+    reasons: dict[str, int] = {}
+    for s in range(sides):
+        rows, cols = np.nonzero(errors[s] > eps)
+        pools = available[s][cols]
+        for c in np.unique(pools):
+            pick = pools == c
+            r, j = rows[pick], cols[pick]
+            _, cand = _pool_candidates(v3, u64, orders[s], r, j, int(c))
+            lo, hi = reach(cand)
+            for t in range(r.size):
+                m = classify_miss(w[r[t], j[t]], errors[s][r[t], j[t]], eps, lo[t], hi[t], int(c),
+                                  status[s][r[t], j[t]], bool(whole[s][r[t], j[t]]))
+                reasons[m["reason"]] = reasons.get(m["reason"], 0) + 1
+                if len(misses) < MAX_LISTED:
+                    misses.append({"sign": "+-"[s], "row": int(r[t]), "col": int(j[t]), **m})
+    return misses, reasons
 
 
 def _count(acc: dict[str, int], status: np.ndarray) -> None:

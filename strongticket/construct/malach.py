@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from strongticket.construct import pensia
+from strongticket.construct.blocks import Chooser, single_reach
 from strongticket.subsetsum.problem import Status
 from strongticket.ticket import Ticket
 
@@ -48,6 +49,11 @@ def find_one(targets: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, n
     return selection, np.full(len(targets), Status.OPTIMAL, dtype=np.int8), {"method": "find_one"}
 
 
+#: The find-one chooser: the nearest single product (or none); an instance that misses with its first ``n``
+#: candidates looks at every neuron of its sign in the block, like the subset-sum chooser.
+FIND_ONE = Chooser("find_one", find_one, single_reach)
+
+
 def construct(target: Any, *, per_weight_eps: float | None = None, eps: float | None = None,
               samples: int | None = None, **kwargs: Any) -> Ticket:
     """The find-one ticket: same arguments as :func:`strongticket.construct.pensia.construct`.
@@ -60,7 +66,7 @@ def construct(target: Any, *, per_weight_eps: float | None = None, eps: float | 
     for key in ("solver", "objective", "time_limit"):
         kwargs.pop(key, None)
     return pensia.construct(target, eps=eps, per_weight_eps=per_weight_eps, samples=samples,
-                            _chooser=find_one, _method=METHOD, **kwargs)
+                            _chooser=FIND_ONE, _method=METHOD, **kwargs)
 
 
-__all__ = ["METHOD", "construct", "find_one"]
+__all__ = ["FIND_ONE", "METHOD", "construct", "find_one"]

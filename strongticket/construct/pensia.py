@@ -41,6 +41,7 @@ from torch import nn
 
 from strongticket import __version__
 from strongticket.construct.blocks import (
+    Chooser,
     FCTarget,
     assemble_block,
     block_parameter_names,
@@ -48,14 +49,17 @@ from strongticket.construct.blocks import (
     first_layer_diagonal,
     random_spec,
     read_fc_target,
+    MAX_LISTED,
     short_inputs,
     shortfall_probability,
+    subset_sum_reach,
     summarize_errors,
 )
-from strongticket.errors import InfeasibleError, InputError
+from strongticket.errors import InfeasibleError, InputError, MethodUnavailableError
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import TracedNet
-from strongticket.subsetsum import SubsetSumProblem, solve
+from strongticket.subsetsum import Status, SubsetSumProblem, solve
+from strongticket.subsetsum.exact import EXACT_MAX_N
 from strongticket.ticket import Ticket, fingerprint
 
 METHOD = "pensia2020"
@@ -100,12 +104,87 @@ def theory_samples(target: FCTarget, per_weight_eps: float, delta: float, C: flo
                                    C=C).samples_per_weight for w in target.weights)
 
 
-def _subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: float | None):
-    def choose(targets: np.ndarray, cand: np.ndarray):
+def subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: float | None) -> Chooser:
+    """The Pensia chooser: per instance, a subset of the candidate products by :func:`strongticket.subsetsum.solve`.
+
+    First pass: ``solver`` over the instance's ``n`` candidates. Wider pool (instances that missed ``eps``):
+    every neuron of the instance's sign in its block. While that pool has at most ``EXACT_MAX_N`` (44)
+    candidates, ``solver`` (``auto`` picks the exact meet-in-the-middle solver) solves it whole. Beyond, the
+    exact solver's memory (2^(n/2) sums per half) rules it out, so it is explicit: ``exact`` over the pool's
+    first ``EXACT_MAX_N`` neurons (in block order; they contain the first ``n``), then ``local_search`` over
+    the whole pool for the instances still above ``eps``, keeping per instance the better of the two. The
+    statuses then prove nothing about the whole pool (``feasible`` within ``eps``, ``unknown`` otherwise).
+    """
+
+    def choose(targets: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         res = solve(SubsetSumProblem(targets, cand), method=solver, objective=objective, eps=eps,
                     time_limit=time_limit)
         return res.selection, res.status, {"method": res.method, "seconds": round(res.seconds, 4)}
-    return choose
+
+    def choose_wide(targets: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        c = cand.shape[1]
+        if c <= EXACT_MAX_N or solver not in ("auto", "exact"):
+            try:
+                return choose(targets, cand)
+            except MethodUnavailableError:  # e.g. brute or torch cannot take the pool: the split below can
+                pass
+        head = solve(SubsetSumProblem(targets, np.ascontiguousarray(cand[:, :EXACT_MAX_N])), method="exact",
+                     objective=objective, eps=eps, time_limit=time_limit)
+        sel = np.zeros(cand.shape, dtype=bool)
+        sel[:, :EXACT_MAX_N] = head.selection
+        errors = head.errors.copy()
+        status = np.where(errors <= eps, np.int8(Status.FEASIBLE), np.int8(Status.UNKNOWN))
+        info = {"method": f"exact on the first {EXACT_MAX_N} of {c}, then local_search on all {c}",
+                "seconds": round(head.seconds, 4), "local_search_instances": 0}
+        miss = np.nonzero(errors > eps)[0]
+        if miss.size:
+            tail = solve(SubsetSumProblem(targets[miss], np.ascontiguousarray(cand[miss])), method="local_search",
+                         objective=objective, eps=eps, time_limit=time_limit)
+            take = tail.errors < errors[miss]
+            sel[miss[take]] = tail.selection[take]
+            status[miss[take]] = tail.status[take]
+            info["local_search_instances"] = int(miss.size)
+            info["seconds"] = round(head.seconds + tail.seconds, 4)
+        return sel, status, info
+
+    return Chooser("subset_sum", choose, subset_sum_reach, choose_wide)
+
+
+def miss_message(above: int, reasons: dict[str, int], misses: list[dict], *, samples: int, block_size: int,
+                 per_weight_eps: float, max_error: float, theory_n: int | None, wider_pool: bool,
+                 law_bound: float | None = None) -> str:
+    """One line: how many weights miss ``eps'``, why (by reason) and what would help, without contradiction.
+
+    ``reasons`` counts the missed instances by :func:`strongticket.construct.blocks.classify_miss` reason;
+    ``misses`` lists some of them (for the law scale an out-of-range weight needs); ``law_bound`` is the
+    largest |w| of the weight law (None for unbounded laws).
+    """
+    parts = [f"{above} target weights miss per-weight eps {per_weight_eps:g} with n = {samples} samples per "
+             f"weight (block size {block_size} per input; max error {max_error:.3g})"]
+    out = reasons.get("outside_range", 0)
+    if out:
+        scales = [m["law_scale"] for m in misses if m["reason"] == "outside_range"]
+        fix = "only more neurons per block (CLI: --block-size) or a wider weight law can"
+        if scales and None not in scales:
+            wider = f" (|w| up to {max(scales) * law_bound:.3g})" if law_bound else ""
+            fix = (f"a weight law scaled by >= {max(scales):.3g}{wider} would reach them, as would more neurons "
+                   f"per block (CLI: --block-size)")
+        elif scales:
+            fix = "some have no product of the needed sign at all: only more neurons per block (CLI: --block-size) can"
+        searched = "every neuron of their sign in the block was a candidate" if wider_pool else \
+            "their candidates cannot reach them"
+        parts.append(f"{out} of their instances lie outside the range of sums the random products can reach "
+                     f"({searched}), so more samples per weight from these blocks cannot help; {fix}")
+    found = reasons.get("not_found", 0)
+    if found:
+        where = "every neuron of their sign in the block" if wider_pool else f"their first {samples} candidates"
+        if theory_n is not None and samples < theory_n:
+            fix = f"the theorem asks for n = {theory_n} samples per weight (CLI: --samples {theory_n})"
+        else:
+            fix = f"raise samples above {samples} (CLI: --samples) or the block size (CLI: --block-size)"
+        parts.append(f"{found} of their instances lie within reach but no subset within eps was found over "
+                     f"{where}: {fix}")
+    return "; ".join(parts)
 
 
 def construct(
@@ -122,11 +201,12 @@ def construct(
     objective: str = "min_error",
     time_limit: float | None = None,
     strict: bool = True,
+    wider_pool: bool = True,
     input_shape: tuple[int, ...] | None = None,
     nonneg_input: bool = False,
     record_target: bool = True,
     log: Callable[[str], None] | None = None,
-    _chooser: Any = None,
+    _chooser: Chooser | None = None,
     _method: str = METHOD,
 ) -> Ticket:
     """Prune a depth-2L random network into an approximation of the fully connected ReLU ``target``.
@@ -218,7 +298,7 @@ def construct(
     else:
         H = block_size
     spec = random_spec(fc, H)
-    choose = _chooser or _subset_sum_chooser(solver, objective, per_weight_eps, time_limit)
+    choose = _chooser or subset_sum_chooser(solver, objective, per_weight_eps, time_limit)
 
     masks: dict[str, Any] = {}
     arrays: dict[str, Any] = {}
@@ -249,7 +329,8 @@ def construct(
         t1 = time.perf_counter()
         say(f"block {i + 1}/{fc.num_layers}: {w.size} target weights, {(1 + negative) * w.size} instances "
             f"of {samples} candidates (block size {H})")
-        block = assemble_block(w, u, v, choose, samples=samples, negative_side=negative)
+        block = assemble_block(w, u, v, choose, samples=samples, negative_side=negative, eps=per_weight_eps,
+                               wider_pool=wider_pool)
         t2 = time.perf_counter()
         gen_seconds += t1 - t0
         solve_seconds += t2 - t1
@@ -267,17 +348,37 @@ def construct(
             "errors": summarize_errors(err, per_weight_eps),
             "status": block.status,
             "mean_subset_size": float(block.subset_sizes.mean()),
+            "wider_pool": {"instances": int(len(block.retried)), "recovered": block.recovered,
+                           "indices": block.retried[:MAX_LISTED].tolist(),
+                           "indices_format": "[sign (0: u > 0, 1: u < 0), target row, target column]"},
+            "misses": {"count": int(sum(block.miss_reasons.values())), "reasons": block.miss_reasons,
+                       "listed": block.misses},
             "kept": [int(block.mask1.sum()), int(block.mask2.sum())],
             "seconds": {"generate": round(t1 - t0, 3), "solve": round(t2 - t1, 3)},
         })
     total_err = max(li["errors"]["max"] for li in layers_info)
     above = sum(li["errors"]["above_eps"] for li in layers_info)
+    reasons: dict[str, int] = {}
+    listed: list[dict] = []
+    for li in layers_info:
+        for key, k in li["misses"]["reasons"].items():
+            reasons[key] = reasons.get(key, 0) + k
+        listed += li["misses"]["listed"]
+    message = None
+    if above:
+        message = miss_message(above, reasons, listed, samples=samples, block_size=H,
+                               per_weight_eps=per_weight_eps, max_error=total_err, theory_n=theory_n,
+                               wider_pool=wider_pool, law_bound=dist.bound)
+        if not strict:
+            warnings.append(message)
+            say("warning: " + message)
     provenance = {
         "method": _method,
         "paper": "Pensia, Rajput, Nagle, Vishwakarma, Papailiopoulos, NeurIPS 2020" if _method == METHOD
         else "Malach, Yehudai, Shalev-Shwartz, Shamir, ICML 2020",
         "eps": eps, "per_weight_eps": per_weight_eps, "delta": delta,
-        "objective": objective if _chooser is None else "find_one", "solver": solver if _chooser is None else None,
+        "objective": objective if _chooser is None else choose.name, "solver": solver if _chooser is None else None,
+        "chooser": choose.name,
         "samples_per_weight": samples, "hidden_per_input": H, "block_size": H,
         "block_size_rule": {
             "needed": needed_H, "given": block_size, "delta": delta, "p_pos": p_pos, "p_neg": p_neg,
@@ -296,6 +397,14 @@ def construct(
         },
         "layers": layers_info,
         "max_error": total_err, "weights_above_eps": above,
+        "wider_pool": {
+            "enabled": wider_pool,
+            "instances": sum(li["wider_pool"]["instances"] for li in layers_info),
+            "recovered": sum(li["wider_pool"]["recovered"] for li in layers_info),
+            "rule": "an instance above per_weight_eps with its first n candidates is solved again over every "
+                    "neuron of its sign in its block; the better choice is kept",
+        },
+        "miss_reasons": reasons,
         "seconds": {"generate": round(gen_seconds, 3), "solve": round(solve_seconds, 3),
                     "total": round(time.perf_counter() - start, 3)},
         "strongticket": __version__,
@@ -305,11 +414,7 @@ def construct(
             arrays[f"target.{name}"] = t.detach().cpu()
     ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
     if strict and above:
-        need = f"; the theorem asks for n = {theory_n} samples per weight" if theory_n else ""
-        raise InfeasibleError(
-            f"{above} target weights miss per-weight eps {per_weight_eps:g} "
-            f"with n = {samples} samples per weight (block size {H} per input; max error {total_err:.3g})"
-            f"{need}; raise samples (CLI: --samples) or pass strict=False (CLI: --no-strict) to keep the ticket anyway")
+        raise InfeasibleError(f"{message}; or pass strict=False (CLI: --no-strict) to keep the ticket anyway")
     return ticket
 
 

@@ -103,3 +103,67 @@ def test_every_instance_gets_the_first_n_neurons_of_its_sign():
         expect = np.zeros(H, dtype=bool)
         expect[first] = True
         assert np.array_equal(mask2[:, j], np.broadcast_to(expect, (d_out, H)))
+
+
+def _one_weight_block(weight: float):
+    """One target weight, one input whose block has 6 neurons, all with u = 1: the products are the v's."""
+    u = np.ones((1, 6), dtype=np.float32)
+    v = np.array([[0.01, 0.02, 0.5, 0.3, 0.15, 0.07]], dtype=np.float32)
+    return np.array([[weight]]), u, v
+
+
+def test_an_instance_missing_with_its_first_n_is_solved_over_the_whole_pool():
+    from strongticket.construct.pensia import subset_sum_chooser
+
+    w, u, v = _one_weight_block(0.8)  # the first n = 2 products reach at most 0.03; only 0.5 + 0.3 hits it
+    chooser = subset_sum_chooser("exact", "min_error", 1e-3, None)
+    first_only = assemble_block(w, u, v, chooser, samples=2, negative_side=False, eps=1e-3, wider_pool=False)
+    assert first_only.errors_pos[0, 0] == pytest.approx(0.77) and len(first_only.retried) == 0
+    (miss,) = first_only.misses  # within the pool's reach; its first 2 candidates were all that was searched
+    assert miss["reason"] == "not_found" and not miss["searched_pool"] and not miss["proved"]
+    block = assemble_block(w, u, v, chooser, samples=2, negative_side=False, eps=1e-3)
+    assert block.errors_pos[0, 0] <= 1e-6
+    assert block.retried.tolist() == [[0, 0, 0]] and block.recovered == 1
+    assert block.misses == [] and block.miss_reasons == {}
+    assert np.nonzero(block.mask2.numpy()[0])[0].tolist() == [2, 3]
+    assert block.mask1.numpy()[:, 0].tolist() == [False, False, True, True, False, False]
+    assert [i["pass"] for i in block.info] == ["first", "wider_pool"]
+
+
+def test_a_weight_outside_the_reachable_range_is_reported_as_such():
+    from strongticket.construct.pensia import subset_sum_chooser
+
+    w, u, v = _one_weight_block(5.0)  # all six products sum to 1.05 < 5
+    block = assemble_block(w, u, v, subset_sum_chooser("exact", "min_error", 1e-3, None), samples=2,
+                           negative_side=False, eps=1e-3)
+    assert block.retried.tolist() == [[0, 0, 0]] and block.recovered == 0
+    assert block.miss_reasons == {"outside_range": 1}
+    (miss,) = block.misses
+    assert miss["reason"] == "outside_range" and miss["pool"] == 6
+    assert miss["reach"] == pytest.approx([0.0, 1.05]) and miss["error"] == pytest.approx(3.95)
+    assert miss["law_scale"] == pytest.approx(np.sqrt((5.0 - 1e-3) / 1.05))  # products scale with the square
+
+
+def test_a_weight_within_reach_but_between_the_sums_is_not_found_and_proved_so():
+    from strongticket.construct.pensia import subset_sum_chooser
+
+    w, u, v = _one_weight_block(0.925)  # within [0, 1.05]; the nearest sums are 0.90 and 0.95
+    block = assemble_block(w, u, v, subset_sum_chooser("exact", "min_error", 1e-3, None), samples=2,
+                           negative_side=False, eps=1e-3)
+    (miss,) = block.misses
+    assert miss["reason"] == "not_found" and miss["proved"] is True
+
+
+def test_the_wider_pool_beyond_the_exact_limit_is_split_explicitly():
+    from strongticket.construct.pensia import subset_sum_chooser
+    from strongticket.subsetsum.exact import EXACT_MAX_N
+
+    rng = np.random.default_rng(0)
+    c = EXACT_MAX_N + 2
+    cand = rng.uniform(-1, 1, (1, c)) * rng.uniform(0, 1, (1, c))
+    cand[0, EXACT_MAX_N:] = 3.0  # only reachable through the two candidates beyond the exact limit
+    target = np.array([6.0])
+    sel, status, info = subset_sum_chooser("auto", "min_error", 1e-2, None).choose_wide(target, cand)
+    assert sel.shape == (1, c) and info["method"].startswith(f"exact on the first {EXACT_MAX_N} of {c}")
+    assert info["local_search_instances"] == 1
+    assert abs(cand[0][sel[0]].sum() - 6.0) <= 1e-2 and sel[0, EXACT_MAX_N:].all()

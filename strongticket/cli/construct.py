@@ -13,69 +13,70 @@ from typing import Annotated, Any
 
 import typer
 
-from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_table, status_line, stdout
+from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_table, status_line, stderr, stdout
 from strongticket.cli.demo import demo
 from strongticket.cli.verify import verify
+from strongticket.construct import CONSTRUCTIONS, build, check_options
 from strongticket.construct.distribution import distribution_for
 from strongticket.errors import InputError
 from strongticket.nets.checkpoint import load_target
 from strongticket.ticket import check_ticket_destination
-
-CONSTRUCTIONS = ("pensia", "malach")
-
 
 def _opt(*names: str, help: str) -> Any:
     return typer.Option(*names, help=help)
 
 
 def construct(
-    out: Annotated[Path, typer.Argument(help="Ticket directory to write.")],
+    out: Annotated[Path, typer.Argument(help="Ticket directory to write (missing, empty, or a ticket with "
+                                             "--overwrite).")],
     model: Annotated[str | None, _opt("--model", help="Zoo name of the target (with --checkpoint).")] = None,
     spec: Annotated[Path | None, _opt("--spec", help="JSON NetSpec of the target (with --checkpoint).")] = None,
     checkpoint: Annotated[Path | None, _opt("--checkpoint", help="Target state_dict (.safetensors).")] = None,
-    method: Annotated[str, _opt("--method", help="pensia (subset sum) or malach (find one).")] = "pensia",
-    eps: Annotated[float | None, _opt("--eps", help="Network error in (0, 1); gives the per-weight eps.")] = None,
-    per_weight_eps: Annotated[float | None, _opt("--per-weight-eps", help="Error per target weight in (0, 1).")] = None,
+    method: Annotated[str, _opt("--method", help=f"Construction: {', '.join(CONSTRUCTIONS)}.")] = "pensia",
+    eps: Annotated[float | None, _opt("--eps", help="Network error in (0, 1); gives the per-weight eps "
+                                                    "(or give --per-weight-eps).")] = None,
+    per_weight_eps: Annotated[float | None, _opt("--per-weight-eps", help="Error per target weight in (0, 1) "
+                                                                          "(or give --eps).")] = None,
     delta: Annotated[float, _opt("--delta", help="Failure probability for the theorem's width.")] = 0.01,
     samples: Annotated[int | None, _opt("--samples", help="Random products per weight, n (default: theorem).")] = None,
     block_size: Annotated[int | None, _opt("--block-size", help="Hidden neurons per input (default: from n and "
                                                                  "--delta by a binomial union bound).")] = None,
     distribution: Annotated[str, _opt("--distribution", help="uniform, normal, ..., or target-range.")] = "uniform",
-    objective: Annotated[str, _opt("--objective", help="min_error or sparsest.")] = "min_error",
-    solver: Annotated[str, _opt("--solver", help="Subset-sum method (auto, exact, ...).")] = "auto",
+    objective: Annotated[str | None, _opt("--objective", help="pensia: min_error (default) or sparsest.")] = None,
+    solver: Annotated[str | None, _opt("--solver", help="pensia: subset-sum method (default auto; exact, "
+                                                        "...).")] = None,
     num_classes: Annotated[int, _opt("--num-classes", help="Zoo model outputs.")] = 10,
     in_channels: Annotated[int, _opt("--in-channels", help="Zoo model input channels.")] = 1,
     image_size: Annotated[int, _opt("--image-size", help="Zoo model input size.")] = 28,
     width: Annotated[float, _opt("--width", help="Zoo width multiplier.")] = 1.0,
     bias: Annotated[bool, _opt("--bias/--no-bias", help="Zoo model with biases.")] = False,
-    strict: Annotated[bool, _opt("--strict/--no-strict", help="Fail if a weight misses its eps.")] = True,
+    strict: Annotated[bool, _opt("--strict/--no-strict", help="Fail if a weight misses its eps (--no-strict: "
+                                                               "warn and write the ticket).")] = True,
     include_weights: Annotated[bool, _opt("--include-weights", help="Also write weights.safetensors.")] = False,
-    overwrite: Annotated[bool, _opt("--overwrite", help="Replace an existing ticket directory.")] = False,
+    overwrite: Annotated[bool, _opt("--overwrite", help="Replace an existing ticket directory (never anything "
+                                                        "else).")] = False,
     seed: SeedOption = 0,
     json_out: JsonOption = False,
 ) -> None:
     """Construct a strong ticket for a target (zoo name + checkpoint, or spec + checkpoint) into OUT."""
-    from strongticket.construct import malach, pensia
-
-    if method not in CONSTRUCTIONS:
-        raise InputError(f"--method must be one of {CONSTRUCTIONS}, got {method!r}")
+    given = {"eps": eps, "per_weight_eps": per_weight_eps, "samples": samples, "block_size": block_size,
+             "solver": solver, "objective": objective}
+    options: dict[str, Any] = {"delta": delta, "seed": seed, "strict": strict, "distribution": distribution,
+                               **{k: v for k, v in given.items() if v is not None}}
+    entry = check_options(method, options)
     if checkpoint is None:
-        raise InputError("--checkpoint (the target's trained weights, .safetensors) is required")
+        raise InputError("--checkpoint (the target's trained weights, .safetensors) is required, got none")
     check_ticket_destination(out, overwrite=overwrite, what="OUT")
     target = load_target(checkpoint, model=model, spec=spec, num_classes=num_classes, in_channels=in_channels,
                          image_size=image_size, width=width, bias=bias)
-    dist = distribution_for(distribution, target)
+    options["distribution"] = distribution_for(distribution, target)
     start = time.perf_counter()
-    if method == "pensia":
-        with status_line(not json_out, "constructing the 2L ticket") as log:
-            ticket = pensia.construct(target, eps=eps, per_weight_eps=per_weight_eps, delta=delta, samples=samples,
-                                      block_size=block_size, seed=seed, distribution=dist, solver=solver,
-                                      objective=objective, strict=strict, log=log)
-    else:
-        ticket = malach.construct(target, eps=eps, per_weight_eps=per_weight_eps, delta=delta, samples=samples,
-                                  block_size=block_size, seed=seed, distribution=dist, strict=strict)
+    with status_line(not json_out, f"constructing the {method} ticket") as log:
+        if "log" in entry.options:
+            options["log"] = log
+        ticket = build(method, target, **options)
     seconds = time.perf_counter() - start
-    ticket.save(out, include_weights=include_weights, overwrite=overwrite)
+    ticket.save(out, include_weights=include_weights, overwrite=overwrite, what="OUT")
     summary = {"ticket": str(out), "method": ticket.provenance["method"], "seconds": round(seconds, 2),
                "max_per_weight_error": ticket.provenance["max_error"],
                "per_weight_eps": ticket.provenance["per_weight_eps"],
@@ -84,6 +85,8 @@ def construct(
                "block_size": ticket.provenance["block_size"], "random_width": ticket.provenance["random_width"],
                "warnings": ticket.provenance["warnings"],
                "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
+    for w in summary["warnings"]:  # on stderr, so that --json output stays one object and warnings still show
+        stderr.print(f"warning: {w}", style="bold yellow", highlight=False, markup=False)
     if json_out:
         emit_json(summary)
         return
@@ -92,8 +95,6 @@ def construct(
     stdout.print(f"max per-weight error {summary['max_per_weight_error']:.3g} "
                  f"(eps' = {summary['per_weight_eps']:.3g}), n = {summary['samples_per_weight']} products per weight, "
                  f"block size {summary['block_size']}, {seconds:.1f} s")
-    for w in summary["warnings"]:
-        stdout.print(f"[bold yellow]warning:[/] {w}")
 
 
 __all__ = ["construct", "demo", "verify"]

@@ -2,5 +2,132 @@
 
 * :mod:`strongticket.construct.pensia`: Pensia et al. 2020, depth 2L, subset sum per weight;
 * :mod:`strongticket.construct.malach`: Malach et al. 2020, the "find one" baseline on the same network;
-* :mod:`strongticket.construct.blocks`: the 2L fully connected block shared by both.
+* :mod:`strongticket.construct.blocks`: the 2L fully connected block shared by both;
+* :mod:`strongticket.construct.distribution`: the random weights' law, by name or relative to the target.
+
+:data:`CONSTRUCTIONS` is the one table of constructions (an explicit literal, nothing registers itself):
+each :class:`Construction` names its function, its paper and the keyword options it accepts, and
+:func:`build` looks a construction up, refuses every option it does not accept, and runs it. A new
+construction is a module here plus one entry below (see ``docs/design.md`` and ``docs/constructions.md``).
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from strongticket.construct import malach, pensia
+from strongticket.errors import InputError
+from strongticket.ticket import Ticket
+
+
+@dataclass(frozen=True)
+class Construction:
+    """One construction of the registry.
+
+    Attributes
+    ----------
+    name : str
+        The name ``strongticket construct --method`` takes.
+    construct : callable
+        ``construct(target, **options) -> Ticket``: ``target`` an ``nn.Module`` (or a traced net), options
+        keyword-only.
+    paper : str
+        Authors, title, venue and year of the theorem it realises.
+    summary : str
+        One line: what it does.
+    options : frozenset of str
+        Keyword options ``construct`` accepts (Python names; the CLI flag of ``per_weight_eps`` is
+        ``--per-weight-eps``). :func:`build` refuses any other.
+    check : callable, optional
+        ``check(options)`` raises an :class:`InputError` for an option value out of range, before any work.
+    """
+
+    name: str
+    construct: Callable[..., Ticket]
+    paper: str
+    summary: str
+    options: frozenset[str]
+    check: Callable[[Mapping[str, Any]], None] | None = None
+
+
+def flag(option: str) -> str:
+    """The command-line flag of a keyword option: ``per_weight_eps`` -> ``--per-weight-eps``."""
+    return "--" + option.replace("_", "-")
+
+
+#: Options of every 2L construction on the network of :mod:`strongticket.construct.blocks`.
+_TWO_LAYER_OPTIONS = frozenset({"eps", "per_weight_eps", "delta", "samples", "block_size", "seed", "distribution",
+                                "strict", "input_shape", "nonneg_input", "record_target", "log"})
+
+#: Objectives of the subset-sum construction (:func:`strongticket.subsetsum.solve`).
+SUBSET_SUM_OBJECTIVES = ("min_error", "sparsest")
+
+
+def _check_subset_sum(options: Mapping[str, Any]) -> None:
+    """``solver`` names a 1-D subset-sum method (or ``auto``) and ``objective`` one the construction uses."""
+    from strongticket.subsetsum.registry import names
+
+    solver = options.get("solver")
+    if solver is not None and solver != "auto" and solver not in names(one_dim=True):
+        raise InputError(f"--solver must be 'auto' or one of {names(one_dim=True)}, got {solver!r}")
+    objective = options.get("objective")
+    if objective is not None and objective not in SUBSET_SUM_OBJECTIVES:
+        raise InputError(f"--objective must be one of {list(SUBSET_SUM_OBJECTIVES)}, got {objective!r}")
+
+
+CONSTRUCTIONS: Mapping[str, Construction] = MappingProxyType({c.name: c for c in (
+    Construction(
+        name="pensia", construct=pensia.construct,
+        paper="A. Pensia, S. Rajput, A. Nagle, H. Vishwakarma, D. Papailiopoulos, \"Optimal Lottery Tickets via "
+              "SubsetSum: Logarithmic Over-Parameterization is Sufficient\", NeurIPS 2020",
+        summary="depth-2L random network; each target weight approximated by a subset sum of random products",
+        options=_TWO_LAYER_OPTIONS | {"solver", "objective", "time_limit"}, check=_check_subset_sum),
+    Construction(
+        name="malach", construct=malach.construct,
+        paper="E. Malach, G. Yehudai, S. Shalev-Shwartz, O. Shamir, \"Proving the Lottery Ticket Hypothesis: "
+              "Pruning is All You Need\", ICML 2020",
+        summary="the same 2L random network; each target weight matched by the single nearest random product",
+        options=_TWO_LAYER_OPTIONS),
+)})
+
+
+def construction(name: str) -> Construction:
+    """The construction called ``name``; an :class:`InputError` listing the valid names otherwise."""
+    try:
+        return CONSTRUCTIONS[name]
+    except (KeyError, TypeError):
+        raise InputError(f"--method must be one of {sorted(CONSTRUCTIONS)}, got {name!r}") from None
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> Construction:
+    """Check ``options`` for construction ``name`` before any work; return its entry.
+
+    Raises
+    ------
+    InputError
+        Unknown construction; an option it does not accept (named by its flag, with the ones it does);
+        both ``eps`` and ``per_weight_eps`` (one derives the other); a value its ``check`` refuses.
+    """
+    entry = construction(name)
+    unused = sorted(set(options) - entry.options)
+    if unused:
+        users = [c.name for c in CONSTRUCTIONS.values() if unused[0] in c.options]
+        where = f"; it is used by --method {' or '.join(users)}" if users else ""
+        raise InputError(f"{flag(unused[0])} does not apply to --method {name} ({entry.summary}){where}")
+    if options.get("eps") is not None and options.get("per_weight_eps") is not None:
+        raise InputError(f"give --eps (network error) or --per-weight-eps (error per weight), not both; got "
+                         f"--eps {options['eps']!r} and --per-weight-eps {options['per_weight_eps']!r}")
+    if entry.check is not None:
+        entry.check(options)
+    return entry
+
+
+def build(name: str, target: Any, **options: Any) -> Ticket:
+    """Run construction ``name`` on ``target`` with ``options`` (checked first by :func:`check_options`)."""
+    return check_options(name, options).construct(target, **options)
+
+
+__all__ = ["CONSTRUCTIONS", "Construction", "build", "check_options", "construction", "flag"]

@@ -1,0 +1,61 @@
+"""The construction registry: lookup by name, options a construction does not use refused, same ticket as a direct call."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from strongticket.construct import CONSTRUCTIONS, build, check_options, construction, malach, pensia
+from strongticket.errors import InputError
+
+
+def _target() -> nn.Module:
+    gen = torch.Generator().manual_seed(0)
+    m = nn.Sequential(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.rand(p.shape, generator=gen) - 0.5)
+    return m
+
+
+def test_every_entry_is_complete_and_named_by_its_key():
+    assert set(CONSTRUCTIONS) >= {"pensia", "malach"}
+    for name, entry in CONSTRUCTIONS.items():
+        assert entry.name == name and callable(entry.construct) and entry.paper and entry.summary
+        assert isinstance(entry.options, frozenset) and "seed" in entry.options
+
+
+def test_unknown_construction_lists_the_names():
+    with pytest.raises(InputError, match=r"--method must be one of \['malach', 'pensia'\], got 'nope'"):
+        construction("nope")
+
+
+@pytest.mark.parametrize("option, value", [("solver", "exact"), ("objective", "sparsest"), ("time_limit", 1.0)])
+def test_malach_refuses_the_subset_sum_options_by_flag(option, value):
+    flag = "--" + option.replace("_", "-")
+    with pytest.raises(InputError, match=f"^{flag} does not apply to --method malach.*used by --method pensia"):
+        build("malach", _target(), per_weight_eps=0.1, samples=6, **{option: value})
+
+
+def test_eps_and_per_weight_eps_together_are_refused():
+    with pytest.raises(InputError, match="--eps .* or --per-weight-eps .*not both"):
+        check_options("pensia", {"eps": 0.1, "per_weight_eps": 0.01})
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"solver": "foo"}, r"--solver must be 'auto' or one of \[.*'exact'.*\], got 'foo'"),
+    ({"objective": "fastest"}, r"--objective must be one of \['min_error', 'sparsest'\], got 'fastest'"),
+])
+def test_bad_subset_sum_options_are_named(options, message):
+    with pytest.raises(InputError, match=message):
+        check_options("pensia", options)
+
+
+@pytest.mark.parametrize("name, module", [("pensia", pensia), ("malach", malach)])
+def test_build_gives_the_ticket_of_a_direct_call(name, module):
+    kw = {"per_weight_eps": 0.1, "samples": 6, "seed": 3, "strict": False}
+    got, direct = build(name, _target(), **kw), module.construct(_target(), **kw)
+    assert got.provenance["method"] == direct.provenance["method"] == module.METHOD
+    assert got.spec == direct.spec and got.seed == direct.seed and got.masks.keys() == direct.masks.keys()
+    assert all(torch.equal(got.masks[k], direct.masks[k]) for k in got.masks)

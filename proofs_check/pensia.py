@@ -5,7 +5,6 @@ the per-weight budget (constructions.md §2.2, §2.3; §9 A1, A2, D17, D18, D19,
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any
 
@@ -14,7 +13,7 @@ import torch
 from torch import nn
 import sympy as sp
 
-from proofs_check.core import FAILED, NUMERIC, SKIPPED, Outcome, Proof, check
+from proofs_check.core import FAILED, NUMERIC, Outcome, Proof, check
 
 PAPER = "Pensia et al. 2020"
 
@@ -261,8 +260,6 @@ def width_formula(seed: int) -> Outcome:
     rate's union bound is a statistical property (proofs_check --slow, C14), not checked here.
     """
     built = _small_pensia_ticket(seed)
-    if isinstance(built, Outcome):
-        return built
     target, ticket, n = built
     H = int(ticket.provenance["block_size"])
     layers = [m for m in target if isinstance(m, nn.Linear)]
@@ -289,8 +286,6 @@ def width_formula(seed: int) -> Outcome:
 def ticket_depth(seed: int) -> Outcome:
     """Pensia tickets have exactly 2L layers (§9 D20); Burkholz's L+1 tickets are checked once they exist."""
     built = _small_pensia_ticket(seed)
-    if isinstance(built, Outcome):
-        return built
     target, ticket, _ = built
     L = sum(isinstance(m, nn.Linear) for m in target)
     depth = len(ticket.spec.layers)
@@ -299,12 +294,9 @@ def ticket_depth(seed: int) -> Outcome:
     return Outcome(NUMERIC, f"depth-{L} target → {depth}-layer ticket (2L); L+1 constructions not built yet")
 
 
-def _small_pensia_ticket(seed: int) -> Any:
-    """(target, ticket, n) for a random 5-4-3 ReLU target, or a SKIPPED outcome without the construction."""
-    try:
-        pensia = importlib.import_module("strongticket.construct.pensia")
-    except ImportError as exc:
-        return Outcome(SKIPPED, f"strongticket.construct.pensia not available ({exc})")
+def _small_pensia_ticket(seed: int) -> tuple[nn.Module, Any, int]:
+    """(target, ticket, n) for a random 5-4-3 ReLU target and its Pensia ticket (n = 12 samples per weight)."""
+    from strongticket.construct import pensia  # here, so that a broken construction fails only these checks
     gen = torch.Generator().manual_seed(seed)
     target = nn.Sequential(nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3, bias=False))
     with torch.no_grad():
@@ -321,11 +313,7 @@ def theory_per_weight_eps(seed: int) -> Outcome:
     """``theory.pensia_per_weight_eps(eps, num_layers, d_in, d_out)`` is at most ε/(2L√(d_in d_out)),
     the budget per_weight_budget proves sufficient (smaller is also sufficient; larger is unproved).
     """
-    try:
-        theory = importlib.import_module("strongticket.subsetsum.theory")
-        fn = theory.pensia_per_weight_eps
-    except (ImportError, AttributeError) as exc:
-        return Outcome(SKIPPED, f"strongticket.subsetsum.theory.pensia_per_weight_eps not available ({exc})")
+    from strongticket.subsetsum.theory import pensia_per_weight_eps as fn
     ratios = []
     for eps in (0.99, 0.5, 0.1, 0.01, 1e-4):  # theory takes eps in the open interval (0, 1)
         for L in (1, 2, 5):

@@ -1,19 +1,20 @@
-"""Collect the checks of every paper module, run them, and report a table or one JSON object.
+"""Collect the checks of every paper module and run them; the results are data, printed by the callers.
 
-``python -m proofs_check [--slow] [--json] [--seed N] [--only TEXT]``; exit code 1 when any check
-failed, 0 otherwise (skipped checks do not fail the run).
+:func:`run_checks` returns one :class:`~proofs_check.core.CheckResult` per check; :func:`summary` turns them
+into the JSON report and :func:`report_table` into a ``rich`` table. ``python -m proofs_check``
+(:mod:`proofs_check.__main__`) and ``strongticket proofs`` print those; nothing here writes to the terminal.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from proofs_check.core import FAILED, STATUSES, CheckFn, CheckResult, run_check
+from rich.table import Table
+
+from proofs_check.core import FAILED, SKIPPED, STATUSES, CheckFn, CheckResult, run_check
+from strongticket.errors import InputError
 
 #: Paper modules in report order; each defines ``CHECKS``, a tuple of ``@check`` functions.
 MODULES: tuple[str, ...] = (
@@ -29,7 +30,13 @@ MODULES: tuple[str, ...] = (
 
 def collect(slow: bool = False, only: str | None = None) -> list[CheckFn]:
     """Every check of :data:`MODULES` (fast ones, plus the slow ones when ``slow``), filtered by
-    ``only`` (a case-insensitive substring of the check name, item or paper)."""
+    ``only`` (a case-insensitive substring of the check name, item or paper).
+
+    Raises
+    ------
+    InputError
+        When ``only`` matches no check (the message lists the checks).
+    """
     fns: list[CheckFn] = []
     names: list[str] = []
     for mod in MODULES:
@@ -41,10 +48,8 @@ def collect(slow: bool = False, only: str | None = None) -> list[CheckFn]:
             if only is None or only.lower() in key:
                 fns.append(fn)
     if not fns:
-        from strongticket.errors import InputError
-
         hint = "" if slow else " (the statistical C items need --slow)"
-        raise InputError(f"--only {only!r} matches no check's name, §9 item or paper{hint}; "
+        raise InputError(f"--only {only!r} matches no check's name, item or paper{hint}; "
                          f"checks: {', '.join(names)}")
     return fns
 
@@ -52,6 +57,11 @@ def collect(slow: bool = False, only: str | None = None) -> list[CheckFn]:
 def run_checks(slow: bool = False, seed: int = 0, only: str | None = None) -> list[CheckResult]:
     """Run the selected checks in order, each with ``seed``; returns one :class:`CheckResult` per check."""
     return [run_check(fn, seed) for fn in collect(slow=slow, only=only)]
+
+
+def failed(results: Sequence[CheckResult]) -> bool:
+    """True when any check failed (skipped checks do not fail a run)."""
+    return any(r.status == FAILED for r in results)
 
 
 def summary(results: Sequence[CheckResult], seconds: float, slow: bool, seed: int) -> dict[str, Any]:
@@ -62,47 +72,22 @@ def summary(results: Sequence[CheckResult], seconds: float, slow: bool, seed: in
 
 
 _STYLE = {"proved": "green", "verified-numerically": "cyan", "verified-statistically": "cyan",
-          "skipped": "yellow", "failed": "bold red"}
+          SKIPPED: "yellow", FAILED: "bold red"}
 
 
-def print_report(results: Sequence[CheckResult], seconds: float, as_json: bool, slow: bool, seed: int) -> None:
-    """Print the rich table (check, item, paper, status, seconds, detail) and a one-line summary, or the JSON object."""
-    from strongticket.cli.common import emit_json, stdout
-
-    if as_json:
-        emit_json(summary(results, seconds, slow, seed))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    if not stdout.is_terminal:  # pipes and CI logs: wide enough that names and statuses stay on one line
-        stdout = Console(soft_wrap=True, width=180)
-
+def report_table(results: Sequence[CheckResult], slow: bool, seed: int) -> Table:
+    """The table (check, item, paper, status, seconds, detail) that the command-line entries print."""
     table = Table(title=f"proofs_check ({'slow' if slow else 'fast'} mode, seed {seed})", title_justify="left")
-    for col, kw in (("check", {"no_wrap": True}), ("item", {}), ("paper", {}), ("status", {"no_wrap": True}), ("seconds", {"justify": "right"}),
-                    ("detail", {"overflow": "fold"})):
+    for col, kw in (("check", {"no_wrap": True}), ("item", {}), ("paper", {}), ("status", {"no_wrap": True}),
+                    ("seconds", {"justify": "right"}), ("detail", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for r in results:
         table.add_row(r.name, r.item, r.paper, f"[{_STYLE.get(r.status, '')}]{r.status}[/]", f"{r.seconds:.2f}",
                       r.detail)
-    stdout.print(table)
-    counts = summary(results, seconds, slow, seed)["counts"]
-    stdout.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" in {seconds:.1f} s", highlight=False)
+    return table
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry of ``python -m proofs_check``; returns the exit code (1 if any check failed)."""
-    parser = argparse.ArgumentParser(prog="python -m proofs_check", description=__doc__.splitlines()[0])
-    parser.add_argument("--slow", action="store_true", help="also run the statistical scaling checks (§9 C)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
-    parser.add_argument("--only", default=None, help="run only checks whose name, item or paper contains TEXT")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        results = run_checks(slow=args.slow, seed=args.seed, only=args.only)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print_report(results, time.perf_counter() - start, args.json, args.slow, args.seed)
-    return 1 if any(r.status == FAILED for r in results) else 0
+def counts_line(results: Sequence[CheckResult], seconds: float) -> str:
+    """``"12 proved, 3 verified-numerically, 1 skipped in 4.2 s"``."""
+    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" in {seconds:.1f} s"

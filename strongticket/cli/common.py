@@ -9,7 +9,6 @@ Rules every command follows:
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,6 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from strongticket.jsonio import emit_json, jsonable
+
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of every random draw (networks, instances, data order).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 
@@ -30,26 +31,11 @@ stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if hasattr(obj, "__fspath__"):
-        return str(obj)
-    return obj
-
-
-def emit_json(obj: dict[str, Any]) -> None:
-    """Print ``obj`` as one JSON object on stdout (numpy values and non-finite floats made JSON-safe)."""
-    sys.stdout.write(json.dumps(_jsonable(obj), allow_nan=False) + "\n")
-    sys.stdout.flush()
+# JSON output lives in the bottom layer (strongticket.jsonio) so that proofs_check and the library print it the
+# same way; the commands import emit_json from here, and _jsonable is its former name here.
+_jsonable = jsonable
+__all__ = ["JsonOption", "SeedOption", "emit_json", "fmt", "print_table", "progress", "status_line", "stderr",
+           "stdout", "track"]
 
 
 def progress(enabled: bool = True) -> Progress | nullcontext[None]:

@@ -7,25 +7,30 @@ from typing import Annotated
 
 import typer
 
-from strongticket.cli.common import JsonOption, SeedOption
+from strongticket.cli.common import JsonOption, SeedOption, emit_json, stdout
 
 
 def proofs(
-    slow: Annotated[bool, typer.Option("--slow", help="Also run the statistical scaling checks (§9 C; minutes).")] = False,
-    only: Annotated[str | None, typer.Option("--only", help="Run only checks whose name, §9 item or paper "
+    slow: Annotated[bool, typer.Option("--slow", help="Also run the statistical scaling checks (items C; "
+                                                      "minutes).")] = False,
+    only: Annotated[str | None, typer.Option("--only", help="Run only checks whose name, item or paper "
                                                             "contains this text.")] = None,
     seed: SeedOption = 0,
     json: JsonOption = False,
 ) -> None:
     """Check the lemmas behind the constructions: sympy proofs, exact numeric checks and (--slow) scaling laws.
 
-    Prints a table (check, §9 item, paper, status, seconds, detail); exits with code 1 if any check failed.
+    Prints a table (check, item, paper, status, seconds, detail); exits with code 1 if any check failed.
     """
-    from proofs_check.core import FAILED
-    from proofs_check.runner import print_report, run_checks
+    from proofs_check.runner import counts_line, failed, report_table, run_checks, summary
 
     start = time.perf_counter()
     results = run_checks(slow=slow, seed=seed, only=only)
-    print_report(results, time.perf_counter() - start, json, slow, seed)
-    if any(r.status == FAILED for r in results):
+    seconds = time.perf_counter() - start
+    if json:
+        emit_json(summary(results, seconds, slow, seed))
+    else:
+        stdout.print(report_table(results, slow, seed))
+        stdout.print(counts_line(results, seconds), highlight=False)
+    if failed(results):
         raise typer.Exit(code=1)

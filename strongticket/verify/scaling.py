@@ -6,7 +6,7 @@ instance; the block size, hidden neurons per input, follows from ``n`` by
 ticket with every weight within ``eps'``. Success is monotone in ``n`` only in distribution, so the answer
 is "the smallest n in the bisection's path where all seeds succeeded", reported with the seeds used.
 :func:`scaling_table` does that for Pensia (subset sum) and the Malach find-one baseline and adds the
-theorem's ``n`` (``strongticket.subsetsum.theory``, when available).
+theorem's ``n`` (:mod:`strongticket.subsetsum.theory`).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def min_samples(build: Callable[..., Any], target: Any, per_weight_eps: float, *
 
 
 def theory_columns(target: Any, per_weight_eps: float, delta: float = 0.01) -> dict[str, Any]:
-    """The theorems' samples per weight for ``target`` at ``eps'`` (None where the theory module is missing).
+    """The theorems' samples per weight for ``target`` at ``eps'``.
 
     * ``pensia``: :func:`strongticket.construct.pensia.theory_samples` at the calibrated constant
       (``pensia.PENSIA_C``), ``pensia_C1`` the same form with C = 1 (the constant is unknown in the literature);
@@ -90,13 +90,10 @@ def theory_columns(target: Any, per_weight_eps: float, delta: float = 0.01) -> d
     """
     from strongticket.construct import pensia
     from strongticket.construct.blocks import read_fc_target
+    from strongticket.subsetsum import theory
 
     fc = read_fc_target(target)
     instances = 2 * sum(w.size for w in fc.weights)
-    try:
-        from strongticket.subsetsum import theory
-    except ImportError:
-        return {"pensia": None, "pensia_C1": None, "lueker": None, "counting_lower": None, "malach": None}
     return {
         "pensia": pensia.theory_samples(fc, per_weight_eps, delta),
         "pensia_C1": pensia.theory_samples(fc, per_weight_eps, delta, C=1.0),

@@ -1,8 +1,11 @@
-"""proofs_check as a whole: fast mode passes and covers §9 A and the derivable D items; reporting and exit codes."""
+"""proofs_check as a whole: fast mode passes and covers the A items and the derivable D items; reporting, exit codes,
+crashes reported as failures, and no dependency on the command line."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -10,8 +13,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from proofs_check import runner
-from proofs_check.core import FAILED, PROVED, STATUSES, Outcome, check, run_check
+import strongticket.subsetsum
+from proofs_check import counting, runner, statistical
+from proofs_check.__main__ import main
+from proofs_check.core import FAILED, PROVED, SKIPPED, STATUSES, Outcome, check, run_check
 from proofs_check.counting import covering_radius
 from proofs_check.statistical import first_success, prefix_rss, quantile_n, wilson
 
@@ -57,7 +62,7 @@ def test_slow_checks_run_only_in_slow_mode():
 
 
 def test_json_mode_prints_one_object_and_exits_zero(capsys):
-    assert runner.main(["--json", "--only", "relu"]) == 0
+    assert main(["--json", "--only", "relu"]) == 0
     out = capsys.readouterr().out
     obj = json.loads(out)
     assert obj["ok"] is True and obj["mode"] == "fast"
@@ -79,7 +84,7 @@ def _raises(seed: int) -> Outcome:
 
 def test_a_failed_check_gives_exit_code_1_and_is_listed(monkeypatch, capsys):
     monkeypatch.setattr(runner, "collect", lambda slow=False, only=None: [_always_fails])
-    assert runner.main(["--json"]) == 1
+    assert main(["--json"]) == 1
     obj = json.loads(capsys.readouterr().out)
     assert obj["ok"] is False and obj["checks"][0]["status"] == FAILED
 
@@ -114,7 +119,7 @@ def test_prefix_covering_radius_matches_exact_rational_computation():
             assert R[1, m - 1] == pytest.approx(float(covering_radius(sums, Fraction(-1, 2), Fraction(1, 2))[0]),
                                                 abs=1e-12)
             assert E[0, m - 1] == pytest.approx(min(abs(float(s) - 0.3) for s in sums), abs=1e-12)
-        assert np.all(np.diff(R, axis=1) <= 0)  # more candidates never hurt (§9 B9)
+        assert np.all(np.diff(R, axis=1) <= 0)  # more candidates never hurt
 
 
 def test_statistics_helpers():
@@ -126,6 +131,32 @@ def test_statistics_helpers():
 
 
 def test_only_that_matches_nothing_is_an_error_naming_the_checks():
-    from proofs_check.runner import main as runner_main
+    assert main(["--only", "no-such-check"]) == 2
 
-    assert runner_main(["--only", "no-such-check"]) == 2
+
+def _crashing_solve(*args, **kwargs):
+    raise RuntimeError("solver crashed")
+
+
+@pytest.mark.parametrize("fn", [counting.rss_below_counting_bound_never_covers, statistical.union_bound_full_layer])
+def test_a_check_whose_solver_raises_is_reported_failed_not_skipped(monkeypatch, fn):
+    monkeypatch.setattr(strongticket.subsetsum, "solve", _crashing_solve)
+    r = run_check(fn, 0)
+    assert r.status == FAILED and r.status != SKIPPED
+    assert "RuntimeError" in r.detail and "solver crashed" in r.detail
+
+
+def test_proofs_check_runs_without_importing_the_command_line():
+    code = ("import sys\nfrom proofs_check.__main__ import main\ncode = main(['--json', '--only', 'relu_split'])\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('strongticket.cli') or m == 'typer')\n"
+            "print(code, loaded, file=sys.stderr)\nassert code == 0 and not loaded, loaded")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["ok"] is True
+
+
+def test_python_dash_m_prints_the_table():
+    out = subprocess.run([sys.executable, "-m", "proofs_check", "--only", "relu_split"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "relu_split" in out.stdout and "proved" in out.stdout

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
+import pytest
 import torch
 from torch import nn
 
+import strongticket.subsetsum
+
 from strongticket.construct import pensia
 from strongticket.construct.blocks import read_fc_target
-from strongticket.verify.scaling import min_samples, scaling_table
+from strongticket.verify.scaling import min_samples, scaling_table, theory_columns
 
 
 def tiny_target() -> nn.Module:
@@ -43,3 +48,11 @@ def test_construct_takes_the_theorem_width_when_samples_is_not_given():
     assert t.provenance["theory_C"] == pensia.PENSIA_C
     t = pensia.construct(tiny_target(), eps=0.5, seed=0, strict=False)
     assert t.provenance["per_weight_eps"] == t.provenance["theory_per_weight_eps"] == 0.5 / (2 * 2 * 6 ** 0.5)
+
+
+def test_a_missing_theory_module_is_an_error_not_empty_theory_columns(monkeypatch):
+    """The theory module always exists: failing to import it must raise, not fill the columns with None."""
+    monkeypatch.delattr(strongticket.subsetsum, "theory", raising=False)
+    monkeypatch.setitem(sys.modules, "strongticket.subsetsum.theory", None)
+    with pytest.raises(ImportError):
+        theory_columns(tiny_target(), 0.1)

@@ -1,5 +1,5 @@
 """``strongticket export RUN_DIR --out TICKET_DIR``: an edge-popup run → a ticket directory (see
-:mod:`strongticket.train.export`)."""
+:mod:`strongticket.train.export`, docs/training.md and docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,18 @@ from strongticket.errors import InputError
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished edge-popup run directory (strongticket train).")],
     out: Annotated[Path, typer.Option("--out", help="Ticket directory to write.")],
-    seed: Annotated[int | None, typer.Option("--seed", help="Expected seed of the run: checked against its "
-                                                            "config.json (the ticket's seed is the run's).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="A check only, nothing is drawn: fail unless the run's seed (in its config.json) is this "
+                       "one. The ticket's seed is always the run's.")] = None,
     include_weights: Annotated[bool, typer.Option("--include-weights", help="Also write weights.safetensors "
                                                                             "(the random weights).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it is a ticket directory (never anything else).")] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Export an edge-popup run as a strong ticket (random NetSpec + distribution + seed + masks)."""
+    """Export an edge-popup run as a strong ticket (random NetSpec + distribution + seed + masks).
+
+    The ticket's random network is the run's, seed included: --seed only checks it.
+    """
     from strongticket.ticket import check_ticket_destination
     from strongticket.train.export import run_to_ticket
 

@@ -183,3 +183,11 @@ def test_cli_export_checks_out_before_any_work(tmp_path: Path, capsys: pytest.Ca
     assert done.value.code == 2 and err.count("\n") == 1
     assert err.startswith(f"error: cannot write --out {str(out)!r}: {str(tmp_path / 'notes.txt')!r} is a file")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_cli_export_help_says_seed_only_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "A check only, nothing is drawn: fail unless the run's seed" in text
+    assert "Replace --out if it is a ticket directory (never anything else)" in text

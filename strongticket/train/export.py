@@ -18,8 +18,8 @@ Other methods are refused, by design. IMP, magnitude, SNIP, GraSP, SynFlow, GMP,
 the weights, so their kept weights are not the random ones, and their init is drawn from a ``torch.Generator``
 stream, not per parameter from ``(seed, name)``. A Ticket for them would claim what the Ticket contract
 forbids ("its surviving weights are, bit for bit, the random weights regenerated from the seed"), and
-``verify`` would measure a network the run never trained. Their masks are already in the shared format:
-``mask.safetensors`` in the run directory, keyed by state_dict name.
+``verify`` would measure a network the run never trained. Their masks are already in the format the
+constructions use: ``mask.safetensors`` in the run directory, keyed by state_dict name (docs/formats.md).
 
 A model no ``NetSpec`` describes (ResNet-20: BatchNorm, residual additions) is refused with the unsupported
 layer named. Errors are one-line :class:`~strongticket.errors.InputError` messages.

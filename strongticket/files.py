@@ -79,7 +79,18 @@ def _make_parent(dest: Path, what: str | None) -> None:
 
 
 def _umask() -> int:
-    """The process's umask (read once per write: setting it is the only way to read it)."""
+    """The process's umask, read afresh at every write (a program may change it between writes).
+
+    Linux shows it in /proc/self/status; elsewhere setting it is the only way to read it, which leaves it 0
+    for an instant (a file another thread creates in that instant would get mode 0666).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

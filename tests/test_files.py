@@ -290,3 +290,16 @@ def test_a_file_system_that_cannot_fsync_a_directory_is_not_an_error(tmp_path: P
     write_json_atomic(tmp_path / "a.json", {"a": 1})
     monkeypatch.undo()
     assert Ticket.load(tmp_path / "t").seed == 0 and (tmp_path / "a.json").is_file()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_the_umask_is_read_without_proc_too(monkeypatch: pytest.MonkeyPatch, mask: int) -> None:
+    import strongticket.files as files
+
+    def no_proc(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(files, "open", no_proc, raising=False)
+    with _umask(mask):
+        assert files._umask() == mask
+        assert os.umask(mask) == mask  # and it is left as it was

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 
 import jsonschema
 import pytest
@@ -13,7 +14,7 @@ from torch.nn.utils import prune  # noqa: F401  (the convention exported to)
 
 from strongticket.errors import InputError, TicketFormatError
 from strongticket.nets.distributions import LAWS, WeightDistribution
-from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
+from strongticket.nets.spec import Conv2d, Flatten, Layer, Linear, NetSpec, Pool
 from strongticket.schemas import load_schema
 from strongticket.ticket import MASKS_FILE, TICKET_JSON, WEIGHTS_FILE, Ticket
 
@@ -204,7 +205,9 @@ def test_the_schema_describes_every_layer_field_and_law_parameter():
     schema = load_schema("ticket")
     jsonschema.Draft202012Validator.check_schema(schema)
     defs = schema["$defs"]
-    for layer in (Linear, Conv2d, Flatten, Pool):
+    layers = typing.get_args(Layer)
+    assert set(defs["layer"]["properties"]["type"]["enum"]) == {layer.kind for layer in layers}
+    for layer in layers:
         fields = {f.name for f in dataclasses.fields(layer) if f.init}
         assert set(defs[layer.kind]["properties"]) == fields | {"type"}, layer.kind
     assert set(defs["distribution"]["properties"]["name"]["enum"]) == set(LAWS)

@@ -1,0 +1,638 @@
+"""da Cunha, Natale, Viennot (2022): a random CNN twice as deep, pruned into any sequential CNN target.
+
+A. da Cunha, E. Natale, L. Viennot, "Proving the Lottery Ticket Hypothesis for Convolutional Neural Networks",
+ICLR 2022 (OpenReview Vjki79-619-). See ``docs/constructions.md``, section "da Cunha, Natale, Viennot 2022".
+
+Theorem (as recalled; the full text was not available to us). With high probability, every CNN
+``f = K_L * relu(K_{L-1} * ... relu(K_1 * X))`` with kernels normalised in entrywise l1 (``|K_i|_1 <= 1``) is
+approximated within ``eps`` in l_inf, for every input with ``|X|_inf <= 1``, by pruning a random CNN of depth
+``2L`` whose layers are wider by a logarithmic factor, ``O(log(k^2 c_in c_out L / min(eps, delta)))``
+intermediate channels per input channel, all weights i.i.d. U[-1, 1]: the analysis follows Malach et al.
+(two layers approximate one) and the subset-sum argument of Pensia et al. 2020.
+
+Construction (:mod:`strongticket.construct.conv` for one layer): target ``Conv2d`` layer ``K_i`` becomes a
+random ``1x1`` convolution pruned to univariate channels (intermediate channel ``(j, r)`` reads input channel
+``j`` only), a ReLU, and a random ``kxk`` convolution with the target's stride and zero padding; every
+kernel entry ``K[t, j, p, q]`` is a subset-sum instance over the products ``u[j, r] V[t, (j, r), p, q]``
+(two with the +- split for signed inputs, one for inputs known to be >= 0: images in [0, 1], maps after a
+ReLU). Pooling and Flatten layers pass through unchanged (pooling of the constant channel keeps it 1). Every
+``Linear`` layer, the classifier included, is the fully connected 2L block of Pensia et al. 2020
+(:mod:`strongticket.construct.blocks`), so the whole target is pruned from the random network, no layer copied
+from the target. The subsets are chosen by :func:`strongticket.construct.pensia.subset_sum_chooser`
+(:func:`strongticket.subsetsum.solve`, batched per layer, with the wider-pool retry).
+
+Biases (a design choice; the theorem has none): a constant input channel (1 inside the image) carries them,
+through every layer (each non-final layer gets one more output channel that approximates the constant). Zero
+padding lowers a constant channel's kxk sum at the borders, so the bias sits on the one tap every output
+position reads inside the image, tap ``(padding, padding)``: exact at the borders whenever
+``padding <= (kernel_size - 1) / 2`` (``strongticket.construct.conv.bias_tap``); layers with more padding are
+refused when the target has biases. After a Flatten the constant channel's entries are inputs of the next
+``Linear`` block; the bias goes on the first of them.
+
+Differences from the paper, recorded so a reader can check them: weight laws other than U[-1, 1] are allowed;
+samples per weight default to Pensia et al.'s form with its calibrated constant
+(:data:`strongticket.construct.pensia.PENSIA_C`) at ``d_in = c_in k^2``; each block has the binomial
+union-bound block size of :func:`strongticket.construct.blocks.block_size_for`; the per-weight tolerance
+``eps'`` for a network ``eps`` is the l1/l_inf rule ``eps / (2 L d_max)`` (``d_max`` the largest fan-in,
+``c_in k^2``), see :mod:`strongticket.verify.conv_bound`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from strongticket import __version__
+from strongticket.construct import conv as conv_kind
+from strongticket.construct import pensia
+from strongticket.construct.blocks import (
+    BLOCK_ACTIVATIONS,
+    MAX_LISTED,
+    Chooser,
+    assemble_block,
+    block_coefficients,
+    block_size_for,
+    first_layer_diagonal,
+    short_inputs,
+    shortfall_probability,
+    summarize_errors,
+)
+from strongticket.errors import InfeasibleError, InputError
+from strongticket.nets.distributions import WeightDistribution, check_seed
+from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
+from strongticket.nets.trace import TracedNet, trace_module
+from strongticket.ticket import Ticket, fingerprint
+from strongticket.verify.conv_bound import linf_network_bound
+
+METHOD = "dacunha2022"
+PAPER = "da Cunha, Natale, Viennot, ICLR 2022"
+
+SUPPORTED = ("a sequential target of Conv2d (square kernel, any stride, zero padding, groups=1, dilation=1), "
+             f"MaxPool2d/AvgPool2d (no padding), Flatten and Linear layers, with activations {BLOCK_ACTIVATIONS}")
+
+
+def check_target_modules(module: nn.Module) -> None:
+    """Refuse, by name, the modules the construction cannot take, before tracing.
+
+    BatchNorm (folding it into the preceding layer is the user's step: the message gives the formula),
+    transposed and non-2-D convolutions, and ``Conv2d`` with dilation, groups, a padding mode other than zeros,
+    string padding or a non-square kernel, stride or padding.
+
+    Raises
+    ------
+    InputError
+        Naming the module, what it has and what is supported.
+    """
+    for name, m in module.named_modules():
+        what = f"{type(m).__name__} {name!r}"
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            raise InputError(f"cnn2l: {what} in the target is not supported: fold it into the preceding layer "
+                             f"first (weight * gamma / sqrt(var + eps) per output channel, bias (bias - mean) * "
+                             f"gamma / sqrt(var + eps) + beta); supported: {SUPPORTED}")
+        if isinstance(m, nn.modules.conv._ConvTransposeNd):
+            raise InputError(f"cnn2l: transposed convolution {what} is not supported; supported: {SUPPORTED}")
+        if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.Conv2d):
+            raise InputError(f"cnn2l: {what} is not supported (2-D convolutions only); supported: {SUPPORTED}")
+        if isinstance(m, nn.Conv2d):
+            bad = []
+            if tuple(m.dilation) != (1, 1):
+                bad.append(f"dilation={tuple(m.dilation)}")
+            if m.groups != 1:
+                bad.append(f"groups={m.groups}")
+            if m.padding_mode != "zeros":
+                bad.append(f"padding_mode={m.padding_mode!r}")
+            if isinstance(m.padding, str):
+                bad.append(f"padding={m.padding!r}")
+            for attr in ("kernel_size", "stride", "padding"):
+                v = getattr(m, attr)
+                if isinstance(v, tuple) and len(set(v)) != 1:
+                    bad.append(f"non-square {attr}={v}")
+            if bad:
+                raise InputError(f"cnn2l: {what} has {', '.join(bad)}; supported: {SUPPORTED}")
+
+
+@dataclass(frozen=True, eq=False)
+class TargetLayer:
+    """One parametrised target layer, ready for its pair.
+
+    Attributes
+    ----------
+    index : int
+        Position in the target's spec (and of the pair's first layer in the random spec's bookkeeping).
+    layer : Conv2d or Linear
+        The target's spec layer.
+    kernel : float64 array
+        What the pair approximates: ``(c_out', c_in', k, k)`` or ``(d_out', d_in')``, constant channel included.
+    weight : float64 array
+        The target's own weight (no bias, no constant channel).
+    bias : float64 array or None
+    tap : int or None
+        Conv: the bias tap ``(tap, tap)`` of the constant channel; Linear: the input index carrying the bias.
+    constant_out : bool
+        The layer has one more output, the constant channel, for the layers after.
+    negative_side : bool
+        The layer's input may be negative: both sides of the +- split are built.
+    name : str
+        The target module's parameter name (for messages).
+    """
+
+    index: int
+    layer: Conv2d | Linear
+    kernel: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray | None
+    tap: int | None
+    constant_out: bool
+    negative_side: bool
+    name: str
+
+    @property
+    def kind(self) -> str:
+        """``"conv2d"`` or ``"linear"``."""
+        return self.layer.kind
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs per output entry of the augmented kernel: ``c_in' k^2`` or ``d_in'``."""
+        return int(math.prod(self.kernel.shape[1:]))
+
+
+@dataclass(frozen=True, eq=False)
+class CNNTarget:
+    """A sequential CNN target read for the construction.
+
+    Attributes
+    ----------
+    traced : TracedNet
+    params : tuple of TargetLayer
+        The Conv2d and Linear layers, in order.
+    constant : bool
+        Biases are carried by a constant input channel.
+    constant_kind : str or None
+        ``"channel"`` (a channel of ones beside an image input), ``"flat"`` (one coordinate appended to the
+        flattened input) or None.
+    input_shape : tuple of int
+        One input sample, without the constant channel.
+    """
+
+    traced: TracedNet
+    params: tuple[TargetLayer, ...]
+    constant: bool
+    constant_kind: str | None
+    input_shape: tuple[int, ...]
+
+
+#: Whether :class:`NetSpec` can append a constant channel of ones to image inputs (``input_constant_channel``),
+#: which a CNN target with biases needs; ``input_constant`` appends one flattened coordinate, enough for fully
+#: connected targets.
+IMAGE_CONSTANT_CHANNEL = "input_constant_channel" in {f.name for f in fields(NetSpec)}
+
+
+def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] | None = None, *,
+                    nonneg_input: bool = False) -> CNNTarget:
+    """Check ``target`` and build, per Conv2d/Linear layer, the (augmented) kernel its pair must approximate.
+
+    Raises
+    ------
+    InputError
+        Unsupported modules or activations (named), layers that do not chain (where), a missing input shape,
+        a bias that zero padding makes inexact at the borders, or non-finite weights.
+    """
+    if isinstance(target, nn.Module):
+        check_target_modules(target)
+    try:
+        traced = target if isinstance(target, TracedNet) else trace_module(target, input_shape)
+    except InputError as exc:
+        raise InputError(f"cnn2l: target: {exc}") from None
+    spec = traced.spec
+    if spec.input_shape is None:
+        raise InputError("cnn2l: input_shape is needed (the shape of one input sample, e.g. (1, 28, 28))")
+    shapes = spec.layer_shapes()
+    constant = any(getattr(layer, "bias", False) for layer in spec.layers)
+    where = {i: traced.source_names.get(f"layers.{i}.weight", f"layers.{i}") for i in range(len(spec.layers))}
+    for i, layer in enumerate(spec.layers):
+        if layer.activation not in BLOCK_ACTIVATIONS:
+            raise InputError(f"cnn2l: unsupported activation {layer.activation!r} after layer {i} "
+                             f"({type(layer).__name__}); supported: {SUPPORTED}")
+    param_idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, (Conv2d, Linear))]
+    if not param_idx:
+        raise InputError(f"cnn2l: the target has no Conv2d or Linear layer; supported: {SUPPORTED}")
+    # Where the constant channel sits in the current tensor: ("channel",) for an image (the last channel) or
+    # ("flat", first, count) for a vector (its last `count` entries, from index `first`).
+    layout: tuple | None = None
+    constant_kind = None
+    if constant:
+        image = len(spec.input_shape) == 3
+        first_flat = next(i for i, layer in enumerate(spec.layers) if isinstance(layer, (Flatten, Linear)))
+        needs_channel = image and any(isinstance(layer, (Conv2d, Pool)) for layer in spec.layers[:first_flat])
+        if needs_channel and not IMAGE_CONSTANT_CHANNEL:
+            raise InputError(
+                "cnn2l: this CNN target has biases, which need a constant input channel (a channel of ones beside "
+                "the image) that this NetSpec cannot express (its input constant is one flattened coordinate); "
+                "supported here: CNN targets without biases, or fully connected targets with biases")
+        if needs_channel:
+            layout, constant_kind = ("channel",), "channel"
+        else:
+            layout, constant_kind = ("flat", int(math.prod(spec.input_shape)), 1), "flat"
+    nonneg = bool(nonneg_input)
+    params = []
+    for i, layer in enumerate(spec.layers):
+        in_shape = shapes[i]  # target's own input shape of layer i (NetSpec without the constant)
+        last = i == param_idx[-1]
+        if isinstance(layer, (Conv2d, Linear)):
+            w = traced.state[f"layers.{i}.weight"].detach().to(torch.float64).cpu().numpy()
+            if not np.all(np.isfinite(w)):
+                raise InputError(f"cnn2l: target layer {i} ({where[i]}) has non-finite weights")
+            b = traced.state.get(f"layers.{i}.bias")
+            b = None if b is None else b.detach().to(torch.float64).cpu().numpy()
+            if b is not None and not np.all(np.isfinite(b)):
+                raise InputError(f"cnn2l: target layer {i} ({where[i]}) has a non-finite bias")
+            tap = None
+            if isinstance(layer, Conv2d):
+                if constant:
+                    if layout != ("channel",):
+                        raise InputError(f"cnn2l: Conv2d layer {i} ({where[i]}) reads a flattened input")
+                    tap = conv_kind.bias_tap(layer.kernel_size, layer.stride, layer.padding, in_shape[1:],
+                                             where=f"cnn2l: Conv2d layer {i} ({where[i]})")
+                kernel = conv_kind.augment_kernel(w, b, constant_in=constant, constant_out=constant and not last,
+                                                  tap=tap)
+            else:
+                kernel = w
+                if constant:
+                    _, first, count = layout
+                    tap = first
+                    d_out = w.shape[0]
+                    kernel = np.zeros((d_out + int(not last), w.shape[1] + count))
+                    kernel[:d_out, :w.shape[1]] = w
+                    if b is not None:
+                        kernel[:d_out, first] = b
+                    if not last:
+                        kernel[d_out, first] = 1.0
+                    layout = ("flat", d_out, 1)
+            params.append(TargetLayer(index=i, layer=layer, kernel=np.ascontiguousarray(kernel), weight=w, bias=b,
+                                      tap=tap, constant_out=constant and not last, negative_side=not nonneg,
+                                      name=where[i]))
+            nonneg = layer.activation == "relu"
+        else:
+            if isinstance(layer, Flatten) and constant and layout == ("channel",):
+                c, h, wd = in_shape
+                layout = ("flat", c * h * wd, h * wd)
+            nonneg = nonneg or layer.activation == "relu"  # pooling and flattening keep signs
+    return CNNTarget(traced=traced, params=tuple(params), constant=constant, constant_kind=constant_kind,
+                     input_shape=tuple(spec.input_shape))
+
+
+def random_spec(target: CNNTarget, block_size: int) -> tuple[NetSpec, dict[int, tuple[str, str]]]:
+    """The depth-2L random network and, per target layer index, its pair's two parameter names.
+
+    Conv2d: :func:`strongticket.construct.conv.random_pair`; Linear: ``Linear(d_in, H d_in, relu)``,
+    ``Linear(H d_in, d_out, act)``; Pool and Flatten copied. No random layer has a bias.
+    """
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise InputError(f"block_size must be a positive integer, got {block_size!r}")
+    H = int(block_size)
+    by_index = {p.index: p for p in target.params}
+    layers: list = []
+    names: dict[int, tuple[str, str]] = {}
+    for i, layer in enumerate(target.traced.spec.layers):
+        p = by_index.get(i)
+        if p is None:
+            layers.append(layer)
+            continue
+        names[i] = (f"layers.{len(layers)}.weight", f"layers.{len(layers) + 1}.weight")
+        if isinstance(layer, Conv2d):
+            c_out, c_in = p.kernel.shape[:2]
+            layers += list(conv_kind.random_pair(layer, c_in, c_out, H))
+        else:
+            d_out, d_in = p.kernel.shape
+            layers += [Linear(d_in, H * d_in, bias=False, activation="relu"),
+                       Linear(H * d_in, d_out, bias=False, activation=layer.activation)]
+    if target.constant_kind == "channel":
+        spec = NetSpec(tuple(layers), input_shape=target.input_shape, input_constant_channel=True)
+    else:
+        spec = NetSpec(tuple(layers), input_shape=target.input_shape, input_constant=target.constant)
+    return spec, names
+
+
+def theory_per_weight_eps(target: CNNTarget, eps: float) -> float:
+    """``eps'`` for network error ``eps``: the l1/l_inf rule ``eps / (2 L d_max)``, ``d_max`` the largest fan-in.
+
+    With ``G(K_i) <= 1`` and ``|X|_inf <= 1``, ``e_L <= (1 + d_max eps')^L - 1 <= eps`` for ``eps <= 1``
+    (:mod:`strongticket.verify.conv_bound`).
+    """
+    return eps / (2 * len(target.params) * max(p.fan_in for p in target.params))
+
+
+def theory_samples(target: CNNTarget, per_weight_eps: float, delta: float) -> int:
+    """Samples per weight ``n = ceil(C log2(k^2 c_in c_out L / min(eps', delta)))``, the largest over layers.
+
+    The logarithmic width of da Cunha et al. 2022 in the form of Pensia et al. 2020 (union bound over the
+    ``k^2 c_in c_out`` entries of every layer), with its calibrated ``C``
+    (:data:`strongticket.construct.pensia.PENSIA_C`).
+    """
+    from strongticket.subsetsum import theory
+
+    return max(theory.pensia_width(p.fan_in, p.kernel.shape[0], len(target.params), per_weight_eps, delta,
+                                   C=pensia.PENSIA_C).samples_per_weight for p in target.params)
+
+
+def construct(
+    target: nn.Module | TracedNet,
+    *,
+    per_weight_eps: float | None = None,
+    eps: float | None = None,
+    samples: int | None = None,
+    delta: float = 0.01,
+    seed: int = 0,
+    distribution: WeightDistribution | None = None,
+    solver: str = "auto",
+    objective: str = "min_error",
+    strict: bool = True,
+    log: Callable[[str], None] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    nonneg_input: bool = False,
+    block_size: int | None = None,
+    time_limit: float | None = None,
+    wider_pool: bool = True,
+    record_target: bool = True,
+    _chooser: Chooser | None = None,
+) -> Ticket:
+    """Prune a depth-2L random CNN into an approximation of the sequential CNN ``target``.
+
+    Parameters
+    ----------
+    target : nn.Module or TracedNet
+        Conv2d, MaxPool2d/AvgPool2d, Flatten and Linear layers with ReLU or identity activations.
+    per_weight_eps : float in (0, 1), optional
+        Error allowed per kernel entry and per linear weight (the subset-sum tolerance).
+    eps : float in (0, 1), optional
+        Network error in l_inf over ``|x|_inf <= 1`` (for ``|K_i|`` l_inf gains <= 1): gives ``per_weight_eps``
+        (:func:`theory_per_weight_eps`) when that is not given, and the theorem's sample count.
+    samples : int, optional
+        ``n``, candidates per instance; default :func:`theory_samples`.
+    delta : float in (0, 1)
+        Failure probability for the theorem's width and for the default ``block_size``.
+    seed : int
+        Seed of the random network.
+    distribution : WeightDistribution, optional
+        Law of every random weight; default U[-1, 1] as in the theorem.
+    solver, objective, time_limit
+        Passed to :func:`strongticket.subsetsum.solve` (``objective`` ``min_error`` or ``sparsest``).
+    strict : bool
+        Raise :class:`InfeasibleError` when some weight misses ``per_weight_eps`` (or a block is short of a sign);
+        when False the ticket is returned and the misses are in its provenance.
+    log : callable, optional
+        Receives one progress line per layer.
+    input_shape : tuple of int, optional
+        One input sample, ``(C, H, W)``; needed for an ``nn.Module`` that starts with a convolution.
+    nonneg_input : bool
+        Inputs are >= 0 (images in [0, 1]): the first layer builds the ``relu(x)`` side only, and the ticket
+        approximates the target on non-negative inputs (recorded in the provenance).
+    block_size : int, optional
+        ``H``, intermediate channels (hidden neurons) per input channel; default from ``samples`` and ``delta``
+        (:func:`strongticket.construct.blocks.block_size_for`).
+    wider_pool : bool
+        Retry instances that miss with their first ``n`` candidates over every channel of their sign.
+    record_target : bool
+        Store the target's weights in the ticket (``arrays["target.*"]``).
+
+    Returns
+    -------
+    Ticket
+        Random spec (a 1x1 + kxk pair per Conv2d, two Linear layers per Linear, pooling and Flatten as in the
+        target), masks and provenance with per-layer errors (``layers[i]["relative_error"]``: the Frobenius
+        ``|K^ - K| / |K|`` over the target's weights), times, and an l_inf certified bound; per-entry errors in
+        ``arrays["errors.layer{i}.pos"/".neg"]``, in the augmented kernel's shape.
+
+    Raises
+    ------
+    InputError
+        Bad arguments or an unsupported target (named).
+    InfeasibleError
+        ``strict`` and some weight above ``per_weight_eps`` or a block short of a sign.
+    """
+    start = time.perf_counter()
+    say = log or (lambda _msg: None)
+    seed = check_seed(seed)
+    if eps is None and per_weight_eps is None:
+        raise InputError("give eps (network error) or per_weight_eps (error per target weight), both in (0, 1)")
+    if eps is not None:
+        eps = pensia.check_eps("eps", eps)
+    if per_weight_eps is not None:
+        per_weight_eps = pensia.check_eps("per_weight_eps", per_weight_eps)
+    delta = pensia.check_eps("delta", delta)
+    if objective not in ("min_error", "sparsest"):
+        raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise InputError(f"samples must be a positive integer, got {samples!r}")
+    if distribution is not None and not isinstance(distribution, WeightDistribution):
+        raise InputError(f"distribution must be a WeightDistribution, got {type(distribution).__name__}")
+    cnn = read_cnn_target(target, input_shape, nonneg_input=nonneg_input)
+    dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
+    theory_eps = theory_per_weight_eps(cnn, eps) if eps is not None else None
+    if per_weight_eps is None:
+        per_weight_eps = theory_eps
+    theory_n = theory_samples(cnn, per_weight_eps, delta)
+    if samples is None:
+        samples = theory_n
+    if _chooser is None and samples > 62:
+        raise InputError(f"samples per weight must be <= 62 for the subset-sum construction, got {samples}")
+    p_pos, p_neg = dist.sign_probabilities()
+    needs = [(p.kernel.shape[1], p_pos) for p in cnn.params]
+    needs += [(p.kernel.shape[1], p_neg) for p in cnn.params if p.negative_side]
+    needed_H = block_size_for(samples, delta, needs)
+    if block_size is None:
+        H = needed_H
+    elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < samples:
+        raise InputError(f"block_size must be an integer >= samples ({samples}), got {block_size!r}")
+    else:
+        H = block_size
+    spec, names = random_spec(cnn, H)
+    shapes = spec.parameter_shapes()
+    choose = _chooser or pensia.subset_sum_chooser(solver, objective, per_weight_eps, time_limit)
+
+    masks: dict[str, torch.Tensor] = {}
+    arrays: dict[str, torch.Tensor] = {}
+    layers_info: list[dict] = []
+    warnings: list[str] = []
+    ebars: list[np.ndarray] = []
+    listed: list[dict] = []
+    reasons: dict[str, int] = {}
+    for li, p in enumerate(cnn.params):
+        n1, n2 = names[p.index]
+        t0 = time.perf_counter()
+        m, c_in = shapes[n1][:2]
+        # the 1x1 weight (m, c_in, 1, 1) holds the same elements, in the same order and with the same fan-in,
+        # as an (m, c_in) matrix: read its diagonal in bounded memory like a Linear block's
+        u = first_layer_diagonal(dist, n1, (m, c_in), seed, H)
+        short = short_inputs(u, samples, p.negative_side)
+        if short:
+            j, sign, have = short[0]
+            msg = (f"layer {li + 1} ({p.kind} {p.name}): {len(short)} input channel(s) have fewer than n = {samples} "
+                   f"first-layer weights of a needed sign among their {H} (first: input {j}, {have} with "
+                   f"u {'>' if sign == '+' else '<'} 0)")
+            if strict:
+                raise InfeasibleError(f"{msg}; block_size {needed_H} makes this happen with probability <= delta = "
+                                      f"{delta:g}; or pass strict=False (CLI: --no-strict) to use the channels "
+                                      "available")
+            warnings.append(msg + "; those instances use all the channels available")
+            say("warning: " + warnings[-1])
+        v = dist.tensor(n2, shapes[n2], seed, fan_in=spec.fan_in(n2)).numpy()
+        t1 = time.perf_counter()
+        instances = (1 + p.negative_side) * p.kernel.size
+        say(f"layer {li + 1}/{len(cnn.params)} ({p.kind} {tuple(p.kernel.shape)}): {instances} instances of "
+            f"{samples} candidates (block size {H})")
+        if isinstance(p.layer, Conv2d):
+            pair = conv_kind.assemble_pair(p.kernel, u, v, choose, samples=samples, negative_side=p.negative_side,
+                                           eps=per_weight_eps, wider_pool=wider_pool)
+            block, mask1, mask2, e_pos, e_neg = pair.block, pair.mask1, pair.mask2, pair.errors_pos, pair.errors_neg
+        else:
+            block = assemble_block(p.kernel, u, v, choose, samples=samples, negative_side=p.negative_side,
+                                   eps=per_weight_eps, wider_pool=wider_pool)
+            mask1, mask2, e_pos, e_neg = block.mask1, block.mask2, block.errors_pos, block.errors_neg
+        del v
+        t2 = time.perf_counter()
+        masks[n1], masks[n2] = mask1, mask2
+        arrays[f"errors.layer{li}.pos"] = torch.from_numpy(np.ascontiguousarray(e_pos))
+        arrays[f"errors.layer{li}.neg"] = torch.from_numpy(np.ascontiguousarray(e_neg))
+        ebars.append(_acting_errors(p, e_pos, e_neg))
+        err = np.maximum(e_pos, e_neg) if p.negative_side else e_pos
+        for key, k in block.miss_reasons.items():
+            reasons[key] = reasons.get(key, 0) + k
+        listed += [{"layer": li, **miss} for miss in block.misses][:max(0, MAX_LISTED - len(listed))]
+        layers_info.append({
+            "layer": li, "kind": p.kind, "target_index": p.index, "target_name": p.name,
+            "target_shape": list(p.weight.shape), "kernel_shape": list(p.kernel.shape),
+            "bias": p.bias is not None, "bias_tap": p.tap, "constant_out": p.constant_out,
+            "negative_side": p.negative_side, "random_layers": [n1, n2], "random_shapes": [list(shapes[n1]),
+                                                                                          list(shapes[n2])],
+            "instances": int(instances), "short_inputs": len(short),
+            "errors": summarize_errors(err, per_weight_eps),
+            "relative_error": relative_error(p, e_pos, e_neg),
+            "bias_max_error": _bias_error(p, e_pos, e_neg),
+            "status": block.status, "mean_subset_size": float(block.subset_sizes.mean()),
+            "wider_pool": {"instances": int(len(block.retried)), "recovered": block.recovered},
+            "misses": {"count": int(sum(block.miss_reasons.values())), "reasons": block.miss_reasons},
+            "kept": [int(mask1.sum()), int(mask2.sum())],
+            "seconds": {"generate": round(t1 - t0, 3), "solve": round(t2 - t1, 3)},
+        })
+    total_err = max(li["errors"]["max"] for li in layers_info)
+    above = sum(li["errors"]["above_eps"] for li in layers_info)
+    message = None
+    if above:
+        message = pensia.miss_message(above, reasons, listed, samples=samples, block_size=H,
+                                      per_weight_eps=per_weight_eps, max_error=total_err, theory_n=theory_n,
+                                      wider_pool=wider_pool)
+        if not strict:
+            warnings.append(message)
+            say("warning: " + message)
+    radius = 1.0
+    bound = linf_network_bound([p.kernel for p in cnn.params], ebars, radius)
+    provenance = {
+        "method": METHOD, "paper": PAPER,
+        "eps": eps, "per_weight_eps": per_weight_eps, "delta": delta,
+        "objective": objective if _chooser is None else choose.name, "solver": solver if _chooser is None else None,
+        "chooser": choose.name, "samples_per_weight": samples, "block_size": H,
+        "block_size_rule": {
+            "needed": needed_H, "given": block_size, "delta": delta, "p_pos": p_pos, "p_neg": p_neg,
+            "union_bound": sum(c * shortfall_probability(H, samples, q) for c, q in needs),
+            "rule": "smallest H with sum over (layer, needed sign) of P(Binomial(H, p) < n) <= delta",
+        },
+        "warnings": warnings,
+        "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps, "theory_C": pensia.PENSIA_C,
+        "theory_form": "n = ceil(C log2(k^2 c_in c_out L / min(eps', delta))); eps' = eps / (2 L d_max)",
+        "constant_input_channel": cnn.constant, "nonneg_input": bool(nonneg_input),
+        "target": {"spec": cnn.traced.spec.to_dict(), "fingerprint": fingerprint(cnn.traced.state),
+                   "num_weights": int(sum(t.numel() for t in cnn.traced.state.values())),
+                   "source_names": cnn.traced.source_names},
+        "layers": layers_info,
+        "max_error": total_err, "weights_above_eps": above, "miss_reasons": reasons, "misses": listed,
+        "misses_format": "conv rows are t*k*k + p*k + q of kernel entry (t, j, p, q), col the input channel j",
+        "certified_linf": {"radius": radius, "bound": bound.bound,
+                           "rule": "|f(x) - g(x)|_inf over |x|_inf <= radius (strongticket.verify.conv_bound)"},
+        "seconds": {"total": round(time.perf_counter() - start, 3)},
+        "strongticket": __version__,
+    }
+    if record_target:
+        for name, t in cnn.traced.state.items():
+            arrays[f"target.{name}"] = t.detach().cpu()
+    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
+    if strict and above:
+        raise InfeasibleError(f"{message}; or pass strict=False (CLI: --no-strict) to keep the ticket anyway")
+    return ticket
+
+
+def _acting_errors(p: TargetLayer, e_pos: np.ndarray, e_neg: np.ndarray) -> np.ndarray:
+    """``Ebar``: the per-weight error that can act, ``|E+|`` only on inputs known >= 0 (and the constant)."""
+    if not p.negative_side:
+        return np.abs(e_pos)
+    out = np.maximum(np.abs(e_pos), np.abs(e_neg))
+    if p.tap is not None:  # the constant channel is +1: its relu(-x) side never acts
+        if p.kind == "conv2d":
+            out[:, -1] = np.abs(e_pos[:, -1])
+        else:
+            out[:, p.tap:] = np.abs(e_pos[:, p.tap:])
+    return out
+
+
+def relative_error(p: TargetLayer, e_pos: np.ndarray, e_neg: np.ndarray) -> float:
+    """``|K^ - K|_F / |K|_F`` over the target's own weights (the worse side when both are built)."""
+    sl = (slice(0, p.weight.shape[0]), slice(0, p.weight.shape[1]))
+    norm = float(np.linalg.norm(p.weight))
+    worst = float(np.linalg.norm(e_pos[sl]))
+    if p.negative_side:
+        worst = max(worst, float(np.linalg.norm(e_neg[sl])))
+    return worst / norm if norm > 0 else worst
+
+
+def _bias_error(p: TargetLayer, e_pos: np.ndarray, e_neg: np.ndarray) -> float | None:
+    """Largest error of the bias entries (on the constant channel, whose relu(-x) side never acts)."""
+    if p.bias is None:
+        return None
+    rows = slice(0, p.weight.shape[0])
+    if p.kind == "conv2d":
+        return float(e_pos[rows, -1, p.tap, p.tap].max())
+    return float(e_pos[rows, p.tap].max())
+
+
+def pair_kernels(ticket: Ticket, target: nn.Module | TracedNet | None = None,
+                 weights: dict[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
+    """Per target layer, the kernel the ticket realises, recomputed from the regenerated weights and masks.
+
+    Returns, per Conv2d/Linear layer, ``{"kind", "kernel" K (augmented), "pos" A+, "neg" A-,
+    "negative_side"}``, float64 arrays of the kernel's shape: the pair computes exactly
+    ``A+ * relu(X) + A- * relu(-X)``.
+    """
+    from strongticket.verify.measure import target_module
+
+    f = target_module(ticket) if target is None else target
+    shape = ticket.spec.input_shape
+    cnn = read_cnn_target(f, shape, nonneg_input=bool(ticket.provenance.get("nonneg_input", False)))
+    _, names = random_spec(cnn, int(ticket.provenance.get("block_size", 1)))
+    weights = ticket.random_weights() if weights is None else weights
+    out = []
+    for p in cnn.params:
+        n1, n2 = names[p.index]
+        w1, w2 = weights[n1].numpy(), weights[n2].numpy()
+        m1, m2 = ticket.masks[n1].numpy(), ticket.masks[n2].numpy()
+        if p.kind == "conv2d":
+            a_pos, a_neg = conv_kind.pair_coefficients(w1, m1, w2, m2)
+        else:
+            a_pos, a_neg = block_coefficients(w1, m1, w2, m2)
+        if a_pos.shape != p.kernel.shape:
+            raise InputError(f"ticket layer {n1}/{n2} realises shape {a_pos.shape}, the target needs {p.kernel.shape}")
+        out.append({"kind": p.kind, "kernel": p.kernel, "pos": a_pos, "neg": a_neg, "negative_side": p.negative_side,
+                    "weight_shape": p.weight.shape})
+    return out
+
+
+__all__ = ["CNNTarget", "METHOD", "PAPER", "SUPPORTED", "TargetLayer", "check_target_modules", "construct",
+           "pair_kernels", "random_spec", "read_cnn_target", "relative_error", "theory_per_weight_eps",
+           "theory_samples"]

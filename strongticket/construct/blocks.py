@@ -4,7 +4,7 @@ Shared by :mod:`strongticket.construct.pensia` (subset sum per weight) and
 :mod:`strongticket.construct.malach` ("find one" per weight); they differ only in how a subset is chosen.
 
 Layout of the block for one target layer ``W`` (``d_out x d_in``), with ``H`` hidden neurons per input
-(Pensia et al. 2020, Fig. 1; ``shared/theory/constructions.md`` §2.2):
+(Pensia et al. 2020, Fig. 1; ``docs/constructions.md``):
 
 * random layer ``M1`` (``H*d_in x d_in``), ReLU: hidden neuron ``h = j*H + r`` (``r < H``) belongs to input
   ``j``; the mask keeps at most its entry ``M1[h, j] = u[j, r]`` (univariate neurons, block-diagonal);

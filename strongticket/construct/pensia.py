@@ -3,7 +3,7 @@
 A. Pensia, S. Rajput, A. Nagle, H. Vishwakarma, D. Papailiopoulos, "Optimal Lottery Tickets via SubsetSum:
 Logarithmic Over-Parameterization is Sufficient", NeurIPS 2020 (arXiv 2006.07990).
 
-Theorem 1 (as recalled in ``shared/theory/constructions.md`` §2.1). Let F be the targets
+Theorem 1 (upper bound; stated with the code's reading in ``docs/constructions.md``). Let F be the targets
 ``f(x) = W_L relu(W_{L-1} ... relu(W_1 x))`` with ``W_i`` of shape ``d_i x d_{i-1}`` and spectral norm
 at most 1. Let ``g(x) = M_{2L} relu(M_{2L-1} ... relu(M_1 x))`` with ``M_{2i-1}`` of shape
 ``C d_{i-1} log(d_{i-1} d_i L / min(eps, delta)) x d_{i-1}`` and ``M_{2i}`` of shape
@@ -11,11 +11,13 @@ at most 1. Let ``g(x) = M_{2L} relu(M_{2L-1} ... relu(M_1 x))`` with ``M_{2i-1}`
 for every f in F at once, there are masks such that ``sup_{|x| <= 1} |f(x) - g_masked(x)| < eps``:
 the random network need only be a logarithmic factor wider (and twice as deep) than the target.
 
-How (§2.2, stage by stage in :mod:`strongticket.construct.blocks`): target layer ``W_i`` lives in random
+How (Pensia et al. 2020, Section 3; stage by stage in :mod:`strongticket.construct.blocks`): target layer
+``W_i`` lives in random
 layers ``2i-1`` and ``2i``; hidden neurons are made univariate, and each target weight becomes two random
 subset-sum instances over products ``v*u`` of the two layers (the +- split), all instances of a layer solved
 in batches by :func:`strongticket.subsetsum.solve`. The per-weight budget ``eps'`` follows from the network
-``eps`` by the propagation of §2.3 (``strongticket.subsetsum.theory.pensia_per_weight_eps``) unless given.
+``eps`` by propagating the per-layer errors through the network (``docs/constructions.md``, "Per-weight
+eps' from network eps"; ``strongticket.subsetsum.theory.pensia_per_weight_eps``) unless given.
 
 Differences from the paper, recorded so a reader can check them:
 
@@ -83,7 +85,8 @@ PENSIA_C = 1.5
 
 
 def theory_per_weight_eps(target: FCTarget, eps: float) -> float:
-    """``eps'`` for network error ``eps``: §2.3's ``eps / (2 L sqrt(d_in d_out))`` at the widest layer."""
+    """``eps'`` for network error ``eps``: ``eps / (2 L sqrt(d_in d_out))`` at the widest layer (the propagation
+    in ``docs/constructions.md``)."""
     from strongticket.subsetsum import theory
 
     return min(theory.pensia_per_weight_eps(eps, target.num_layers, *reversed(w.shape)) for w in target.weights)
@@ -92,7 +95,7 @@ def theory_per_weight_eps(target: FCTarget, eps: float) -> float:
 def theory_samples(target: FCTarget, per_weight_eps: float, delta: float, C: float | None = None) -> int:
     """The theorem's samples per weight ``n`` for ``target`` at per-weight error ``eps'`` and ``delta``.
 
-    Pensia et al. 2020, Theorem 1 (form recalled, ``constructions.md`` §2.1-2.3) through
+    Pensia et al. 2020, Theorem 1 (its form, ``docs/constructions.md``) through
     :func:`strongticket.subsetsum.theory.pensia_width` evaluated at ``eps'`` (the RSS lemma at ``eps'`` and a
     union bound over the ``d_in d_out L`` weights): ``n = ceil(C log2(d_in d_out L / min(eps', delta)))``, the
     largest over the layers. ``C`` defaults to :data:`PENSIA_C` (calibrated here, unknown in the literature).
@@ -217,7 +220,7 @@ def construct(
         Linear layers with ReLU (hidden) or identity activations, optionally after a ``Flatten``.
     eps : float in (0, 1), optional
         Network error: ``sup_{|x|<=1} |f(x) - g(x)|`` in the theorem's setting. Gives ``per_weight_eps`` by
-        §2.3 and, with ``delta``, the theorem's sample count.
+        :func:`theory_per_weight_eps` and, with ``delta``, the theorem's sample count.
     per_weight_eps : float in (0, 1), optional
         Error allowed per target weight (the RSS tolerance); overrides the value derived from ``eps``.
     delta : float in (0, 1)

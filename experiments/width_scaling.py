@@ -10,7 +10,11 @@ LeNet-300-100 (784-300-100-10, no bias) is trained here on MNIST in a few lines 
 ``--lenet-checkpoint`` exists; its inputs are pixels >= 0, so its tickets have no relu(-x) side in block 1.
 The find-one baseline on LeNet is run only up to ``--lenet-malach-max`` (its pool grows like 1/eps').
 
-Usage: ``python experiments/width_scaling.py [--data-dir ../shared/data] [--out experiments/results/width_scaling.json]``
+Every instance uses exactly its first n candidates here (``wider_pool=False``): the construction's retry over
+the whole block would otherwise hide the misses this table measures.
+
+Usage: ``python experiments/width_scaling.py [--data-dir DATA] [--out experiments/results/width_scaling.json]``
+(``DATA`` holds ``mnist/``; default ``$STRONGTICKET_DATA``).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def lenet_target(checkpoint: str, data_dir: str, epochs: int, log) -> torch.nn.M
     """LeNet-300-100 without biases: loaded from ``checkpoint`` or trained on MNIST (Adam 1e-3, batch 128)."""
     from strongticket.nets.zoo import build_model
 
-    m = build_model("lenet300100", num_classes=10, in_channels=1, image_size=28, width=1.0, bias=False)
+    m = build_model("lenet300100", num_classes=10, in_channels=1, image_size=28, width=1.0, bias=False, seed=0)
     if Path(checkpoint).is_file():
         from safetensors.torch import load_file
 
@@ -51,8 +55,6 @@ def lenet_target(checkpoint: str, data_dir: str, epochs: int, log) -> torch.nn.M
     from targets import train_adam
 
     ds = load_dataset("mnist", data_dir=data_dir)
-    torch.manual_seed(0)  # the zoo's initialisation draws from the global generator
-    m = build_model("lenet300100", num_classes=10, in_channels=1, image_size=28, width=1.0, bias=False)
     m = train_adam(m, ds, epochs=epochs, seed=0, log=log, label="lenet ")
     save_tensors_atomic(checkpoint, {k: v.contiguous() for k, v in m.state_dict().items()})
     return m.eval()
@@ -83,7 +85,8 @@ def main() -> None:
     else:
         t0 = time.perf_counter()
         out["small_random_16_16_4"] = scaling_table(small_random_target(), [float(e) for e in args.eps.split(",")],
-                                                    seeds=tuple(range(args.seeds)), log=log)
+                                                    seeds=tuple(range(args.seeds)),
+                                                    construct_kwargs={"wider_pool": False}, log=log)
         out["small_random_16_16_4_seconds"] = round(time.perf_counter() - t0, 1)
         plot_scaling(out["small_random_16_16_4"], Path(args.out).with_suffix(".png"), "random target 16-16-4")
         write_json_atomic(args.out, out)
@@ -94,7 +97,7 @@ def main() -> None:
     out["lenet300100"] = scaling_table(lenet, [float(e) for e in args.lenet_eps.split(",")],
                                        seeds=tuple(range(args.lenet_seeds)), n_max_malach=args.lenet_malach_max,
                                        skip_malach=not args.lenet_malach_max,
-                                       construct_kwargs={"nonneg_input": True}, log=log)
+                                       construct_kwargs={"nonneg_input": True, "wider_pool": False}, log=log)
     out["lenet300100_seconds"] = round(time.perf_counter() - t0, 1)
     plot_scaling(out["lenet300100"], Path(args.out).with_name(Path(args.out).stem + "_lenet.png"),
                  "LeNet-300-100 (MNIST)")

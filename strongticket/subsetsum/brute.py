@@ -66,6 +66,6 @@ def solve_brute(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutpu
             else:
                 cand = in_k & (err == err[in_k].min())
         best[t] = int(np.argmin(np.where(cand, keys, np.iinfo(np.int64).max)))
-        if options.objective == "min_error" and options.eps is not None and err[best[t]] > options.eps:
+        if options.objective != "sparsest" and options.eps is not None and err[best[t]] > options.eps:
             status[t] = Status.INFEASIBLE
     return SolverOutput(selection=masks_to_selection(best, n), status=status)

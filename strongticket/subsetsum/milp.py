@@ -49,7 +49,8 @@ DEFAULT_MAGNITUDE = 2.0 ** 40
 MILP_OPTIONS = (
     MethodOption("scale", "the integer scale s (default 2^40 / max|value| per instance)", "a finite number > 0",
                  is_positive_number),
-    MethodOption("num_workers", "CP-SAT threads (default 2)", "an integer >= 1", is_int_at_least(1)),
+    MethodOption("num_workers", "CP-SAT threads (default 1: deterministic; more may pick another of equally "
+                 "good subsets from run to run)", "an integer >= 1", is_int_at_least(1)),
     MethodOption("presolve", "run CP-SAT's presolve (default False)", "True or False", is_bool),
 )
 
@@ -61,7 +62,7 @@ def _extras(options: SolveOptions) -> tuple[float | None, int]:
     picked, so an invalid scale reads as the default here and is refused by that validation.
     """
     scale = options.extra.get("scale")
-    return (float(scale) if is_positive_number(scale) else None), int(options.extra.get("num_workers", 2))
+    return (float(scale) if is_positive_number(scale) else None), int(options.extra.get("num_workers", 1))
 
 
 def _scales(problem: SubsetSumProblem, scale: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -179,8 +180,9 @@ def solve_milp(problem: SubsetSumProblem, options: SolveOptions, name: str) -> S
     """One CP-SAT model per instance (``time_limit`` seconds each), scalar RSS or MRSS in ℓ∞.
 
     Extra options: ``scale`` (the integer scale, default 2^40 / max|value| per instance),
-    ``num_workers`` (CP-SAT threads, default 2) and ``presolve`` (CP-SAT presolve, default False: it
-    mis-solved instances with such large coefficients).
+    ``num_workers`` (CP-SAT threads, default 1, the one setting whose answers repeat exactly:
+    parallel workers race, and among equally good subsets the winner varies from run to run) and
+    ``presolve`` (CP-SAT presolve, default False: it mis-solved instances with such large coefficients).
 
     Returns
     -------

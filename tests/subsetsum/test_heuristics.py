@@ -1,4 +1,7 @@
-"""1-D greedy and local search against the brute-force oracle (constructions.md §9 B.7-B.8)."""
+"""1-D greedy and local search: each no worse than the one before, restarts, time limits, thinning.
+
+Soundness and "never better than the optimum" are checked for every method in test_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +14,9 @@ from strongticket.errors import InputError
 from strongticket.subsetsum import SubsetSumProblem, solve
 from strongticket.subsetsum.instances import random_problem
 from strongticket.subsetsum.problem import Status
-from tests.subsetsum.strategies import float_instances, integer_instances
+from tests.subsetsum.strategies import float_instances
 
 ROUNDING = 1e-12
-
-
-@given(float_instances(max_n=12), st.sampled_from(["greedy", "local_search"]), st.integers(0, 3))
-def test_heuristic_error_is_never_below_brute_force(inst, method, restarts):
-    z, x = inst
-    p = SubsetSumProblem(z, x)
-    best = solve(p, "brute").errors
-    extra = {"restarts": restarts} if method == "local_search" else {}
-    r = solve(p, method, **extra)
-    assert np.all(r.errors >= best - ROUNDING)
-    assert r.lower_bounds is None
 
 
 @given(float_instances(max_n=14))
@@ -46,27 +38,6 @@ def test_restarts_never_make_local_search_worse(inst, seed):
     assert np.all(more <= plain + ROUNDING)
 
 
-@given(integer_instances(max_n=10))
-def test_local_search_never_beats_brute_force_in_exact_integer_arithmetic(inst):
-    z, x = inst
-    p = SubsetSumProblem(z, x)
-    best = solve(p, "brute").errors
-    r = solve(p, "local_search")
-    assert np.all(r.errors >= best)
-    assert np.all(r.status == Status.FEASIBLE)
-
-
-@given(float_instances(max_n=12, max_t=8), st.integers(0, 2**32 - 1), st.sampled_from(["greedy", "local_search"]))
-def test_results_do_not_depend_on_batch_order(inst, seed, method):
-    z, x = inst
-    perm = np.random.default_rng(seed).permutation(len(z))
-    for objective in ("min_error", "sparsest"):
-        a = solve(SubsetSumProblem(z, x), method, objective=objective, eps=0.05)
-        b = solve(SubsetSumProblem(z[perm], x[perm]), method, objective=objective, eps=0.05)
-        np.testing.assert_array_equal(a.selection[perm], b.selection)
-        np.testing.assert_array_equal(a.status[perm], b.status)
-
-
 @given(float_instances(min_n=1, max_n=12), st.integers(0, 2**32 - 1))
 @settings(max_examples=20)
 def test_restarts_are_deterministic_given_the_seed(inst, seed):
@@ -75,19 +46,6 @@ def test_restarts_are_deterministic_given_the_seed(inst, seed):
     a = solve(p, "local_search", restarts=4, seed=seed)
     b = solve(p, "local_search", restarts=4, seed=seed)
     np.testing.assert_array_equal(a.selection, b.selection)
-
-
-@given(float_instances(max_n=12), st.sampled_from([0.01, 0.1, 0.5]), st.sampled_from(["greedy", "local_search"]))
-def test_sparsest_heuristic_is_within_eps_exactly_when_feasible_and_never_smaller_than_optimal(inst, eps, method):
-    z, x = inst
-    p = SubsetSumProblem(z, x)
-    r = solve(p, method, objective="sparsest", eps=eps)
-    assert np.all((r.status == Status.FEASIBLE) == (r.errors <= eps))
-    assert np.all(np.isin(r.status, [Status.FEASIBLE, Status.UNKNOWN]))
-    b = solve(p, "brute", objective="sparsest", eps=eps)
-    ok = r.status == Status.FEASIBLE
-    assert np.all(b.status[ok] == Status.OPTIMAL)
-    assert np.all(r.num_selected[ok] >= b.num_selected[ok])
 
 
 def test_sparsest_greedy_stops_at_the_first_subset_within_eps():
@@ -105,7 +63,7 @@ def test_min_error_without_eps_is_feasible_and_with_eps_is_feasible_or_unknown()
 
 
 def test_local_search_is_far_closer_than_greedy_at_n20():
-    """solvers.md: greedy+1/2-flip is ~10x closer than greedy at n = 20 (median, uniform)."""
+    """Measured: greedy + 1/2-flip is ~10x closer than greedy at n = 20 (median, uniform; docs/solvers.md)."""
     p = random_problem(400, 20, seed=1)
     assert np.median(solve(p, "local_search").errors) < 0.5 * np.median(solve(p, "greedy").errors)
 

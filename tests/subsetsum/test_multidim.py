@@ -1,4 +1,7 @@
-"""MRSS solvers against the brute-force oracle (constructions.md §5, §9 B.7-B.10)."""
+"""MRSS solvers: tie-breaking identical to brute force, the grid and sweep indexes, refusals, calibration.
+
+Soundness, optimality and batch-order invariance are checked for every method in test_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from strongticket.subsetsum.instances import random_problem
 from strongticket.subsetsum.problem import Status
 
 ROUNDING = 1e-12  # a few ulps of sums of <= 12 vectors with entries in [-4, 4]
-HEURISTICS = ("mrss_greedy", "mrss_local_search")
 
 
 @st.composite
@@ -53,14 +55,6 @@ def test_exact_selection_equals_brute_force_when_arithmetic_is_exact(inst):
     np.testing.assert_array_equal(a.lower_bounds, a.errors)
 
 
-@given(mrss_float_instances())
-def test_exact_error_equals_brute_force_up_to_rounding(inst):
-    z, x, norm = inst
-    p = SubsetSumProblem(z, x, norm)
-    a, b = solve(p, "mrss_exact"), solve(p, "brute")
-    assert np.all(np.abs(a.errors - b.errors) <= ROUNDING)
-
-
 @settings(max_examples=60)
 @given(st.one_of(mrss_integer_instances(max_n=12), mrss_float_instances()))
 def test_grid_and_sweep_indexes_return_the_same_selection(inst):
@@ -78,37 +72,13 @@ def test_auto_index_uses_the_grid_at_d3_n16_and_agrees_with_the_sweep():
 
 
 @given(mrss_integer_instances(), st.sampled_from([0.5, 1.0, 2.5, 4.0]))
-def test_sparsest_is_the_fewest_vectors_within_eps(inst, eps):
+def test_sparsest_selection_equals_brute_force_when_arithmetic_is_exact(inst, eps):
     z, x, norm = inst
     p = SubsetSumProblem(z, x, norm)
     a = solve(p, "mrss_exact", objective="sparsest", eps=eps)
     b = solve(p, "brute", objective="sparsest", eps=eps)
-    np.testing.assert_array_equal(a.selection, b.selection)
+    np.testing.assert_array_equal(a.selection, b.selection)  # same subset among ties: smallest key
     np.testing.assert_array_equal(a.status, b.status)
-    ok = a.status == Status.OPTIMAL
-    assert np.all(a.errors[ok] <= eps)
-    assert np.all(solve(p, "brute").errors[~ok] > eps)
-
-
-@given(mrss_float_instances(max_n=10), st.sampled_from([0.05, 0.2, 0.5]))
-def test_sparsest_size_matches_brute_force_on_floats(inst, eps):
-    z, x, norm = inst
-    p = SubsetSumProblem(z, x, norm)
-    a = solve(p, "mrss_exact", objective="sparsest", eps=eps)
-    b = solve(p, "brute", objective="sparsest", eps=eps)
-    clear = (b.status == Status.OPTIMAL) & (np.abs(b.errors - eps) > ROUNDING)
-    np.testing.assert_array_equal(a.num_selected[clear], b.num_selected[clear])
-
-
-@given(mrss_float_instances(), st.sampled_from(HEURISTICS), st.integers(0, 3))
-def test_heuristics_never_beat_the_exact_optimum(inst, method, restarts):
-    z, x, norm = inst
-    p = SubsetSumProblem(z, x, norm)
-    best = solve(p, "mrss_exact").errors
-    extra = {"restarts": restarts} if method == "mrss_local_search" else {}
-    h = solve(p, method, **extra)
-    assert np.all(h.errors >= best - ROUNDING)
-    np.testing.assert_array_equal(h.lower_bounds, 0.0)
 
 
 @given(mrss_float_instances())
@@ -122,20 +92,6 @@ def test_local_search_is_no_worse_than_greedy_which_is_no_worse_than_the_empty_s
     assert np.all(ls <= g + ROUNDING)
 
 
-@settings(max_examples=40)
-@given(mrss_float_instances(max_t=8), st.integers(0, 2**32 - 1),
-       st.sampled_from(["mrss_exact", "mrss_greedy", "mrss_local_search"]))
-def test_results_do_not_depend_on_batch_order(inst, seed, method):
-    z, x, norm = inst
-    perm = np.random.default_rng(seed).permutation(len(z))
-    p, q = SubsetSumProblem(z, x, norm), SubsetSumProblem(z[perm], x[perm], norm)
-    for objective in ("min_error", "sparsest"):
-        a = solve(p, method, objective=objective, eps=0.1)
-        b = solve(q, method, objective=objective, eps=0.1)
-        np.testing.assert_array_equal(a.selection[perm], b.selection)
-        np.testing.assert_array_equal(a.status[perm], b.status)
-
-
 @given(mrss_float_instances(min_n=1), st.integers(0, 2**32 - 1))
 @settings(max_examples=30)
 def test_local_search_with_restarts_is_deterministic_given_the_seed(inst, seed):
@@ -144,18 +100,6 @@ def test_local_search_with_restarts_is_deterministic_given_the_seed(inst, seed):
     a = solve(p, "mrss_local_search", seed=seed, restarts=4)
     b = solve(p, "mrss_local_search", seed=seed, restarts=4)
     np.testing.assert_array_equal(a.selection, b.selection)
-
-
-@given(mrss_float_instances(), st.sampled_from([0.05, 0.3]))
-def test_heuristic_sparsest_statuses_are_honest(inst, eps):
-    z, x, norm = inst
-    p = SubsetSumProblem(z, x, norm)
-    r = solve(p, "mrss_local_search", objective="sparsest", eps=eps)
-    assert np.all((r.status == Status.FEASIBLE) == (r.errors <= eps))
-    assert np.all(np.isin(r.status, [Status.FEASIBLE, Status.UNKNOWN]))
-    exact = solve(p, "mrss_exact", objective="sparsest", eps=eps)
-    ok = r.status == Status.FEASIBLE
-    assert np.all(r.num_selected[ok] >= exact.num_selected[ok])
 
 
 def test_min_error_with_eps_reports_proven_infeasibility():
@@ -182,7 +126,7 @@ def test_auto_picks_exact_for_small_and_local_search_for_large_mrss():
 
 
 def test_exact_at_d2_n24_reaches_the_calibrated_error():
-    """solvers.md: median optimal l_inf error ~ 9e-4 at d = 2, n = 24 (Gaussian vectors, z ~ U[-1,1]^2)."""
+    """Measured: median optimal l_inf error ~ 9e-4 at d = 2, n = 24 (Gaussian vectors, z ~ U[-1,1]^2)."""
     p = random_problem(40, 24, d=2, seed=3, dist="normal")
     r = solve(p, "mrss_exact")
     assert 2e-4 < np.median(r.errors) < 4e-3

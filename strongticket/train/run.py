@@ -171,7 +171,9 @@ class RunContext:
         self.is_main = rank == 0
         self.device = data.device
         self.input_shape = data.input_shape
-        self._existing = len(rundir.read_metrics()) if self.is_main else 0
+        # lines already on disk (a torn last line from a kill mid-write is removed first): on resume the run
+        # replays from the start and log() skips every line it would write below this count
+        self._existing = rundir.clean_metrics() if self.is_main else 0
         self.n_lines = 0
         self.extras: dict[str, Any] = {}
         self.phases: dict[str, dict[str, Any]] = {}
@@ -220,9 +222,20 @@ class RunContext:
         self.rundir.append_metrics({k: (_finite(v) if isinstance(v, float) else v) for k, v in record.items()})
         self._existing = self.n_lines
 
-    def _sync_metrics(self, n: int) -> None:
+    def _resume_metrics(self, n: int, phase: str, *, done: bool) -> None:
+        """Set the line counter to ``n``, the count a checkpoint of ``phase`` recorded.
+
+        A finished phase's lines, and every line after it, stay on disk: the phases that follow replay and
+        skip them. Only an unfinished phase, the one being resumed (always the last with lines on disk), drops
+        the lines it logged after its checkpoint, because training from that checkpoint logs them again.
+        """
         self.n_lines = n
-        if self.is_main and self._existing != n:
+        if not self.is_main:
+            return
+        if self._existing < n:
+            raise CheckpointError(f"metrics.jsonl has {self._existing} lines but the checkpoint of phase "
+                                  f"{phase!r} counts {n}: the file was shortened; pass --overwrite to start over")
+        if not done and self._existing > n:
             self.rundir.truncate_metrics(n)
             self._existing = n
 
@@ -274,13 +287,13 @@ class RunContext:
             tensors, state = loaded
             self._load_into(model, trainer, tensors, state, stateful)
             self._phase_prior[phase] = state.get("elapsed", 0.0)
+            self._resume_metrics(state["metrics_lines"], phase, done=state["done"])
             if state["done"]:
-                self._sync_metrics(state["metrics_lines"])
                 self.phases[phase] = {**state["last_eval"], "seconds": state.get("elapsed", 0.0)}
                 return self.phases[phase]
-            self._sync_metrics(state["metrics_lines"])
         else:
-            self._sync_metrics(self.n_lines)
+            # no checkpoint: the phase starts afresh, and whatever it logged before the kill is logged again
+            self._resume_metrics(self.n_lines, phase, done=False)
         self._phase_start[phase] = time.perf_counter()
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

@@ -100,6 +100,16 @@ class RunDir:
                 break
         return out
 
+    def clean_metrics(self) -> int:
+        """Drop a torn last line (a kill mid-write) from ``metrics.jsonl``; return the number of whole lines."""
+        if not self.metrics_path.is_file():
+            return 0
+        lines = self.read_metrics()
+        text = "".join(json.dumps(x) + "\n" for x in lines)
+        if self.metrics_path.read_bytes() != text.encode():
+            self.truncate_metrics(len(lines))
+        return len(lines)
+
     def truncate_metrics(self, n: int) -> None:
         """Keep only the first ``n`` metric lines (atomically)."""
         lines = self.read_metrics()[:n]

@@ -42,9 +42,9 @@ def construct(
     block_size: Annotated[int | None, _opt("--block-size", help="Hidden neurons per input (default: from n and "
                                                                  "--delta by a binomial union bound).")] = None,
     distribution: Annotated[str, _opt("--distribution", help="uniform, normal, ..., or target-range.")] = "uniform",
-    objective: Annotated[str | None, _opt("--objective", help="pensia: min_error (default) or sparsest.")] = None,
-    solver: Annotated[str | None, _opt("--solver", help="pensia: subset-sum method (default auto; exact, "
-                                                        "...).")] = None,
+    objective: Annotated[str | None, _opt("--objective", help="pensia, cnn2l: min_error (default) or sparsest.")] = None,
+    solver: Annotated[str | None, _opt("--solver", help="pensia, cnn2l: subset-sum method (default "
+                                                        "auto; exact, ...).")] = None,
     num_classes: Annotated[int, _opt("--num-classes", help="Zoo model outputs.")] = 10,
     in_channels: Annotated[int, _opt("--in-channels", help="Zoo model input channels.")] = 1,
     image_size: Annotated[int, _opt("--image-size", help="Zoo model input size.")] = 28,
@@ -69,12 +69,14 @@ def construct(
     check_ticket_destination(out, overwrite=overwrite, what="OUT")
     target = load_target(checkpoint, model=model, spec=spec, num_classes=num_classes, in_channels=in_channels,
                          image_size=image_size, width=width, bias=bias)
-    options["distribution"] = distribution_for(distribution, target)
+    if target.input_shape is not None and "input_shape" in entry.options:
+        options["input_shape"] = target.input_shape
+    options["distribution"] = distribution_for(distribution, target.module)
     start = time.perf_counter()
     with status_line(not json_out, f"constructing the {method} ticket") as log:
         if "log" in entry.options:
             options["log"] = log
-        ticket = build(method, target, **options)
+        ticket = build(method, target.module, **options)
     seconds = time.perf_counter() - start
     ticket.save(out, include_weights=include_weights, overwrite=overwrite, what="OUT")
     summary = {"ticket": str(out), "method": ticket.provenance["method"], "seconds": round(seconds, 2),
@@ -82,7 +84,7 @@ def construct(
                "per_weight_eps": ticket.provenance["per_weight_eps"],
                "weights_above_eps": ticket.provenance["weights_above_eps"],
                "samples_per_weight": ticket.provenance["samples_per_weight"],
-               "block_size": ticket.provenance["block_size"], "random_width": ticket.provenance["random_width"],
+               "block_size": ticket.provenance["block_size"], "random_width": ticket.provenance.get("random_width"),
                "warnings": ticket.provenance["warnings"],
                "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
     for w in summary["warnings"]:  # on stderr, so that --json output stays one object and warnings still show

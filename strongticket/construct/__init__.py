@@ -2,7 +2,9 @@
 
 * :mod:`strongticket.construct.pensia`: Pensia et al. 2020, depth 2L, subset sum per weight;
 * :mod:`strongticket.construct.malach`: Malach et al. 2020, the "find one" baseline on the same network;
-* :mod:`strongticket.construct.blocks`: the 2L fully connected block shared by both;
+* :mod:`strongticket.construct.cnn2l`: da Cunha, Natale, Viennot 2022, depth 2L for CNNs (subset sum per
+  kernel entry, :mod:`strongticket.construct.conv`);
+* :mod:`strongticket.construct.blocks`: the 2L fully connected block shared by all three;
 * :mod:`strongticket.construct.distribution`: the random weights' law, by name or relative to the target.
 
 :data:`CONSTRUCTIONS` is the one table of constructions (an explicit literal, nothing registers itself):
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from strongticket.construct import malach, pensia
+from strongticket.construct import cnn2l, malach, pensia
 from strongticket.errors import InputError
 from strongticket.ticket import Ticket
 
@@ -62,6 +64,10 @@ def flag(option: str) -> str:
 _TWO_LAYER_OPTIONS = frozenset({"eps", "per_weight_eps", "delta", "samples", "block_size", "seed", "distribution",
                                 "strict", "input_shape", "nonneg_input", "record_target", "log"})
 
+#: Options of the constructions that choose subsets with :func:`strongticket.subsetsum.solve` (``wider_pool``:
+#: retry a missed instance with every neuron of its sign in the block).
+_SUBSET_SUM_OPTIONS = frozenset({"solver", "objective", "time_limit", "wider_pool"})
+
 #: Objectives of the subset-sum construction (:func:`strongticket.subsetsum.solve`).
 SUBSET_SUM_OBJECTIVES = ("min_error", "sparsest")
 
@@ -84,13 +90,19 @@ CONSTRUCTIONS: Mapping[str, Construction] = MappingProxyType({c.name: c for c in
         paper="A. Pensia, S. Rajput, A. Nagle, H. Vishwakarma, D. Papailiopoulos, \"Optimal Lottery Tickets via "
               "SubsetSum: Logarithmic Over-Parameterization is Sufficient\", NeurIPS 2020",
         summary="depth-2L random network; each target weight approximated by a subset sum of random products",
-        options=_TWO_LAYER_OPTIONS | {"solver", "objective", "time_limit"}, check=_check_subset_sum),
+        options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum),
     Construction(
         name="malach", construct=malach.construct,
         paper="E. Malach, G. Yehudai, S. Shalev-Shwartz, O. Shamir, \"Proving the Lottery Ticket Hypothesis: "
               "Pruning is All You Need\", ICML 2020",
         summary="the same 2L random network; each target weight matched by the single nearest random product",
         options=_TWO_LAYER_OPTIONS),
+    Construction(
+        name="cnn2l", construct=cnn2l.construct,
+        paper="A. da Cunha, E. Natale, L. Viennot, \"Proving the Lottery Ticket Hypothesis for Convolutional Neural "
+              "Networks\", ICLR 2022",
+        summary="depth-2L random CNN; each kernel entry and linear weight approximated by a subset sum",
+        options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum),
 )})
 
 

@@ -8,6 +8,7 @@ mismatch (missing file, wrong format, keys or shapes that do not fit the archite
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -83,8 +84,16 @@ def read_spec_file(path: Path) -> NetSpec:
     return spec
 
 
+@dataclass(frozen=True)
+class Target:
+    """A trained target: the module (eval mode) and the shape of one input when known (``(C, H, W)``, ...)."""
+
+    module: nn.Module
+    input_shape: tuple[int, ...] | None
+
+
 def load_target(checkpoint: Path, *, model: str | None = None, spec: Path | None = None, num_classes: int = 10,
-                in_channels: int = 1, image_size: int = 28, width: float = 1.0, bias: bool = False) -> nn.Module:
+                in_channels: int = 1, image_size: int = 28, width: float = 1.0, bias: bool = False) -> Target:
     """The trained target of a construction: a zoo model (``model``) or a spec file (``spec``), with its weights.
 
     Parameters
@@ -100,8 +109,9 @@ def load_target(checkpoint: Path, *, model: str | None = None, spec: Path | None
 
     Returns
     -------
-    nn.Module
-        The target in eval mode.
+    Target
+        The module in eval mode and its input shape: ``(in_channels, image_size, image_size)`` for a zoo
+        model, the spec's ``input_shape`` (None when it records none) for a spec.
     """
     if (model is None) == (spec is None):
         got = "both" if model is not None else "neither"
@@ -111,12 +121,13 @@ def load_target(checkpoint: Path, *, model: str | None = None, spec: Path | None
 
         target = build_model(model, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
                              width=width, bias=bias, seed=0)  # initial weights: all replaced by the checkpoint
-        what = f"zoo model {model!r}"
+        what, shape = f"zoo model {model!r}", (in_channels, image_size, image_size)
     else:
-        target = read_spec_file(spec).build()
-        what = f"spec {spec.name!r}"
+        net_spec = read_spec_file(spec)
+        target = net_spec.build()
+        what, shape = f"spec {spec.name!r}", net_spec.input_shape
     load_state_into(target, load_checkpoint(checkpoint), what)
-    return target.eval()
+    return Target(target.eval(), None if shape is None else tuple(shape))
 
 
-__all__ = ["load_checkpoint", "load_state_into", "load_target", "read_spec_file"]
+__all__ = ["Target", "load_checkpoint", "load_state_into", "load_target", "read_spec_file"]

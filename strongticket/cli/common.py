@@ -10,6 +10,7 @@ Rules every command follows:
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -26,9 +27,52 @@ from strongticket.jsonio import emit_json, jsonable
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of every random draw (networks, instances, data order).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 
-# Off a terminal (pipes, CI logs) tables keep their full width instead of being squeezed to 80 columns.
-stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-stderr = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+#: Columns of tables off a terminal (pipes, CI logs), instead of rich's 80 that squeeze them.
+PIPE_WIDTH = 200
+#: Columns of ``--help`` off a terminal: rich's 80 cut long defaults with an ellipsis; 120 fits every option.
+PIPE_HELP_WIDTH = 120
+
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+stderr = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
+
+
+def _readable_help() -> None:
+    """Make typer's ``--help`` read like click's, for every command of the package.
+
+    Recent typer releases render a boolean flag with a ``<bool>`` value type although it takes no value, write
+    a required argument as ``{out}`` in the usage line, and lay the help out in 80 columns when stdout is not a
+    terminal, which cuts long defaults with an ellipsis. Here flags get no type, usage arguments are written
+    ``OUT`` / ``[OUT]`` / ``RUNS...`` (click's convention), and help off a terminal is :data:`PIPE_HELP_WIDTH` wide
+    (``TERMINAL_WIDTH`` in the environment still wins). Releases without these methods render click's way
+    already and are left alone.
+    """
+    import typer.core
+    import typer.rich_utils
+
+    if not sys.stdout.isatty() and not os.environ.get("TERMINAL_WIDTH"):
+        typer.rich_utils.MAX_WIDTH = PIPE_HELP_WIDTH
+    option = typer.core.TyperOption
+    if hasattr(option, "display_type_rich") and not getattr(option, "_strongticket_help", False):
+        type_of = option.display_type_rich
+
+        def display_type_rich(self: Any, ctx: Any) -> str | None:
+            return None if self.is_flag and self.metavar is None else type_of(self, ctx)
+
+        option.display_type_rich = display_type_rich  # type: ignore[method-assign]
+        option._strongticket_help = True  # type: ignore[attr-defined]
+    argument = typer.core.TyperArgument
+    if hasattr(argument, "_usage_display_name"):
+
+        def usage_name(self: Any) -> str:
+            name = self.metavar if self.metavar is not None else (self.name or "").upper()
+            if not self.required:
+                name = f"[{name}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        argument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_readable_help()
 
 
 # JSON output lives in the bottom layer (strongticket.jsonio) so that proofs_check and the library print it the

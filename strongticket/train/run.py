@@ -31,6 +31,10 @@ from strongticket.train.methods import method_entry
 from strongticket.train.rundir import CheckpointError, RunDir
 
 
+# files a finished run holds; summary.json records their sizes and digests, checked when the run is rerun
+RUN_FILES = ("config.json", "metrics.jsonl", "mask.safetensors", "model.safetensors")
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` → ``cuda`` when available, else ``cpu``; anything else is passed to ``torch.device``."""
     if device == "auto":
@@ -405,6 +409,10 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
         A damaged checkpoint in ``out``.
     """
     rank, world, dev = init_distributed(device)
+    rundir = RunDir(out)
+    if rank == 0:
+        rundir.check_writable(overwrite=overwrite)
+    resolve_config(config)  # registry names and the density, before the data is read
     data = load_dataset(config.data.dataset, data_dir, "cpu")
     config = resolve_config(config, data)
     method = method_entry(config.prune.method)(config.prune)
@@ -413,7 +421,6 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     if d.train_subset or d.test_subset:
         data = data.subset(d.train_subset, d.test_subset, seed=derive_seed(config.seed, "subset"))
     data = data.to(dev)
-    rundir = RunDir(out)
     meta = {"versions": versions(), "device": str(dev), "world_size": world, "host": platform.node()}
     if rank == 0:
         resumed = rundir.open(config, meta=meta, overwrite=overwrite)
@@ -422,6 +429,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
         resumed = True
     done = rundir.read_summary()
     if resumed and done is not None:
+        rundir.verify_files(done)
         return done
     started = time.perf_counter()
     ctx = RunContext(config, data, rundir, rank=rank, world_size=world, bar=bar)
@@ -447,6 +455,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     if rank == 0:
         rundir.save_tensors("mask.safetensors", masks, {"format": "strongticket-mask"})
         rundir.save_tensors("model.safetensors", model.effective_state_dict())
+        summary["files"] = {name: rundir.file_record(name) for name in RUN_FILES if (rundir.path / name).is_file()}
         rundir.write_summary(summary)
     _barrier(world)
     return summary

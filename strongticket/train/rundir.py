@@ -29,7 +29,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from strongticket.errors import InputError, StrongTicketError
-from strongticket.files import save_tensors_atomic, sha256_file, write_bytes_atomic, write_json_atomic
+from strongticket.files import (
+    check_can_create,
+    check_writable_directory,
+    read_json_object,
+    save_tensors_atomic,
+    sha256_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from strongticket.train.config import RunConfig, config_diff
 
 FORMAT_VERSION = 1
@@ -37,6 +45,17 @@ FORMAT_VERSION = 1
 
 class CheckpointError(StrongTicketError):
     """A run directory's checkpoint is damaged, missing or inconsistent with its state file."""
+
+
+def _check_new(path: Path) -> None:
+    check_can_create(path, what="--out")
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise InputError(f"--out {str(path)!r} is a file, not a run directory; choose another --out")
+    if any(path.iterdir()):
+        raise InputError(f"--out {str(path)!r} exists and is not a run directory (no config.json); "
+                         "choose another --out")
 
 
 class RunDir:
@@ -51,37 +70,40 @@ class RunDir:
 
         Returns True when an existing run of the same configuration is resumed. Raises
         :class:`InputError` if the directory holds a run of another configuration (naming the fields that
-        differ) or is a non-empty directory that is not a run directory.
+        differ), or if the path is a file or a non-empty directory that is not a run directory (never
+        deleted, even with ``overwrite``); :class:`~strongticket.errors.OutputError` if it cannot be created.
         """
         cfg_path = self.path / "config.json"
         new = {"format": FORMAT_VERSION, "config": config.to_dict(), **meta}
-        if overwrite and self.path.exists():
+        self.check_writable(overwrite=overwrite)
+        if overwrite and self.path.is_dir():
             self._clear()
         if cfg_path.is_file():
-            try:
-                old = json.loads(cfg_path.read_text())
-            except json.JSONDecodeError as exc:
-                raise CheckpointError(f"{str(cfg_path)!r} is not valid JSON ({exc}); pass --overwrite to start "
-                                      "over") from None
+            old = read_json_object(cfg_path, CheckpointError)
             diff = config_diff(old.get("config", {}), new["config"])
             if diff:
                 raise InputError(f"run directory {str(self.path)!r} holds a run with another configuration; "
                                  f"differing fields: {'; '.join(diff)} (use another --out, or --overwrite)")
             return True
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise InputError(f"{str(self.path)!r} exists and is not a run directory (no config.json); "
-                             "choose another --out or pass --overwrite")
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(cfg_path, new)
+        write_json_atomic(cfg_path, new, what="run config")
         return False
+
+    def check_writable(self, *, overwrite: bool) -> None:
+        """Check, before any work, that the run may be written (or resumed) at ``path``: an existing run
+        directory (``config.json``), an empty directory, or a new path whose parents can be created."""
+        if (self.path / "config.json").is_file() and not self.path.is_symlink() and not overwrite:
+            return  # resume
+        if overwrite:
+            check_writable_directory(self.path, overwrite=True, marker="config.json", what="--out")
+        else:
+            _check_new(self.path)
 
     def _clear(self) -> None:
         import shutil
 
-        if self.path.is_dir() and (self.path / "config.json").is_file():
+        if (self.path / "config.json").is_file():
             shutil.rmtree(self.path)
-        elif self.path.exists() and any(self.path.iterdir()):
-            raise InputError(f"refusing to overwrite {str(self.path)!r}: it is not a run directory")
 
     # metrics --------------------------------------------------------------------------------------
     @property
@@ -182,11 +204,44 @@ class RunDir:
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"cannot read {str(p)!r}: {exc}; pass --overwrite to start over") from None
 
+    def file_record(self, name: str) -> dict[str, Any]:
+        """``{"bytes", "sha256"}`` of ``<run>/<name>``, as ``summary.json`` records every file the run wrote."""
+        p = self.path / name
+        return {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Write ``summary.json`` (the mark of a finished run)."""
-        write_json_atomic(self.path / "summary.json", summary)
+        write_json_atomic(self.path / "summary.json", summary, what="run summary")
 
     def read_summary(self) -> dict[str, Any] | None:
-        """Return ``summary.json`` if the run finished, else None."""
+        """Return ``summary.json`` if the run finished, else None (damage is a CheckpointError)."""
         p = self.path / "summary.json"
-        return json.loads(p.read_text()) if p.is_file() else None
+        if not p.is_file():
+            return None
+        return read_json_object(p, CheckpointError)
+
+    def verify_files(self, summary: dict[str, Any]) -> None:
+        """Check every file ``summary["files"]`` records against its size and sha256.
+
+        Raises
+        ------
+        CheckpointError
+            One line naming the first missing or changed file.
+        """
+        files = summary.get("files")
+        if not isinstance(files, dict):
+            return  # a run written before files were recorded: nothing to compare with
+        for name, rec in files.items():
+            p = self.path / name
+            if not p.is_file():
+                raise CheckpointError(f"{name} of the finished run {str(self.path)!r} is missing; "
+                                      "pass --overwrite to train it again")
+            size = p.stat().st_size
+            if size != rec.get("bytes"):
+                raise CheckpointError(f"{name} of the finished run {str(self.path)!r} is damaged: {size} bytes, "
+                                      f"summary.json records {rec.get('bytes')}; pass --overwrite to train it again")
+            digest = sha256_file(p)
+            if digest != rec.get("sha256"):
+                raise CheckpointError(f"{name} of the finished run {str(self.path)!r} is damaged: sha256 "
+                                      f"{digest[:16]}... differs from {str(rec.get('sha256'))[:16]}... in "
+                                      "summary.json; pass --overwrite to train it again")

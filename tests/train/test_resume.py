@@ -109,3 +109,26 @@ def test_torn_last_metrics_line_is_rewritten(tmp_path: Path, monkeypatch: pytest
         fh.write('{"event": "ev')  # a kill in the middle of writing a line
     train_run(config, run, device="cpu")
     assert metrics(run) == metrics(ref)
+
+
+@pytest.mark.parametrize("name,damage", [("model.safetensors", "truncate"), ("mask.safetensors", "flip"),
+                                         ("metrics.jsonl", "truncate"), ("model.safetensors", "delete")])
+def test_rerun_of_a_finished_run_verifies_its_files(name: str, damage: str, tmp_path: Path) -> None:
+    from strongticket.train.rundir import CheckpointError
+
+    config = tiny("random", 0.3, {})
+    s = train_run(config, tmp_path / "run", device="cpu")
+    assert set(s["files"]) == {"config.json", "metrics.jsonl", "mask.safetensors", "model.safetensors"}
+    assert train_run(config, tmp_path / "run", device="cpu") == s  # intact: reported as finished
+    p = tmp_path / "run" / name
+    data = p.read_bytes()
+    if damage == "truncate":
+        p.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        p.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    else:
+        p.unlink()
+    with pytest.raises(CheckpointError, match=f"{name} of the finished run .* (damaged|missing)"):
+        train_run(config, tmp_path / "run", device="cpu")
+    assert not p.exists() if damage == "delete" else p.read_bytes() != data  # the evidence is left as it was
+    assert train_run(config, tmp_path / "run", device="cpu", overwrite=True)["test_accuracy"] == s["test_accuracy"]

@@ -189,8 +189,9 @@ def test_non_run_directory_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "run" / "precious.txt").write_text("x")
     with pytest.raises(InputError, match="not a run directory"):
         train_run(cfg(), tmp_path / "run", device="cpu")
-    with pytest.raises(InputError, match="not a run directory"):
+    with pytest.raises(InputError, match="strongticket did not write"):
         train_run(cfg(), tmp_path / "run", device="cpu", overwrite=True)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["precious.txt"]
 
 
 def test_layer_collapse_is_detected_and_reported(tmp_path: Path) -> None:

@@ -230,7 +230,8 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
     constant_kind = None
     if constant:
         image = len(spec.input_shape) == 3
-        first_flat = next(i for i, layer in enumerate(spec.layers) if isinstance(layer, (Flatten, Linear)))
+        first_flat = next((i for i, layer in enumerate(spec.layers) if isinstance(layer, (Flatten, Linear))),
+                          len(spec.layers))
         needs_channel = image and any(isinstance(layer, (Conv2d, Pool)) for layer in spec.layers[:first_flat])
         if needs_channel and not IMAGE_CONSTANT_CHANNEL:
             raise InputError(

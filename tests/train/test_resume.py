@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from strongticket.train import run as run_mod
+from strongticket.train import context as ctx_mod
 from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig
 from strongticket.train.rundir import RunDir
 from strongticket.train.run import train_run
@@ -40,7 +40,7 @@ def metrics(run: Path) -> list[dict]:
 
 def kill_at(monkeypatch: pytest.MonkeyPatch, where: str, k: int) -> None:
     """Raise :class:`Killed` right after the ``k``-th metrics line (``log``) or checkpoint (``save``) is written."""
-    target, name = (run_mod.RunContext, "log") if where == "log" else (RunDir, "save_checkpoint")
+    target, name = (ctx_mod.RunContext, "log") if where == "log" else (RunDir, "save_checkpoint")
     original = getattr(target, name)
     count = [0]
 

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from strongticket.errors import DataError, InputError
-from strongticket.train import run as run_mod
+from strongticket.train import context as ctx_mod
 from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig
 from strongticket.train.methods import method_names
 from strongticket.train.methods.gmp import cubic_density
@@ -101,18 +101,18 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(method, density, extra
     config = RunConfig(**{**cfg(method, density, epochs=4, **extra).__dict__, "checkpoint_every": 2})
     ref = train_run(config, tmp_path / "ref", device="cpu")
 
-    original = run_mod.EvalAndLog.on_epoch
+    original = ctx_mod.EvalAndLog.on_epoch
 
     def kill_after_eval(self, trainer):
         original(self, trainer)
         if self.phase == kill_phase and trainer.epoch == kill_epoch:
             raise Killed  # after this epoch's metrics line, before its checkpoint (checkpoint_every=2)
 
-    monkeypatch.setattr(run_mod.EvalAndLog, "on_epoch", kill_after_eval)
+    monkeypatch.setattr(ctx_mod.EvalAndLog, "on_epoch", kill_after_eval)
     with pytest.raises(Killed):
         train_run(config, tmp_path / "run", device="cpu")
     assert not (tmp_path / "run" / "summary.json").exists()
-    monkeypatch.setattr(run_mod.EvalAndLog, "on_epoch", original)
+    monkeypatch.setattr(ctx_mod.EvalAndLog, "on_epoch", original)
     resumed = train_run(config, tmp_path / "run", device="cpu")
 
     assert resumed["test_accuracy"] == ref["test_accuracy"]
@@ -143,7 +143,7 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path: Path, monkeypatch: pytest
     def boom(self, trainer):
         raise Killed
 
-    monkeypatch.setattr(run_mod.Checkpoint, "on_end", boom)
+    monkeypatch.setattr(ctx_mod.Checkpoint, "on_end", boom)
     with pytest.raises(Killed):
         train_run(config, tmp_path / "run", device="cpu")
     monkeypatch.undo()

@@ -17,7 +17,7 @@ from strongticket.train.config import PruneConfig
 from strongticket.train.masking import MaskedModel, Masks, mask_from_scores
 
 if TYPE_CHECKING:
-    from strongticket.train.run import RunContext
+    from strongticket.train.context import RunContext
 
 
 class Method:

@@ -1,6 +1,6 @@
 """Exact 1-D subset sum by meet in the middle, compiled with numba and parallel over targets.
 
-Horowitz & Sahni (1974) meet-in-the-middle, specialised as in ``shared/theory/solvers.md``:
+Horowitz & Sahni (1974) meet-in-the-middle (the algorithm and its measured figures: ``docs/solvers.md``):
 
 1. split the n candidates into a left half (``n // 2``) and a right half;
 2. build each half's 2^h subset sums **already sorted**, adding one candidate at a time by merging the
@@ -25,9 +25,12 @@ Objectives
 ``min_error``
     the subset minimising ``|z - sum|``; ties toward the smaller key (smaller subset, then bitmask).
 ``sparsest``
-    the fewest candidates with error <= eps, then the smallest error; the half lists are split by
-    subset size and pairs of sizes (a, k - a) are swept for k = 0, 1, ... until one is within eps.
-    Instances with no subset within eps are ``infeasible`` and return the min-error subset.
+    the fewest candidates with error <= eps, then the smallest error. Each half's sums are built by
+    subset size, one size at a time and only as far as needed (:func:`_size_round`), and pairs of sizes
+    (a, k - a) are swept for k = 0, 1, ... until one is within eps (:func:`_sparsest`). A small answer
+    thus costs a small fraction of the 2^(n/2) sums per half: at n = 21 and eps = 0.01 (answers of ~2
+    candidates) sparsest runs faster than min_error. Instances with no subset within eps are
+    ``infeasible`` and return the min-error subset (all sizes built: the cost of one full list per half).
 
 Errors are compared as ``|(l + r) - z|`` with ``l`` and ``r`` the halves' left-to-right sums; the
 reported error is recomputed by ``solve`` from the selection (left to right over all n), which can
@@ -150,32 +153,130 @@ def _sweep(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key):
     return best_err, best_key
 
 
-@nb.njit(cache=True, nogil=True)
-def _split_by_size(sums, keys, count, h, out_sums, out_keys, starts):
-    """Stable partition of a sorted list by subset size, de-duplicating equal sums within a size.
+@nb.njit(cache=True, nogil=True, inline="always")
+def _merge_shifted(as_, ak, a0, na, bs, bk, b0, nb_, v, add, out_s, out_k, o0):
+    """Merge the sorted list ``as_[a0:a0+na]`` with ``bs[b0:b0+nb_] + v`` (keys + ``add``) into ``out[o0:]``,
+    keeping equal sums once with the smallest key; returns the count written.
 
-    ``starts`` (h + 2,) receives the class boundaries: class ``a`` is ``out[starts[a]:starts[a+1]]``.
+    Both inputs are sorted by (sum, key) with distinct sums; so is the output.
     """
-    counts = np.zeros(h + 1, dtype=np.int64)
-    for i in range(count):
-        counts[keys[i] >> PC_SHIFT] += 1
-    starts[0] = 0
-    for a in range(h + 1):
-        starts[a + 1] = starts[a] + counts[a]
-    fill = starts[:h + 1].copy()
-    for i in range(count):
-        a = keys[i] >> PC_SHIFT
-        p = fill[a]
-        if p > starts[a] and out_sums[p - 1] == sums[i]:
-            if keys[i] < out_keys[p - 1]:
-                out_keys[p - 1] = keys[i]
-            continue
-        out_sums[p] = sums[i]
-        out_keys[p] = keys[i]
-        fill[a] = p + 1
-    # Close the gaps left by de-duplication: class a now ends at fill[a].
-    ends = fill
-    return ends
+    i = 0
+    j = 0
+    o = o0
+    while i < na or j < nb_:
+        if j >= nb_:
+            sv = as_[a0 + i]
+            kk = ak[a0 + i]
+            i += 1
+        elif i >= na:
+            sv = bs[b0 + j] + v
+            kk = bk[b0 + j] + add
+            j += 1
+        else:
+            sa = as_[a0 + i]
+            sb = bs[b0 + j] + v
+            if sa < sb or (sa == sb and ak[a0 + i] <= bk[b0 + j] + add):
+                sv = sa
+                kk = ak[a0 + i]
+                i += 1
+            else:
+                sv = sb
+                kk = bk[b0 + j] + add
+                j += 1
+        if o > o0 and out_s[o - 1] == sv:
+            if kk < out_k[o - 1]:
+                out_k[o - 1] = kk
+        else:
+            out_s[o] = sv
+            out_k[o] = kk
+            o += 1
+    return o - o0
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _size_round(x, lo, h, a, ps, pk, poff, plen, cs, ck, coff, clen):
+    """Subset sums of size ``a`` of every prefix of ``x[lo:lo+h]``, from those of size ``a - 1``.
+
+    ``C_a(j)``, the sorted sums of the size-``a`` subsets of the first ``j`` candidates, is
+    ``merge(C_a(j - 1), C_{a-1}(j - 1) + x_{j-1})``: the prefix lists of size ``a - 1`` (``ps``/``pk`` at
+    ``poff``/``plen``) give those of size ``a`` (written to ``cs``/``ck``, ``coff``/``clen``) in
+    ``C(h + 1, a + 1)`` merge steps, at most 2^h entries. Every sum is added left to right, as
+    :func:`_build_sorted_sums` adds it, and equal sums keep the smallest key, so ``C_a(h)`` is exactly
+    the size-``a`` class of the full sorted list.
+    """
+    if a == 0:
+        for j in range(h + 1):
+            cs[j] = 0.0
+            ck[j] = 0
+            coff[j] = j
+            clen[j] = 1
+        return
+    pos = 0
+    start = 0
+    count = 0  # C_a(a - 1) is empty
+    for j in range(a, h + 1):
+        k = j - 1
+        got = _merge_shifted(cs, ck, start, count, ps, pk, poff[k], plen[k], x[lo + k],
+                             PC_UNIT + (np.int64(1) << k), cs, ck, pos)
+        coff[j] = pos
+        clen[j] = got
+        start = pos
+        count = got
+        pos += got
+
+
+@nb.njit(cache=True, nogil=True)
+def _sparsest(x, z, hl, hr, eps, lbuf, lkey, rbuf, rkey, offs, ls, lk, rs, rk, lstart, lend, rstart, rend):
+    """Fewest candidates within ``eps``: (found, key, internal error); the min-error subset if none is.
+
+    For k = 0, 1, ... the size-k classes of both halves are built as they are first needed
+    (:func:`_size_round`: C(h + 1, k + 1) merge steps, so a small answer costs a fraction of the 2^h
+    sums) and the pairs of classes (a, k - a) are swept; the first k with a pair within ``eps`` is the
+    answer (then the smallest error, then the smallest key). Where no size qualifies, every class has
+    been built, at the cost of one full sorted list per half, and the best pair over all sizes is
+    returned. ``lbuf``/``rbuf`` (2, >= 2^h) float64 and ``lkey``/``rkey`` (2, >= 2^h) int64 hold the
+    prefix lists of two consecutive rounds; ``offs`` (8, h + 2) int64 their offsets and lengths.
+    """
+    g_err = np.inf
+    g_key = _INT64_MAX
+    lcur = 0
+    rcur = 0
+    lpos = 0
+    rpos = 0
+    for k in range(hl + hr + 1):
+        if k <= hl:
+            _size_round(x, 0, hl, k, lbuf[lcur], lkey[lcur], offs[lcur], offs[2 + lcur],
+                        lbuf[1 - lcur], lkey[1 - lcur], offs[1 - lcur], offs[3 - lcur])
+            lcur = 1 - lcur
+            src = offs[lcur, hl]
+            m = offs[2 + lcur, hl]
+            lstart[k] = lpos
+            ls[lpos:lpos + m] = lbuf[lcur, src:src + m]
+            lk[lpos:lpos + m] = lkey[lcur, src:src + m]
+            lpos += m
+            lend[k] = lpos
+        if k <= hr:
+            _size_round(x, hl, hr, k, rbuf[rcur], rkey[rcur], offs[4 + rcur], offs[6 + rcur],
+                        rbuf[1 - rcur], rkey[1 - rcur], offs[5 - rcur], offs[7 - rcur])
+            rcur = 1 - rcur
+            src = offs[4 + rcur, hr]
+            m = offs[6 + rcur, hr]
+            rstart[k] = rpos
+            rs[rpos:rpos + m] = rbuf[rcur, src:src + m]
+            rk[rpos:rpos + m] = rkey[rcur, src:src + m]
+            rpos += m
+            rend[k] = rpos
+        k_err = np.inf
+        k_key = _INT64_MAX
+        for a in range(max(0, k - hr), min(k, hl) + 1):
+            b = k - a
+            k_err, k_key = _sweep(ls, lk, lstart[a], lend[a], rs, rk, rstart[b], rend[b], z, hl, k_err, k_key)
+        if k_err <= eps:
+            return True, k_key, k_err
+        if k_err < g_err or (k_err == g_err and k_key < g_key):
+            g_err = k_err
+            g_key = k_key
+    return False, g_key, g_err
 
 
 @nb.njit(cache=True, nogil=True)
@@ -358,6 +459,20 @@ def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, 
         dl = np.zeros(4, np.bool_)
         dr = np.zeros(4, np.bool_)
         redo = np.zeros(stop - start, np.bool_)
+        lend = np.empty(hl + 2, np.int64)
+        rend = np.empty(hr + 2, np.int64)
+        if objective == _OBJ_SPARSEST:
+            sp_lbuf = np.empty((2, 1 << hl), np.float64)
+            sp_lkey = np.empty((2, 1 << hl), np.int64)
+            sp_rbuf = np.empty((2, cap), np.float64)
+            sp_rkey = np.empty((2, cap), np.int64)
+            sp_offs = np.empty((8, hr + 2), np.int64)
+        else:  # unused: keeps numba's types the same on both branches
+            sp_lbuf = np.empty((2, 1), np.float64)
+            sp_lkey = np.empty((2, 1), np.int64)
+            sp_rbuf = np.empty((2, 1), np.float64)
+            sp_rkey = np.empty((2, 1), np.int64)
+            sp_offs = np.empty((8, 1), np.int64)
         if objective == _OBJ_MIN_ERROR:
             nl = 1 << hl
             nr = 1 << hr
@@ -397,41 +512,19 @@ def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, 
                 continue
             x = cands[t]
             z = targets[t]
-            dedup = objective == _OBJ_MIN_ERROR
-            ls, lk, nl = _build_sorted_sums(x, 0, hl, b0, k0, b1, k1, dedup)
-            rs, rk, nr = _build_sorted_sums(x, hl, hr, b2, k2, b3, k3, dedup)
-            if objective == _OBJ_MIN_ERROR:
+            if objective == _OBJ_MIN_ERROR:  # the keyed path: breaks ties by key
+                ls, lk, nl = _build_sorted_sums(x, 0, hl, b0, k0, b1, k1, True)
+                rs, rk, nr = _build_sorted_sums(x, hl, hr, b2, k2, b3, k3, True)
                 err, key = _sweep(ls, lk, 0, nl, rs, rk, 0, nr, z, hl, np.inf, _INT64_MAX)
                 out_keys[t] = key
                 out_err[t] = err
                 out_status[t] = 0 if (eps <= 0.0 or err <= eps) else 2
                 continue
-            # sparsest: sweep size classes (a, k - a) for k = 0, 1, ... until one is within eps
-            lend = _split_by_size(ls, lk, nl, hl, s0, q0, lstart)
-            rend = _split_by_size(rs, rk, nr, hr, s1, q1, rstart)
-            g_err = np.inf
-            g_key = _INT64_MAX
-            found = False
-            for k in range(n + 1):
-                k_err = np.inf
-                k_key = _INT64_MAX
-                for a in range(max(0, k - hr), min(k, hl) + 1):
-                    b = k - a
-                    k_err, k_key = _sweep(s0, q0, lstart[a], lend[a], s1, q1, rstart[b], rend[b],
-                                          z, hl, k_err, k_key)
-                if k_err <= eps:
-                    out_keys[t] = k_key
-                    out_err[t] = k_err
-                    out_status[t] = 0
-                    found = True
-                    break
-                if k_err < g_err or (k_err == g_err and k_key < g_key):
-                    g_err = k_err
-                    g_key = k_key
-            if not found:
-                out_keys[t] = g_key
-                out_err[t] = g_err
-                out_status[t] = 2
+            found, key, err = _sparsest(x, z, hl, hr, eps, sp_lbuf, sp_lkey, sp_rbuf, sp_rkey, sp_offs,
+                                        s0, q0, s1, q1, lstart, lend, rstart, rend)
+            out_keys[t] = key
+            out_err[t] = err
+            out_status[t] = 0 if found else 2
 
 
 def solve_exact_keys(candidates: np.ndarray, targets: np.ndarray, objective: str = "min_error",

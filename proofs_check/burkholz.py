@@ -1,5 +1,6 @@
 """Burkholz (NeurIPS 2022), "Most Activation Functions Can Win the Lottery Without Excessive Depth":
-the first layer per activation (constructions.md §7.2, §11.2; §9 A3, A4, D21, D22).
+the first layer per activation (items A3, A4) and the depth-L+1 construction (D21, D22); the
+activation constants are cross-checked against :mod:`strongticket.nets.activations`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ SMOOTH = {
 }
 
 
-@check(item="A3", paper=f"{PAPER} §7.2 (LeakyReLU)")
+@check(item="A3", paper=f"{PAPER} (L+1, LeakyReLU)")
 def leaky_relu_split(seed: int) -> Outcome:
     """LeakyReLU(α), φ(x) = x for x ≥ 0 and α·x for x < 0, α ≥ 0: φ(x) − φ(−x) = (1 + α)·x and
     φ(c·x) = c·φ(x) for c ≥ 0; so the ± split first layer must be rescaled by 1/(1 + α).
 
-    Burkholz (2022) §7.2 of our digest (the reference code does not rescale: a factor 1 + α = 1.01
+    Burkholz (2022), depth-L+1 first layer (the reference code does not rescale: a factor 1 + α = 1.01
     at PyTorch's default α). Proof: case split on sign(x); sympy evaluates the Piecewise.
     """
     a, p, c = sp.Symbol("alpha", nonnegative=True), sp.Symbol("p", positive=True), sp.Symbol("c", positive=True)
@@ -52,12 +53,12 @@ def leaky_relu_split(seed: int) -> Outcome:
     return pr.outcome("case split on sign(x): φ(x) − φ(−x) = (1+α)x and φ(cx) = cφ(x); rescale by 1/(1+α)")
 
 
-@check(item="A4", paper=f"{PAPER} §11.2 (GELU, SiLU, softplus)")
+@check(item="A4", paper=f"{PAPER} (L+1, extended to GELU, SiLU, softplus)")
 def smooth_split_identity(seed: int) -> Outcome:
     """φ(x) − φ(−x) = x for GELU (x·Φ(x)), SiLU (x·s(x)) and softplus (log(1+eˣ)); equivalently the
     odd part of φ is exactly x/2, so a ± split first layer cancels the even part of the error.
 
-    constructions.md §11.2 (strongticket's extension of Burkholz 2022). Proof: sympy simplifies
+    strongticket's extension of Burkholz (2022) to these activations. Proof: sympy simplifies
     φ(x) − φ(−x) − x to 0 (uses erf(−x) = −erf(x) and s(x) + s(−x) = 1); for softplus, if direct
     simplification fails, d/dx[φ(x) − φ(−x) − x] = 0 and the value at 0 is 0.
     """
@@ -73,14 +74,16 @@ def smooth_split_identity(seed: int) -> Outcome:
     return pr.outcome("GELU, SiLU, softplus: φ(x) − φ(−x) − x simplifies to 0 for real x")
 
 
-@check(item="A4", paper=f"{PAPER} §11.2 (linear regime)")
+@check(item="A4", paper=f"{PAPER} (L+1, linear regime)")
 def linear_regime_constants(seed: int) -> Outcome:
     """φ(0), φ′(0), φ″(0) for the smooth activations, which the L+1 first layer needs (target
     w/(λ·φ′(0)), cancel φ(0) with constant neurons): GELU (0, ½, √(2/π)), SiLU (0, ½, ½),
-    softplus (ln 2, ½, ¼), tanh (0, 1, 0), sigmoid (½, ¼, 0).
+    softplus (ln 2, ½, ¼), tanh (0, 1, 0), sigmoid (½, ¼, 0); the activation registry
+    (:mod:`strongticket.nets.activations`) records the same φ(0) and φ′(0), and a Taylor-remainder constant
+    c ≥ |φ″(0)|/2 (a bound c·x² on |φ(x) − φ(0) − φ′(0)x| cannot be smaller near 0).
 
-    constructions.md §11.2. Proof: sympy differentiates and evaluates at 0; each difference to the
-    stated constant simplifies to 0.
+    strongticket's extension of Burkholz (2022). Proof: sympy differentiates and evaluates at 0; each
+    difference to the stated constant simplifies to 0; the registry's floats agree to 1e-15.
     """
     half, quarter = sp.Rational(1, 2), sp.Rational(1, 4)
     expected = {"gelu": (0, half, sp.sqrt(2 / sp.pi)), "silu": (0, half, half), "softplus": (sp.log(2), half, quarter),
@@ -90,19 +93,27 @@ def linear_regime_constants(seed: int) -> Outcome:
         f = SMOOTH[name]
         for k, c in enumerate(consts):
             pr.zero(sp.diff(f, _x, k).subs(_x, 0) - c, f"{name}: φ^({k})(0) = {c}")
-    return pr.outcome("15 constants: each difference simplifies to 0",
-                      None)
+    from strongticket.nets.activations import activation
+
+    for name, (phi0, dphi0, ddphi0) in expected.items():
+        entry = activation(name)
+        pr.true(abs(entry.phi0 - float(phi0)) <= 1e-15, f"registry {name}: phi0 = {phi0}")
+        pr.true(entry.dphi0 is not None and abs(entry.dphi0 - float(dphi0)) <= 1e-15,
+                f"registry {name}: dphi0 = {dphi0}")
+        pr.true(entry.remainder is not None and entry.remainder >= abs(float(ddphi0)) / 2 - 1e-15,
+                f"registry {name}: remainder >= |φ″(0)|/2")
+    return pr.outcome("15 constants: each difference simplifies to 0; the activation registry agrees", None)
 
 
 def _iv_tanh(y: mpmath.iv.mpf) -> mpmath.iv.mpf:
     return 1 - 2 / (mpmath.iv.exp(2 * y) + 1)
 
 
-@check(item="A4", paper=f"{PAPER} §7.2 (tanh)")
+@check(item="A4", paper=f"{PAPER} (L+1, tanh)")
 def tanh_taylor_remainder(seed: int) -> Outcome:
     """y − y³/3 ≤ tanh y ≤ y for y ≥ 0, hence |tanh y − y| ≤ |y|³/3 for every real y.
 
-    Burkholz (2022) linear regime of the first layer, our §9 A4. Proof: tanh is odd (sympy), so
+    Burkholz (2022), linear regime of the first layer. Proof: tanh is odd (sympy), so
     take y ≥ 0. g(y) = y − tanh y: g(0) = 0, g′ = tanh² y ≥ 0, so tanh y ≤ y. h(y) = tanh y − y + y³/3:
     h(0) = 0, h′ = (y − tanh y)(y + tanh y) with both factors ≥ 0 (first step; tanh y ≥ 0), so h ≥ 0.
     Cross-check: interval arithmetic (mpmath.iv) at 2000 points of [0, 4].
@@ -131,11 +142,11 @@ def tanh_taylor_remainder(seed: int) -> Outcome:
                       "interval cross-check at 2000 points of (0, 4]")
 
 
-@check(item="A4", paper=f"{PAPER} §7.2 (sigmoid)")
+@check(item="A4", paper=f"{PAPER} (L+1, sigmoid)")
 def sigmoid_tanh_identity(seed: int) -> Outcome:
     """sigmoid(y) = ½ + ½·tanh(y/2) for every real y.
 
-    Burkholz (2022) sigmoid first layer, our §9 A4. Proof: rewrite in exponentials; sympy simplifies
+    Burkholz (2022), sigmoid first layer. Proof: rewrite in exponentials; sympy simplifies
     the difference to 0.
     """
     pr = Proof()
@@ -143,11 +154,11 @@ def sigmoid_tanh_identity(seed: int) -> Outcome:
     return pr.outcome("difference simplifies to 0 after rewriting tanh in exponentials")
 
 
-@check(item="A4", paper=f"{PAPER} §7.2 (sigmoid)")
+@check(item="A4", paper=f"{PAPER} (L+1, sigmoid)")
 def sigmoid_taylor_remainder(seed: int) -> Outcome:
     """|sigmoid(y) − ½ − y/4| ≤ |y|³/48 for every real y.
 
-    Burkholz (2022), our §9 A4. Proof: sigmoid(y) − ½ − y/4 = ½·(tanh(y/2) − y/2) (sympy), and
+    Burkholz (2022), sigmoid first layer. Proof: sigmoid(y) − ½ − y/4 = ½·(tanh(y/2) − y/2) (sympy), and
     ½·|tanh(y/2) − y/2| ≤ ½·(|y|/2)³/3 = |y|³/48 by tanh_taylor_remainder (sympy checks the constant).
     Cross-check: interval arithmetic at 2000 points of (0, 8].
     """
@@ -170,10 +181,10 @@ def sigmoid_taylor_remainder(seed: int) -> Outcome:
                       "at 2000 points of (0, 8]")
 
 
-@check(item="D21", paper=f"{PAPER} §7.2 (L+1 invariants)")
+@check(item="D21", paper=f"{PAPER} (L+1 invariants)")
 def lplus1_structure(seed: int) -> Outcome:
     """L+1 structural invariants: univariate layer-1 neurons, hidden widths ρ·(n_l + 1), zero source
-    biases in layers ≥ 2, kept weights summing to within ε of w_ij (Burkholz 2022, §9 D21).
+    biases in layers ≥ 2, kept weights summing to within ε of w_ij (Burkholz 2022).
 
     Structural: needs strongticket.construct.lplus1; its tests check it.
     """
@@ -187,14 +198,14 @@ def _rand_frac(rng: np.random.Generator, bound: Fraction, denom: int = 1000) -> 
     return Fraction(int(rng.integers(-denom, denom + 1)), denom) * bound
 
 
-@check(item="D22", paper=f"{PAPER} §7.2 (error amplification)")
+@check(item="D22", paper=f"{PAPER} (L+1 error amplification)")
 def lplus1_error_amplification(seed: int) -> Outcome:
     """With x̂_{j,k} = x_j + e_{j,k}, |e_{j,k}| ≤ e, |x_j| ≤ B, |v| ≤ 1 and kept subsets S_ij with
     |Σ_{S_ij} v − w_ij| ≤ ε′ (bias likewise from constant neurons 1 + e^c), copy (i, m)'s
     pre-activation error is ≤ Σ_j (ε′B + |S_ij|·e) + ε′ + |S^b|·e^c, and after a λ-Lipschitz
     activation e_l ≤ λ·[n_{l−1}(ε′B + s̄·e) + ε′ + s̄·e^c].
 
-    Our derivation for Burkholz (2022) §7.2 (triangle inequality). Checked in exact rational
+    Our derivation for the depth-L+1 construction of Burkholz (2022) (triangle inequality). Checked in exact rational
     arithmetic on 300 random layers (ReLU and LeakyReLU(α), λ = 1) and on adversarial layers
     (v = ±1, all errors aligned) where the pre-activation bound must hold with equality.
     """

@@ -45,7 +45,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One row of the report: check name, §9 item, paper, status, wall seconds, detail, figures."""
+    """One row of the report: check name, item, paper, status, wall seconds, detail, figures."""
 
     name: str
     paper: str
@@ -65,7 +65,10 @@ CheckFn = Callable[[int], Outcome]
 
 
 def check(*, item: str, paper: str, slow: bool = False) -> Callable[[CheckFn], CheckFn]:
-    """Mark ``fn`` as a check of §9 item ``item`` (e.g. ``"A1"``) from ``paper``; ``slow`` ones run with ``--slow``."""
+    """Mark ``fn`` as a check of item ``item`` (e.g. ``"A1"``, see :mod:`proofs_check`) from ``paper``.
+
+    ``slow`` checks run only with ``--slow``.
+    """
 
     def mark(fn: CheckFn) -> CheckFn:
         fn.check_item = item  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
-"""Counting lower bounds (Pensia et al. 2020's lower-bound argument; constructions.md §2.1, §5;
-§9 D23): with n candidates there are at most 2^n subset sums (2^N tickets with N prunable weights),
-so ε-covering a set needs at least its covering number of them.
+"""Counting lower bounds (Pensia et al. 2020's lower-bound argument; item D23): with n candidates there are
+at most 2^n subset sums (2^N tickets with N prunable weights), so ε-covering a set needs at least its
+covering number of them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ PAPER = "Pensia et al. 2020 (lower bound)"
 def rss_counting_bound(seed: int) -> Outcome:
     """If the 2^n subset sums of n reals ε-cover [−1, 1] then n ≥ log2(1/ε).
 
-    Counting (Pensia et al. 2020, lower bound; our §9 D23): each sum covers an interval of length
+    Counting (Pensia et al. 2020, lower bound): each sum covers an interval of length
     2ε, so 2^n·2ε ≥ 2. Proof: sympy shows log2(2^n·2ε/2) = n − log2(1/ε), and log2 is increasing.
     """
     n, eps = sp.symbols("n epsilon", positive=True)

@@ -1,6 +1,5 @@
 """da Cunha, Natale, Viennot (ICLR 2022), "Proving the Lottery Ticket Hypothesis for Convolutional
-Neural Networks": the ℓ1/ℓ∞ convolution bound behind CNN error propagation (constructions.md §4.2;
-§9 A6).
+Neural Networks": the ℓ1/ℓ∞ convolution bound behind CNN error propagation (item A6).
 """
 
 from __future__ import annotations
@@ -27,13 +26,13 @@ def conv2d_int(X: np.ndarray, K: np.ndarray, stride: int, padding: int) -> np.nd
     return out
 
 
-@check(item="A6", paper=f"{PAPER} §4.2")
+@check(item="A6", paper=f"{PAPER} (construction)")
 def conv_l1_linf_bound(seed: int) -> Outcome:
     """‖K * X‖_∞ ≤ max_t ‖K_t‖₁·‖X‖_∞ for any stride and zero padding (K_t: output channel t's
     kernel, ℓ1 over (c_in, k, k)); hence ‖(K̂ − K) * X‖_∞ ≤ k²·c_in·max|K̂ − K|·‖X‖_∞. The first
     bound is attained (X = sign pattern of K, no padding).
 
-    Our §4.2 reading of da Cunha et al. (2022): kernels normalised in ℓ1, inputs and errors in
+    Our reading of the construction of da Cunha et al. (2022): kernels normalised in ℓ1, inputs and errors in
     max-norm. Checked in exact integer arithmetic on 400 random layers (k ∈ {1, 2, 3, 5},
     c_in, c_out ≤ 3, strides 1–3, padding 0–2, inputs up to 9×9, entries up to ±50), and tightness
     on 100 layers. A finite check: the proof is the triangle inequality over the (padded) patch.

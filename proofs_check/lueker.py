@@ -1,6 +1,6 @@
 """Lueker (1998), "Exponentially small bounds on the expected optimum of the partition and subset sum
 problems", Corollary 2.5 as used by the SLTH papers, and the product density that lets RSS run over
-products of two random weights (constructions.md §1.1, §1.2; §9 A5).
+products of two random weights (item A5).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def product_density(seed: int) -> Outcome:
     f(z) = ½·ln(1/|z|) on [−1, 1]; ∫f = 1; f ≥ ½·ln 2 on [−½, ½], so the law of Z contains
     U[−½, ½] with mass ½·ln 2 ≈ 0.347.
 
-    constructions.md §1.1 (the RSS-over-products step of Pensia et al. 2020 and Burkholz 2022).
+    (the RSS-over-products step of Pensia et al. 2020 and Burkholz 2022).
     Proof: f(z) = ∫ f_X(x) f_Y(z/x) / |x| dx; the integrand is nonzero for |x| ≥ |z|, and sympy
     evaluates ∫_{|z|}^1 1/(2x) dx (and 2·∫_{|z|}^1 1/(4x) dx) to −ln|z|/2; f is even, ∫_0^1 −ln z dz = 1;
     f′(z) = −1/(2z) < 0 on (0, 1] so min over [−½, ½] is f(½) = ½ ln 2. Monte-Carlo cross-check:
@@ -54,7 +54,7 @@ def lueker_sample_size_rearrangement(seed: int) -> Outcome:
     soon as n ≥ 2CL + 2√(2n·ln(1/δ)), i.e. n ≥ n* = (√(2D) + √(2D + 2CL))² with D = ln(1/δ); and
     n* ≤ 4CL + 8D, so n = O(log(1/ε) + log(1/δ)).
 
-    Lueker (1998) Cor. 2.5 (constructions.md §1.1), rearranged by us. Proof (sympy): with s = √n the
+    Lueker (1998) Cor. 2.5, rearranged by us. Proof (sympy): with s = √n the
     condition is the quadratic s² − 2√(2D)s − 2CL ≥ 0 whose positive root gives n*; at n = n* the
     exponent (n/2 − CL)²/(2n) equals D exactly; the exponent is nondecreasing in n for n ≥ 2CL
     (derivative (n/2 − CL)(n/2 + CL)/(2n²)); (a + b)² ≤ 2a² + 2b² gives n* ≤ 4CL + 8D.
@@ -91,7 +91,7 @@ def lueker_sample_size_rearrangement(seed: int) -> Outcome:
 @check(item="A5", paper=f"{PAPER} Cor. 2.5 (covering [−1, 1])")
 def two_group_covering(seed: int) -> Outcome:
     """Two independent groups, each ε/2-good for [−½, ½], make one sample ε-good for [−1, 1]:
-    z = z/2 + z/2 and |z − s₁ − s₂| ≤ |z/2 − s₁| + |z/2 − s₂| ≤ ε (constructions.md §1.1; doubles n).
+    z = z/2 + z/2 and |z − s₁ − s₂| ≤ |z/2 − s₁| + |z/2 − s₂| ≤ ε (Lueker 1998; doubles n).
 
     Proof: sympy shows z − s₁ − s₂ = (z/2 − s₁) + (z/2 − s₂) and z/2 ∈ [−½, ½] for z ∈ [−1, 1]; the
     triangle inequality finishes.

@@ -1,6 +1,6 @@
 """Becchetti, da Cunha, Clementi, d'Amore, Lesfari, Natale, Trevisan, "On the Multidimensional
-Random Subset Sum Problem" (arXiv 2207.13944): the counting lower bound for MRSS (constructions.md §5;
-§9 D23) and its gap to the d³ upper bound (§9 C15 measures where reality lies).
+Random Subset Sum Problem" (arXiv 2207.13944): the counting lower bound for MRSS (item
+D23) and its gap to the d³ upper bound (the slow check of item C15 measures where reality lies).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def mrss_counting_bound(seed: int) -> Outcome:
     """If the 2^n subset sums of n vectors ε-cover [−1, 1]^d in ℓ∞ then n ≥ d·log2(1/ε); the ratio of
     the upper bound C·d³·L·(L + ln d) (L = ln(1/ε)) to it is C·ln2·d²·(L + ln d): polynomial in d.
 
-    Becchetti et al. (MRSS) lower bound by counting, our §5. Proof: each ℓ∞ ball is a cube of side
+    Becchetti et al. (MRSS) lower bound by counting. Proof: each ℓ∞ ball is a cube of side
     2ε, so 2^n(2ε)^d ≥ 2^d; sympy reduces log2 of the ratio to n − d·log2(1/ε) and simplifies the gap.
     """
     n, d, eps, C = sp.symbols("n d epsilon C", positive=True)

@@ -1,6 +1,6 @@
 """Pensia, Rajput, Nagle, Vishwakarma, Papailiopoulos (NeurIPS 2020), "Optimal Lottery Tickets via
 SubsetSum": the ReLU identities behind the 2-layer block, the error propagation through depth and
-the per-weight budget (constructions.md §2.2, §2.3; §9 A1, A2, D17, D18, D19, D20).
+the per-weight budget (items A1, A2, D17, D18, D19, D20).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def relu(t: sp.Expr) -> sp.Expr:
     return sp.Max(t, 0)
 
 
-@check(item="A1", paper=f"{PAPER} §2.2")
+@check(item="A1", paper=f"{PAPER} (construction)")
 def relu_split(seed: int) -> Outcome:
     """σ(x) − σ(−x) = x for every real x (σ = ReLU).
 
@@ -38,11 +38,11 @@ def relu_split(seed: int) -> Outcome:
     return pr.outcome("case split x>0, x<0, x=0: σ(x) − σ(−x) − x simplifies to 0 in each case")
 
 
-@check(item="A1", paper=f"{PAPER} §2.2")
+@check(item="A1", paper=f"{PAPER} (construction)")
 def relu_homogeneity(seed: int) -> Outcome:
     """σ(c·x) = c·σ(x) for c ≥ 0; hence σ(a·x) = a·σ(x) for a > 0 and σ(a·x) = |a|·σ(−x) for a < 0.
 
-    Pensia et al. (2020, §2.2 of our digest): what turns pruning into subset sum over products.
+    Pensia et al. (2020), the construction: what turns pruning into subset sum over products.
     Proof: case split on the sign of x (and of a); sympy evaluates each Max under the assumptions.
     """
     p, c = sp.Symbol("p", positive=True), sp.Symbol("c", nonnegative=True)
@@ -79,7 +79,7 @@ def block_identity(seed: int) -> Outcome:
 def block_error_bound(seed: int) -> Outcome:
     """|block(x) − w·x| ≤ max(|A − w|, |B − w|)·|x| with A = Σ_{S⁺} v u, B = Σ_{S⁻} v u.
 
-    Pensia et al. (2020, §2.2 of our digest). Proof: block(x) = A σ(x) − B σ(−x) (block_identity);
+    Pensia et al. (2020), the construction. Proof: block(x) = A σ(x) − B σ(−x) (block_identity);
     for x > 0, block(x) − w x = (A − w)·x; for x < 0, block(x) − w x = (B − w)·x; sympy shows both
     differences are 0, and |(A−w)x| ≤ max(..)|x|, |(B−w)x| ≤ max(..)|x|.
     """
@@ -96,11 +96,11 @@ def block_error_bound(seed: int) -> Outcome:
     return pr.outcome("x>0 gives (A−w)x, x<0 gives (B−w)x, x=0 gives 0; so the error is ≤ max(|A−w|,|B−w|)|x|")
 
 
-@check(item="D17", paper=f"{PAPER} §2.3")
+@check(item="D17", paper=f"{PAPER} Thm 1 (error propagation)")
 def error_recurrence_closed_form(seed: int) -> Outcome:
     """e_i ≤ η_i(1 + e_{i−1}) + e_{i−1} implies 1 + e_L ≤ Π_i (1 + η_i) ≤ exp(Σ_i η_i).
 
-    Our derivation of Pensia et al. (2020, Thm 1) error propagation (constructions.md §2.3).
+    Our derivation of Pensia et al. (2020, Thm 1) error propagation (see ``docs/constructions.md``).
     Proof: η(1+e) + e = (1+η)(1+e) − 1 (sympy: difference is 0), so the recurrence reads
     1 + e_i ≤ (1 + η_i)(1 + e_{i−1}); induction on i gives the product (checked for L = 1..6 that
     the product solves the recurrence with equality). 1 + η ≤ e^η: g(η) = e^η − 1 − η has g(0) = 0
@@ -123,12 +123,12 @@ def error_recurrence_closed_form(seed: int) -> Outcome:
     return pr.outcome("1+e_i ≤ (1+η_i)(1+e_{i−1}) (identity), induction (L=1..6 checked), 1+η ≤ e^η (g(0)=0, g'≥0)")
 
 
-@check(item="D17", paper=f"{PAPER} §2.3")
+@check(item="D17", paper=f"{PAPER} Thm 1 (error propagation)")
 def per_weight_budget(seed: int) -> Outcome:
     """ε′ = ε/(2L·√(d_in d_out)) per weight gives η_i ≤ ε/(2L) and e_L ≤ e^{ε/2} − 1 ≤ ε for 0 ≤ ε ≤ 1;
     the ℓ∞ variant ε′ = ε/(2L·d_max) gives e_L ≤ (1 + d_max ε′)^L − 1 ≤ ε as well.
 
-    Our derivation for Pensia et al. (2020, Thm 1), constructions.md §2.3. Proof: η_i ≤ ε′√(d_{i−1}d_i)
+    Our derivation for Pensia et al. (2020, Thm 1). Proof: η_i ≤ ε′√(d_{i−1}d_i)
     ≤ ε′√(d_in d_out) = ε/(2L) (sympy: equality at d_{i−1}d_i = d_in d_out); (1+ε/(2L))^L ≤ e^{ε/2}
     (1+t ≤ e^t, see error_recurrence_closed_form); h(ε) = e^{ε/2} − 1 − ε is convex (h'' > 0),
     h(0) = 0 and h(1) = √e − 2 < 0, so h ≤ 0 on [0, 1].
@@ -227,25 +227,25 @@ def _propagation_check(seed: int, norm: str, trials: int) -> Outcome:
                    {"trials": trials, "max_error_over_bound": worst_ratio})
 
 
-@check(item="D17", paper=f"{PAPER} §2.3")
+@check(item="D17", paper=f"{PAPER} Thm 1 (error propagation)")
 def fc_spectral_random_networks(seed: int) -> Outcome:
     """On random targets with ‖W_i‖₂ ≤ 1 and ‖x‖₂ ≤ 1, a ticket whose blocks have per-weight errors
     ≤ ε′ = ε/(2L·max√(d_{i−1}d_i)) (separately for σ(x) and σ(−x), as Pensia's ± split gives) has
     e_i ≤ η_i(1+e_{i−1}) + e_{i−1} at every layer and sup-error ≤ Π(1+η_i) − 1 ≤ ε.
 
-    Pensia et al. (2020, Thm 1), our §2.3. Inputs: 3000 random points of the unit sphere plus the
+    Pensia et al. (2020, Thm 1). Inputs: 3000 random points of the unit sphere plus the
     right singular vectors of W_1 and the coordinate axes (both signs). Sampling can only miss a
     violation, never invent one, so this is a numeric check, not a proof.
     """
     return _propagation_check(seed, "spectral", trials=60)
 
 
-@check(item="D18", paper=f"{PAPER} §2.3 (ℓ∞ variant)")
+@check(item="D18", paper=f"{PAPER} Thm 1 (ℓ∞ variant)")
 def fc_linf_random_networks(seed: int) -> Outcome:
     """If every target row has ℓ1-norm ≤ 1 and ‖x‖_∞ ≤ 1, per-weight errors ≤ ε′ give
     e_L ≤ (1 + d_max·ε′)^L − 1 (in ‖·‖_∞), and ε′ = ε/(2L·d_max) gives e_L ≤ ε.
 
-    Our ℓ1/ℓ∞ variant of Pensia et al. (2020, §2.3). Inputs: all cube vertices in the first
+    Our ℓ1/ℓ∞ variant of Pensia et al. (2020, Thm 1). Inputs: all cube vertices in the first
     min(d, 10) coordinates (random signs in the rest) plus 1000 random points of the cube.
     """
     return _propagation_check(seed, "linf", trials=60)
@@ -254,7 +254,7 @@ def fc_linf_random_networks(seed: int) -> Outcome:
 @check(item="D19", paper=f"{PAPER} Thm 1 (width)")
 def width_formula(seed: int) -> Outcome:
     """The ticket's hidden width equals d_{i−1} × (block size per input), every hidden neuron is univariate,
-    and every target weight keeps at most n candidates per sign (§9 D19, Pensia et al. 2020 Thm 1).
+    and every target weight keeps at most n candidates per sign (Pensia et al. 2020 Thm 1).
 
     Checked on a ticket built by ``strongticket.construct.pensia`` for a random 5-4-3 target; the success
     rate's union bound is a statistical property (proofs_check --slow, C14), not checked here.
@@ -284,7 +284,7 @@ def width_formula(seed: int) -> Outcome:
 
 @check(item="D20", paper=f"{PAPER}; Burkholz 2022 (depth)")
 def ticket_depth(seed: int) -> Outcome:
-    """Pensia tickets have exactly 2L layers (§9 D20); Burkholz's L+1 tickets are checked once they exist."""
+    """Pensia tickets have exactly 2L layers; Burkholz's L+1 tickets are checked once they exist."""
     built = _small_pensia_ticket(seed)
     target, ticket, _ = built
     L = sum(isinstance(m, nn.Linear) for m in target)
@@ -308,7 +308,7 @@ def _small_pensia_ticket(seed: int) -> tuple[nn.Module, Any, int]:
     return target, ticket, n
 
 
-@check(item="D17", paper=f"{PAPER} §2.3 vs strongticket.subsetsum.theory")
+@check(item="D17", paper=f"{PAPER} Thm 1 vs strongticket.subsetsum.theory")
 def theory_per_weight_eps(seed: int) -> Outcome:
     """``theory.pensia_per_weight_eps(eps, num_layers, d_in, d_out)`` is at most ε/(2L√(d_in d_out)),
     the budget per_weight_budget proves sufficient (smaller is also sufficient; larger is unproved).

@@ -1,4 +1,4 @@
-"""Statistical scaling laws (constructions.md §9 C12–C16), run with ``--slow``.
+"""Statistical scaling laws (items C12–C16), run with ``--slow``.
 
 Each check states its sample sizes and its tolerance band in the docstring and reports the fitted
 figures (slopes, exponents, 95 % bootstrap or Wilson intervals) in its ``data``. A band missed is
@@ -6,7 +6,7 @@ figures (slopes, exponents, 95 % bootstrap or Wilson intervals) in its ``data``.
 
 All subset sums are exhaustive (every subset of every prefix), so "n samples suffice" is measured
 exactly for each random draw; prefixes of one draw give every n at once, which is valid because the
-sums of a prefix are a subset of the sums of the whole (§9 B9).
+sums of a prefix are a subset of the sums of the whole.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def mrss_exponent_of_d(seed: int) -> Outcome:
     """The n needed for MRSS in dimension d lies between the counting bound d·log2(1/ε) and the
     theorem's C·d³·log(1/ε)·(log(1/ε) + log d); the fitted exponent of d is at most 3.
 
-    Becchetti et al. (MRSS), our §5. Standard Gaussian vectors, targets U[−1, 1]^d, ℓ∞ error,
+    Becchetti et al. (MRSS). Standard Gaussian vectors, targets U[−1, 1]^d, ℓ∞ error,
     ε = 0.35, d ∈ {1, 2, 3, 4}; pointwise success (a random target is ε-approximated), 150 draws ×
     10 targets per d, exhaustive over all subsets of every prefix up to n_max = min(4d + 3, 19); n*(d) = smallest n with success
     ≥ 1 − δ, δ = 0.1. Fit ln n* = k·ln d + c; 95 % bootstrap CI of k over draws. Band: CI of k

@@ -1,6 +1,6 @@
 """Seeded random weights: one generator per parameter tensor, bit-identical on every machine.
 
-A ticket stores a seed, never the random weights (``shared/theory/constructions.md`` §11.3). Each parameter
+A ticket stores a seed, never the random weights (``docs/formats.md``). Each parameter
 tensor is drawn from its own CPU ``torch.Generator`` (Mersenne Twister) seeded by
 :func:`parameter_seed` ``(seed, name)``: the first 8 bytes of ``sha256(f"{seed}:{name}")``. One tensor can
 therefore be regenerated without the others, in any order.
@@ -82,7 +82,7 @@ class WeightDistribution:
     ``signed_constant(gain)``: ``+-gain / sqrt(fan_in)`` with a fair random sign (Ramanujan et al. 2020).
     ``hyperbolic(low, high)``: the law of Orseau, Hutter, Rivasplata (2020): density proportional to 1/|w|
     on ``low <= |w| <= high`` (log-uniform magnitude) with a fair random sign. (Support recalled, not
-    verified against the paper: constructions.md §3.)
+    verified against the paper.)
     """
 
     name: str = "uniform"

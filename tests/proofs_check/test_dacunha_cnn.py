@@ -10,7 +10,8 @@ from hypothesis import given, strategies as st
 from proofs_check.dacunha_cnn import conv2d_int
 
 SHAPES = dict(k=st.sampled_from([1, 2, 3, 5]), c_in=st.integers(1, 3), c_out=st.integers(1, 3),
-              stride=st.integers(1, 3), padding=st.integers(0, 2), size=st.integers(5, 9), seed=st.integers(0, 2**32 - 1))
+              stride=st.integers(1, 3), padding=st.integers(0, 2), size=st.integers(5, 9),
+              seed=st.integers(0, 2**32 - 1))
 
 
 @given(**SHAPES)

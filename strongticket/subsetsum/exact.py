@@ -125,7 +125,7 @@ def _combine(kl, kr, hl):
     return (pc << PC_SHIFT) | (kl & MASK_BITS) | ((kr & MASK_BITS) << hl)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _sweep(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key):
     """Best (error, key) over pairs of ``ls[l0:l1]`` and ``rs[r0:r1]`` (both sorted), improving on the input."""
     if l1 <= l0 or r1 <= r0:

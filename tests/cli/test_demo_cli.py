@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from strongticket.cli.app import main
 from strongticket.ticket import Ticket
 
 
+@pytest.mark.slow
 def test_quick_demo_emits_json_with_every_weight_within_eps(tmp_path, capsys):
     start = time.perf_counter()
     try:

@@ -1,0 +1,53 @@
+"""verify.report: option checks before any work, every reported number labelled with its unit, data that must fit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from strongticket.construct import pensia
+from strongticket.errors import InputError
+from strongticket.verify.report import FIELDS, certified_dominates, check_options, report_rows, verify_report
+
+
+@pytest.fixture(scope="module")
+def ticket():
+    gen = torch.Generator().manual_seed(0)
+    target = nn.Sequential(nn.Flatten(), nn.Linear(64, 5, bias=False), nn.ReLU(), nn.Linear(5, 3, bias=False))
+    with torch.no_grad():
+        for p in target.parameters():
+            p.copy_((torch.rand(p.shape, generator=gen) - 0.5) * 0.2)
+    return pensia.construct(target, eps=0.5, samples=8, strict=False, input_shape=(1, 8, 8), wider_pool=False)
+
+
+GOOD = {"radius": 1.0, "count": 5, "restarts": 1, "steps": 2, "seed": 0}
+
+
+@pytest.mark.parametrize("option, value, flag", [
+    ("radius", -1.0, "--radius"), ("radius", 0.0, "--radius"), ("radius", math.nan, "--radius"),
+    ("radius", math.inf, "--radius"), ("count", 0, "--count"), ("count", -5, "--count"), ("count", 2.5, "--count"),
+    ("restarts", 0, "--restarts"), ("steps", -1, "--steps"), ("count", True, "--count"),
+])
+def test_out_of_range_options_are_refused_by_flag(option, value, flag):
+    with pytest.raises(InputError, match=f"^{flag} must be .*, got {value!r}"):
+        check_options(**{**GOOD, option: value})
+
+
+def test_every_number_of_a_report_has_a_label_and_a_unit(ticket):
+    report = verify_report(ticket, **GOOD, dataset="digits")
+    numbers = {k for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numbers <= set(FIELDS), numbers - set(FIELDS)
+    rows = report_rows(report)
+    assert len(rows) == len(numbers) and all(label and unit for label, _, unit in rows)
+    labels = [label for label, _, _ in rows]
+    assert labels[:2] == [FIELDS["eps"].label, FIELDS["per_weight_eps"].label]  # what was asked comes first
+    assert report["eps"] == 0.5 and certified_dominates(report) is True
+
+
+def test_data_whose_inputs_do_not_fit_is_refused_naming_both_shapes():
+    small = pensia.construct(nn.Sequential(nn.Linear(4, 2, bias=False)), per_weight_eps=0.1, samples=6, strict=False)
+    with pytest.raises(InputError, match=r"^--data digits: the ticket takes inputs of shape \(4,\).*\(1, 8, 8\)"):
+        verify_report(small, **GOOD, dataset="digits")

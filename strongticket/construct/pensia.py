@@ -42,20 +42,16 @@ import numpy as np
 from torch import nn
 
 from strongticket import __version__
+from strongticket.construct import engine
 from strongticket.construct.blocks import (
     Chooser,
     FCTarget,
-    assemble_block,
     block_parameter_names,
     block_size_for,
-    first_layer_diagonal,
     random_spec,
     read_fc_target,
-    MAX_LISTED,
-    short_inputs,
     shortfall_probability,
     subset_sum_reach,
-    summarize_errors,
 )
 from strongticket.errors import InfeasibleError, InputError, MethodUnavailableError
 from strongticket.nets.distributions import WeightDistribution, check_seed
@@ -303,70 +299,22 @@ def construct(
     spec = random_spec(fc, H)
     choose = _chooser or subset_sum_chooser(solver, objective, per_weight_eps, time_limit)
 
-    masks: dict[str, Any] = {}
-    arrays: dict[str, Any] = {}
-    layers_info = []
-    warnings: list[str] = []
-    gen_seconds = solve_seconds = 0.0
-    for i, ((n1, n2), w) in enumerate(zip(block_parameter_names(spec), fc.weights)):
-        shapes = spec.parameter_shapes()
-        negative = negatives[i]
-        t0 = time.perf_counter()
-        u = first_layer_diagonal(dist, n1, shapes[n1], seed, H)
-        short = short_inputs(u, samples, negative)
-        if short:
-            j, sign, have = short[0]
-            msg = (f"block {i + 1} (target layer {i + 1}): {len(short)} input(s) have fewer than n = {samples} "
-                   f"first-layer weights of a needed sign among their {H} hidden neurons (first: input {j}, "
-                   f"{have} with u {'>' if sign == '+' else '<'} 0)")
-            if strict:
-                fix = (f"block_size {needed_H} makes this happen with probability <= delta = {delta:g}"
-                       if needed_H > H else
-                       f"at block_size {H} this happens with probability <= delta = {delta:g}: use another seed "
-                       f"or a smaller delta (delta/10 gives block_size "
-                       f"{block_size_for(samples, delta / 10, needs)})")
-                raise InfeasibleError(f"{msg}; {fix}; or pass strict=False (CLI: --no-strict) to use the neurons available")
-            warnings.append(msg + "; those instances use all the neurons available")
-            say("warning: " + warnings[-1])
-        v = dist.tensor(n2, shapes[n2], seed, fan_in=shapes[n2][1]).numpy()
-        t1 = time.perf_counter()
-        say(f"block {i + 1}/{fc.num_layers}: {w.size} target weights, {(1 + negative) * w.size} instances "
-            f"of {samples} candidates (block size {H})")
-        block = assemble_block(w, u, v, choose, samples=samples, negative_side=negative, eps=per_weight_eps,
-                               wider_pool=wider_pool)
-        t2 = time.perf_counter()
-        gen_seconds += t1 - t0
-        solve_seconds += t2 - t1
-        masks[n1], masks[n2] = block.mask1, block.mask2
-        err = np.maximum(block.errors_pos, block.errors_neg)
-        arrays[f"errors.block{i}.pos"] = block.errors_pos
-        arrays[f"errors.block{i}.neg"] = block.errors_neg
-        counts = np.concatenate([block.counts_pos, block.counts_neg] if negative else [block.counts_pos])
-        layers_info.append({
-            "block": i, "target_shape": list(w.shape), "negative_side": negative, "random_layers": [n1, n2],
-            "hidden": int(shapes[n1][0]), "instances": int((1 + negative) * w.size),
-            "candidates_per_instance": {"min": int(counts.min()), "mean": float(counts.mean()),
-                                        "max": int(counts.max())},
-            "short_inputs": len(short),
-            "errors": summarize_errors(err, per_weight_eps),
-            "status": block.status,
-            "mean_subset_size": float(block.subset_sizes.mean()),
-            "wider_pool": {"instances": int(len(block.retried)), "recovered": block.recovered,
-                           "indices": block.retried[:MAX_LISTED].tolist(),
-                           "indices_format": "[sign (0: u > 0, 1: u < 0), target row, target column]"},
-            "misses": {"count": int(sum(block.miss_reasons.values())), "reasons": block.miss_reasons,
-                       "listed": block.misses},
-            "kept": [int(block.mask1.sum()), int(block.mask2.sum())],
-            "seconds": {"generate": round(t1 - t0, 3), "solve": round(t2 - t1, 3)},
-        })
+    def short_fix() -> str:
+        if needed_H > H:
+            return f"block_size {needed_H} makes this happen with probability <= delta = {delta:g}"
+        return (f"at block_size {H} this happens with probability <= delta = {delta:g}: use another seed or a "
+                f"smaller delta (delta/10 gives block_size {block_size_for(samples, delta / 10, needs)})")
+
+    out = engine.run(engine.linear_jobs(fc, spec, negatives), choose, distribution=dist, seed=seed,
+                     block_size=H, samples=samples, per_weight_eps=per_weight_eps, strict=strict,
+                     wider_pool=wider_pool, short_fix=short_fix, log=say)
+    masks: dict[str, Any] = dict(out.masks)
+    arrays: dict[str, Any] = dict(out.arrays)
+    layers_info, warnings = out.layers, list(out.warnings)
+    gen_seconds, solve_seconds = out.seconds["generate"], out.seconds["solve"]
     total_err = max(li["errors"]["max"] for li in layers_info)
     above = sum(li["errors"]["above_eps"] for li in layers_info)
-    reasons: dict[str, int] = {}
-    listed: list[dict] = []
-    for li in layers_info:
-        for key, k in li["misses"]["reasons"].items():
-            reasons[key] = reasons.get(key, 0) + k
-        listed += li["misses"]["listed"]
+    reasons, listed = engine.miss_totals(layers_info)
     message = None
     if above:
         message = miss_message(above, reasons, listed, samples=samples, block_size=H,

@@ -1,0 +1,213 @@
+"""The one 2L engine: per target layer, random pair -> instances -> chooser -> masks, whatever the layer kind.
+
+Every depth-2L construction here (Pensia et al. 2020, Malach et al. 2020, and the convolutional one of da
+Cunha, Natale, Viennot 2022) realises one target layer by a pair of random layers: a first layer pruned to
+univariate neurons (or channels), ``u[j, r]`` for input ``j``, then a second layer whose kept entries
+``v`` make, per target weight and sign of ``u``, a subset of products ``v u`` that approximates the weight.
+What differs is only
+
+* the **layer kind**, which presents a target layer as a matrix ``(rows, d_in)`` and the random second
+  layer as ``(rows, d_in * H)`` (a Linear layer is its own matrix; a kxk convolution has rows
+  ``(t, p, q)``), and maps the masks back to the random layers' shapes: a :class:`LayerJob`;
+* the **chooser**, which picks the subsets (:class:`strongticket.construct.blocks.Chooser`: subset sum,
+  find one, later multidimensional subset sum).
+
+:func:`run` does the rest for any list of jobs and any chooser: reads ``u`` from the random first layer,
+checks that every block has ``n`` neurons of each needed sign, draws ``v``, builds and solves the instances
+with :func:`strongticket.construct.blocks.assemble_block` (wider-pool retry included), and collects the
+masks, per-weight errors and one provenance record per layer. Adding a layer kind means writing its jobs;
+adding a chooser means writing a :class:`Chooser`. The construction modules (:mod:`.pensia`, :mod:`.malach`)
+keep their paper's parameters, theory and messages; the method is described in ``docs/constructions.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from strongticket.construct.blocks import (
+    MAX_LISTED,
+    BlockResult,
+    Chooser,
+    FCTarget,
+    assemble_block,
+    block_parameter_names,
+    first_layer_diagonal,
+    short_inputs,
+    summarize_errors,
+)
+from strongticket.errors import InfeasibleError
+from strongticket.nets.distributions import WeightDistribution
+from strongticket.nets.spec import NetSpec
+
+
+@dataclass(frozen=True, eq=False)
+class LayerJob:
+    """One target layer as its layer kind presents it to the engine.
+
+    Attributes
+    ----------
+    names : (str, str)
+        Parameter names of the random pair (first layer, second layer) in the random spec.
+    shapes : (tuple of int, tuple of int)
+        Their shapes.
+    matrix : float64 array, shape (rows, d_in)
+        Target weights as a matrix: instance ``(row, j)`` approximates ``matrix[row, j]``.
+    negative_side : bool
+        Build the ``u < 0`` instances (the layer's input can be negative).
+    second_as_matrix : callable
+        Random second-layer weights (numpy, its own shape) -> ``(rows, d_in * H)`` float32, entry
+        ``[row, j*H + r]`` multiplying hidden neuron ``(j, r)`` in instance ``(row, j)``.
+    masks_back : callable
+        :class:`BlockResult` -> ``(mask1, mask2)`` bool tensors in the random layers' own shapes.
+    fan_in : int
+        Fan-in of the second layer, for laws that scale with it.
+    """
+
+    names: tuple[str, str]
+    shapes: tuple[tuple[int, ...], tuple[int, ...]]
+    matrix: np.ndarray
+    negative_side: bool
+    second_as_matrix: Callable[[np.ndarray], np.ndarray]
+    masks_back: Callable[[BlockResult], tuple[torch.Tensor, torch.Tensor]]
+    fan_in: int
+
+
+def linear_jobs(target: FCTarget, spec: NetSpec, negatives: Sequence[bool]) -> list[LayerJob]:
+    """The Linear layer kind: target layer ``i`` is its own matrix; the random pair is ``spec``'s block ``i``."""
+    shapes = spec.parameter_shapes()
+    return [LayerJob(names=(n1, n2), shapes=(tuple(shapes[n1]), tuple(shapes[n2])), matrix=w,
+                     negative_side=bool(neg), second_as_matrix=lambda v: v,
+                     masks_back=lambda block: (block.mask1, block.mask2), fan_in=int(shapes[n2][1]))
+            for (n1, n2), w, neg in zip(block_parameter_names(spec), target.weights, negatives)]
+
+
+@dataclass(frozen=True, eq=False)
+class EngineResult:
+    """What :func:`run` returns: masks and per-weight errors of every layer, and their records.
+
+    Attributes
+    ----------
+    masks : dict of str to bool tensor
+        Per random parameter name.
+    arrays : dict of str to float64 array
+        ``errors.block{i}.pos`` / ``.neg``, each ``(rows, d_in)``.
+    layers : list of dict
+        One JSON-able record per target layer (errors, statuses, wider-pool retries, misses, timings).
+    warnings : list of str
+        Short blocks that were used anyway (``strict=False``).
+    seconds : dict
+        ``generate`` (random weights) and ``solve`` (instances and choice), summed over the layers.
+    """
+
+    masks: dict[str, torch.Tensor]
+    arrays: dict[str, np.ndarray]
+    layers: list[dict[str, Any]]
+    warnings: list[str]
+    seconds: dict[str, float]
+
+
+def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistribution, seed: int,
+        block_size: int, samples: int, per_weight_eps: float, strict: bool, wider_pool: bool,
+        short_fix: Callable[[], str], log: Callable[[str], None] | None = None) -> EngineResult:
+    """Prune the random pair of every job so that its product sums approximate the job's matrix.
+
+    Parameters
+    ----------
+    jobs : sequence of LayerJob
+        The target layers in order (any layer kind).
+    chooser : Chooser
+        Picks the subsets.
+    distribution, seed
+        The random network's law and seed (weights regenerated by name, bit for bit).
+    block_size : int
+        ``H``, neurons per input in every block.
+    samples : int
+        ``n``, first-pass candidates per instance.
+    per_weight_eps : float
+        Tolerance of every instance (wider-pool retry and miss reasons).
+    strict : bool
+        A block with fewer than ``n`` neurons of a needed sign raises :class:`InfeasibleError`; otherwise
+        its instances use the neurons it has and a warning is recorded.
+    wider_pool : bool
+        Retry misses over every neuron of their sign (see :func:`strongticket.construct.blocks.assemble_block`).
+    short_fix : callable
+        Returns the advice appended to the short-block error (the construction knows its block-size rule).
+    log : callable, optional
+        Progress lines.
+    """
+    say = log or (lambda _msg: None)
+    H = block_size
+    masks: dict[str, torch.Tensor] = {}
+    arrays: dict[str, np.ndarray] = {}
+    layers: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    gen_seconds = solve_seconds = 0.0
+    for i, job in enumerate(jobs):
+        (n1, n2), (s1, s2) = job.names, job.shapes
+        w, negative = job.matrix, job.negative_side
+        t0 = time.perf_counter()
+        u = first_layer_diagonal(distribution, n1, (int(s1[0]), int(s1[1])), seed, H)
+        short = short_inputs(u, samples, negative)
+        if short:
+            j, sign, have = short[0]
+            msg = (f"block {i + 1} (target layer {i + 1}): {len(short)} input(s) have fewer than n = {samples} "
+                   f"first-layer weights of a needed sign among their {H} hidden neurons (first: input {j}, "
+                   f"{have} with u {'>' if sign == '+' else '<'} 0)")
+            if strict:
+                raise InfeasibleError(f"{msg}; {short_fix()}; or pass strict=False (CLI: --no-strict) to use the "
+                                      f"neurons available")
+            warnings.append(msg + "; those instances use all the neurons available")
+            say("warning: " + warnings[-1])
+        v = job.second_as_matrix(distribution.tensor(n2, s2, seed, fan_in=job.fan_in).numpy())
+        t1 = time.perf_counter()
+        say(f"block {i + 1}/{len(jobs)}: {w.size} target weights, {(1 + negative) * w.size} instances "
+            f"of {samples} candidates (block size {H})")
+        block = assemble_block(w, u, v, chooser, samples=samples, negative_side=negative, eps=per_weight_eps,
+                               wider_pool=wider_pool)
+        t2 = time.perf_counter()
+        gen_seconds += t1 - t0
+        solve_seconds += t2 - t1
+        masks[n1], masks[n2] = job.masks_back(block)
+        err = np.maximum(block.errors_pos, block.errors_neg)
+        arrays[f"errors.block{i}.pos"] = block.errors_pos
+        arrays[f"errors.block{i}.neg"] = block.errors_neg
+        counts = np.concatenate([block.counts_pos, block.counts_neg] if negative else [block.counts_pos])
+        layers.append({
+            "block": i, "target_shape": list(w.shape), "negative_side": negative, "random_layers": [n1, n2],
+            "hidden": int(s1[0]), "instances": int((1 + negative) * w.size),
+            "candidates_per_instance": {"min": int(counts.min()), "mean": float(counts.mean()),
+                                        "max": int(counts.max())},
+            "short_inputs": len(short),
+            "errors": summarize_errors(err, per_weight_eps),
+            "status": block.status,
+            "mean_subset_size": float(block.subset_sizes.mean()),
+            "wider_pool": {"instances": int(len(block.retried)), "recovered": block.recovered,
+                           "indices": block.retried[:MAX_LISTED].tolist(),
+                           "indices_format": "[sign (0: u > 0, 1: u < 0), target row, target column]"},
+            "misses": {"count": int(sum(block.miss_reasons.values())), "reasons": block.miss_reasons,
+                       "listed": block.misses},
+            "kept": [int(block.mask1.sum()), int(block.mask2.sum())],
+            "seconds": {"generate": round(t1 - t0, 3), "solve": round(t2 - t1, 3)},
+        })
+    return EngineResult(masks=masks, arrays=arrays, layers=layers, warnings=warnings,
+                        seconds={"generate": gen_seconds, "solve": solve_seconds})
+
+
+def miss_totals(layers: Sequence[dict[str, Any]]) -> tuple[dict[str, int], list[dict]]:
+    """Misses over all layers: count per reason, and the listed misses (each layer lists at most a few)."""
+    reasons: dict[str, int] = {}
+    listed: list[dict] = []
+    for li in layers:
+        for key, k in li["misses"]["reasons"].items():
+            reasons[key] = reasons.get(key, 0) + k
+        listed += li["misses"]["listed"]
+    return reasons, listed
+
+
+__all__ = ["EngineResult", "LayerJob", "linear_jobs", "miss_totals", "run"]

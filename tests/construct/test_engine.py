@@ -1,0 +1,83 @@
+"""The one 2L engine: tickets bit-identical to those built before it existed; a new layer kind is one job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from strongticket.construct import engine, malach, pensia
+from strongticket.construct.blocks import read_fc_target, random_spec
+from strongticket.nets.distributions import WeightDistribution
+
+from .test_pensia import small_target
+
+#: Masks and per-weight errors of three tickets built by the Pensia/Malach code before the engine existed.
+REFERENCE = Path(__file__).parent / "data" / "engine_reference.npz"
+
+CASES = {
+    "p_bias": lambda: pensia.construct(small_target(bias=True, scale=0.3), per_weight_eps=0.02, samples=12, seed=1,
+                                       strict=False),
+    "p_sparse": lambda: pensia.construct(small_target(), per_weight_eps=0.05, samples=8, seed=2, solver="exact",
+                                         objective="sparsest", strict=False),
+    "m": lambda: malach.construct(small_target(), per_weight_eps=0.02, samples=10, seed=3, strict=False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_tickets_are_bit_identical_to_those_built_before_the_engine(case):
+    ref = np.load(REFERENCE)
+    ticket = CASES[case]()
+    names = [k.split("/", 1)[1] for k in ref.files if k.startswith(case + "/")]
+    mask_names = [n for n in names if not n.startswith("errors.")]
+    assert sorted(mask_names) == sorted(ticket.masks)
+    for n in names:
+        got = ticket.masks[n] if n in ticket.masks else ticket.arrays[n]
+        assert np.array_equal(got.numpy(), ref[f"{case}/{n}"]), n
+
+
+def test_a_layer_kind_is_one_job_a_transposed_second_layer_gives_the_transposed_mask():
+    """A toy kind storing the second layer transposed: only its views change, the choice is the same."""
+    fc = read_fc_target(small_target())
+    spec = random_spec(fc, 30)
+    law = WeightDistribution.uniform()
+    chooser = pensia.subset_sum_chooser("exact", "min_error", 0.02, None)
+    kw = dict(distribution=law, seed=4, block_size=30, samples=10, per_weight_eps=0.02, strict=False,
+              wider_pool=True, short_fix=lambda: "")
+    jobs = engine.linear_jobs(fc, spec, [True, False])
+    plain = engine.run(jobs, chooser, **kw)
+
+    def transposed(job):
+        # the random second layer drawn as (d_in * H, rows), e.g. a layer stored input-major
+        shape = tuple(reversed(job.shapes[1]))
+        return engine.LayerJob(names=(job.names[0], job.names[1]), shapes=(job.shapes[0], shape),
+                               matrix=job.matrix, negative_side=job.negative_side,
+                               second_as_matrix=lambda v: np.ascontiguousarray(v.T),
+                               masks_back=lambda b: (b.mask1, b.mask2.T.contiguous()), fan_in=job.fan_in)
+
+    # the same random values in the other layout
+    moved = engine.run([transposed(j) for j in jobs], chooser,
+                       **{**kw, "distribution": _TransposedLaw(law, {j.names[1] for j in jobs})})
+    assert plain.layers[0]["wider_pool"]["instances"] + plain.layers[1]["wider_pool"]["instances"] > 0
+    for n1, n2 in (j.names for j in jobs):
+        assert torch.equal(moved.masks[n1], plain.masks[n1])
+        assert torch.equal(moved.masks[n2], plain.masks[n2].T)
+    for k in plain.arrays:
+        assert np.array_equal(plain.arrays[k], moved.arrays[k])
+
+
+class _TransposedLaw:
+    """Wraps a law so that the named parameters come out transposed (same values, other layout)."""
+
+    def __init__(self, law: WeightDistribution, names: set[str]):
+        self.law, self.names = law, names
+
+    def tensor(self, name, shape, seed, *, fan_in=None):
+        if name in self.names:
+            return self.law.tensor(name, tuple(reversed(shape)), seed, fan_in=fan_in).T.contiguous()
+        return self.law.tensor(name, shape, seed, fan_in=fan_in)
+
+    def iter_rows(self, *args, **kwargs):
+        return self.law.iter_rows(*args, **kwargs)

@@ -6,11 +6,13 @@ random depth-2L network of *polynomial* width: each target weight is matched by 
 random weights already approximate it, which needs about 1/eps samples per weight for per-weight error eps
 (a covering argument; the theorem's polynomial is O(d^4 L^2) for fixed eps according to Pensia et al.).
 
-Here the random network and the +- split are exactly those of :mod:`strongticket.construct.pensia`
-(see :mod:`strongticket.construct.blocks`), so the two constructions differ only in the chooser: per
-instance, the candidate product ``v*u`` closest to the target weight, or none when ``|w|`` is already closer
-(the empty subset). Comparing the samples per weight each needs for the same eps measures the
-logarithmic-vs-polynomial width claim instead of quoting it.
+Here the random network, the +- split and the driver are those of :mod:`strongticket.construct.pensia` on the
+one 2L engine (:mod:`strongticket.construct.engine`), so the two constructions differ only in the chooser
+(:data:`FIND_ONE`): per instance, the candidate product ``v*u`` closest to the target weight, or none when
+``|w|`` is already closer (the empty subset); an instance that misses eps with its first ``n`` candidates
+looks at every neuron of its sign in the block. Comparing the samples per weight each needs for the same eps
+(with ``wider_pool=False``) measures the logarithmic-vs-polynomial width claim instead of quoting it
+(``docs/constructions.md``).
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ def construct(target: Any, *, per_weight_eps: float | None = None, eps: float | 
     """
     if samples is None:
         raise pensia.InputError("the find-one baseline needs samples (per weight per sign) to be given")
-    for key in ("solver", "objective", "time_limit"):
-        kwargs.pop(key, None)
+    unused = sorted(key for key in ("solver", "objective", "time_limit") if key in kwargs)
+    if unused:  # find-one has no solver to configure: refuse rather than ignore
+        raise pensia.InputError(f"the find-one baseline takes no {', '.join(unused)} (it picks the nearest single "
+                                f"product), got {', '.join(f'{k}={kwargs[k]!r}' for k in unused)}")
     return pensia.construct(target, eps=eps, per_weight_eps=per_weight_eps, samples=samples,
                             _chooser=FIND_ONE, _method=METHOD, **kwargs)
 

@@ -46,3 +46,8 @@ def test_find_one_retries_over_the_whole_pool_and_still_keeps_one():
 def test_find_one_needs_samples():
     with pytest.raises(malach.pensia.InputError, match="needs samples"):
         malach.construct(small_target(), per_weight_eps=0.02)
+
+
+def test_find_one_refuses_solver_options_instead_of_ignoring_them():
+    with pytest.raises(malach.pensia.InputError, match="takes no objective, solver"):
+        malach.construct(small_target(), per_weight_eps=0.02, samples=10, solver="exact", objective="sparsest")

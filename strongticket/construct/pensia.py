@@ -11,11 +11,11 @@ at most 1. Let ``g(x) = M_{2L} relu(M_{2L-1} ... relu(M_1 x))`` with ``M_{2i-1}`
 for every f in F at once, there are masks such that ``sup_{|x| <= 1} |f(x) - g_masked(x)| < eps``:
 the random network need only be a logarithmic factor wider (and twice as deep) than the target.
 
-How (Pensia et al. 2020, Section 3; stage by stage in :mod:`strongticket.construct.blocks`): target layer
-``W_i`` lives in random
-layers ``2i-1`` and ``2i``; hidden neurons are made univariate, and each target weight becomes two random
-subset-sum instances over products ``v*u`` of the two layers (the +- split), all instances of a layer solved
-in batches by :func:`strongticket.subsetsum.solve`. The per-weight budget ``eps'`` follows from the network
+How (stage by stage in :mod:`strongticket.construct.blocks`, driven by the one 2L engine
+:mod:`strongticket.construct.engine`): target layer ``W_i`` lives in random layers ``2i-1`` and ``2i``; hidden
+neurons are made univariate, and each target weight becomes two random subset-sum instances over products
+``v*u`` of the two layers (the +- split), all instances of a layer solved in batches by
+:func:`strongticket.subsetsum.solve` (:func:`subset_sum_chooser`). The per-weight budget ``eps'`` follows from the network
 ``eps`` by propagating the per-layer errors through the network (``docs/constructions.md``, "Per-weight
 eps' from network eps"; ``strongticket.subsetsum.theory.pensia_per_weight_eps``) unless given.
 
@@ -27,6 +27,11 @@ Differences from the paper, recorded so a reader can check them:
   signs cannot be chosen, so ``H`` (the block size) exceeds ``2n``: by default the smallest ``H`` for which
   every block has ``n`` neurons of each needed sign except with probability ``delta``
   (:func:`strongticket.construct.blocks.block_size_for`). The ticket records ``n``, ``H`` and that bound.
+* Wider pool: an instance whose first ``n`` candidates miss ``eps'`` is solved again over every neuron of its
+  sign in the block (``wider_pool=True``, the default), so that a weight is missed only where the random
+  network cannot reach it; the provenance lists the retried instances (``layers[i]["wider_pool"]``) and, per
+  remaining miss, its reason: outside the range of sums the block's products can reach, or not found
+  (``layers[i]["misses"]``, totals in ``miss_reasons``).
 * Biases, absent from the theorem, are realised by a constant input channel (see ``blocks``).
 * Objective ``sparsest`` keeps, per weight, the fewest random weights within ``eps'`` (not in the paper,
   whose experiment minimised the error with a MIP).

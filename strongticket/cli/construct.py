@@ -42,7 +42,8 @@ def construct(
     block_size: Annotated[int | None, _opt("--block-size", help="Hidden neurons per input (default: from n and "
                                                                  "--delta by a binomial union bound).")] = None,
     distribution: Annotated[str, _opt("--distribution", help="uniform, normal, ..., or target-range.")] = "uniform",
-    objective: Annotated[str | None, _opt("--objective", help="pensia, cnn2l: min_error (default) or sparsest.")] = None,
+    objective: Annotated[str | None, _opt("--objective", help="pensia, cnn2l: min_error (default) or "
+                                                              "sparsest.")] = None,
     solver: Annotated[str | None, _opt("--solver", help="pensia, cnn2l: subset-sum method (default "
                                                         "auto; exact, ...).")] = None,
     num_classes: Annotated[int, _opt("--num-classes", help="Zoo model outputs.")] = 10,

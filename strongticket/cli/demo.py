@@ -18,8 +18,10 @@ QUICK = {"hidden": 8, "steps": 150, "count": 200, "restarts": 1, "attack_steps":
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the plot and the ticket.")] = Path("strongticket-demo"),
-    per_weight_eps: Annotated[float, typer.Option("--per-weight-eps", help="Error per target weight, in (0, 1).")] = 0.01,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the plot and the ticket (a previous demo's "
+                                                    "ticket in it is replaced).")] = Path("strongticket-demo"),
+    per_weight_eps: Annotated[float, typer.Option("--per-weight-eps", help="Error per target weight, in "
+                                                                           "(0, 1).")] = 0.01,
     samples: Annotated[int, typer.Option("--samples", help="Random products per weight (candidates per "
                                                            "instance).")] = 21,
     hidden: Annotated[int, typer.Option("--hidden", help="Hidden width of the digits target (>= 1).")] = 32,

@@ -101,7 +101,8 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
     count : int >= 1
         Random inputs for each sampled error (sphere and ball).
     restarts, steps : int >= 1
-        Rounds of projected gradient ascent and steps per round (:func:`~strongticket.verify.measure.adversarial_error`).
+        Rounds of projected gradient ascent and steps per round
+        (:func:`~strongticket.verify.measure.adversarial_error`).
     seed : int >= 0
         Seed of the sampled inputs and of the ascent's starting points.
     dataset : str, optional

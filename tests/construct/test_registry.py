@@ -1,4 +1,4 @@
-"""The construction registry: lookup by name, options a construction does not use refused, same ticket as a direct call."""
+"""The construction registry: lookup by name, unused options refused, the same ticket as a direct call."""
 
 from __future__ import annotations
 

@@ -70,7 +70,10 @@ def compact_forward(ticket, weights):
             w2 = weights[n2] * ticket.masks[n2]
             keep = ticket.masks[n1].reshape(w1.shape[0], -1).any(dim=1) & ticket.masks[n2].transpose(0, 1).reshape(
                 w1.shape[0], -1).any(dim=1)
-            params[i] = (w1[keep], w2[:, keep])
+            # each kept intermediate channel reads one input (univariate): a gather and a scale, not a matmul
+            cols = ticket.masks[n1].reshape(w1.shape[0], -1)[keep].to(torch.int8).argmax(dim=1)
+            vals = w1.reshape(w1.shape[0], -1)[keep].gather(1, cols[:, None])[:, 0]
+            params[i] = (cols, vals, w2[:, keep])
             i += 2
         else:
             i += 1
@@ -84,13 +87,13 @@ def compact_forward(ticket, weights):
         while j < len(layers):
             layer = layers[j]
             if j in params:
-                w1, w2 = params[j]
+                cols, vals, w2 = params[j]
                 second = layers[j + 1]
                 if isinstance(layer, Conv2d):
-                    h = F.relu(F.conv2d(x, w1))
+                    h = F.relu(x[:, cols] * vals[None, :, None, None])
                     x = F.conv2d(h, w2, stride=second.stride, padding=second.padding)
                 else:
-                    x = F.linear(F.relu(F.linear(x, w1)), w2)
+                    x = F.linear(F.relu(x[:, cols] * vals[None]), w2)
                 x = F.relu(x) if second.activation == "relu" else x
                 j += 2
                 continue

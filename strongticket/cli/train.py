@@ -2,98 +2,109 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from strongticket.cli.common import JsonOption, emit_json, print_table, progress, stdout
+from strongticket.cli.common import JsonOption, emit_json, print_table, progress, stderr, stdout
 from strongticket.errors import InputError
-from strongticket.train.config import RunConfig
+from strongticket.train.config import SECTIONS, RunConfig, field_default, flag_name, setting_fields
 
 
-def _opt(*names: str, help: str) -> Any:
-    return typer.Option(*names, help=help, show_default=False)
+def _flag_type(tp: Any) -> Any:
+    """The command-line type of a config annotation: lists are typed as comma-separated text."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_args(tp) and \
+        typing.get_origin(tp) is not tuple else [tp]
+    base = args[0]
+    return str if typing.get_origin(base) is tuple else base
+
+
+def _config_parameters() -> list[inspect.Parameter]:
+    """One ``--flag`` per setting of the config dataclasses (open_lth's hparams habit): name, type, help and
+    choices come from the declarations in :mod:`strongticket.train.config`, and every default is None ("not
+    given": the TOML's value, else the dataclass default), so no default is written twice."""
+    out = []
+    for section, cls in [*SECTIONS.items(), ("run", RunConfig)]:
+        hints = typing.get_type_hints(cls)
+        for f in setting_fields(cls):
+            tp = _flag_type(hints[f.name])
+            flag = flag_name(f)
+            names = (f"{flag}/--no-{flag[2:]}",) if tp is bool else (flag, *f.metadata.get("aliases", ()))
+            default = field_default(f)
+            shown = "" if default is None or default == () else f" [default: {_show(default)}]"
+            option = typer.Option(*names, help=escape(f.metadata["help"] + shown), show_default=False,
+                                  rich_help_panel=f"{section} settings" if section != "run" else "run settings")
+            out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                         annotation=Annotated[tp | None, option]))
+    return out
+
+
+def _show(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _parse_list(flag: str, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"{flag} must be comma-separated integers, got {text!r}") from None
+
+
+def config_from_flags(config: Path | None, flags: dict[str, Any]) -> RunConfig:
+    """The run's configuration: the TOML file (if any), then every flag that was given."""
+    cfg = RunConfig.from_toml(config) if config else RunConfig()
+    updates: dict[str, dict[str, Any]] = {}
+    for section, cls in [*SECTIONS.items(), ("run", RunConfig)]:
+        hints = typing.get_type_hints(cls)
+        for f in setting_fields(cls):
+            value = flags.get(f.name)
+            if value is not None and typing.get_origin(_flag_type(hints[f.name])) is None and \
+                    typing.get_origin(hints[f.name]) is tuple:
+                value = _parse_list(flag_name(f), value)
+            updates.setdefault(section, {})[f.name] = value
+    return cfg.with_updates(**updates)
 
 
 def train(
-    model: Annotated[str | None, _opt("--model", help="Zoo model: fc2, lenet300100, lenet5, conv2/4/6, "
-                                                      "resnet20.")] = None,
-    dataset: Annotated[str | None, _opt("--dataset", help="digits, mnist, fashion-mnist or cifar10.")] = None,
-    method: Annotated[str | None, _opt("--method", help="dense, random, random-erk, magnitude, gmp, imp, imp-rewind, "
-                                                        "edge-popup, snip, grasp, synflow.")] = None,
-    density: Annotated[float | None, _opt("--density", help="Fraction of prunable weights kept, in (0, 1].")] = None,
-    config: Annotated[Path | None, _opt("--config", help="TOML file with [data] [model] [optim] [prune] tables; "
-                                                         "flags override it.")] = None,
-    out: Annotated[Path | None, _opt("--out", help="Run directory (default "
-                                                   "runs/MODEL-DATASET-METHOD-dD-sSEED).")] = None,
-    data_dir: Annotated[Path | None, _opt("--data-dir", help="Folder with mnist/, fashion-mnist/, cifar-10-batches-bin/"
-                                                             " (default $STRONGTICKET_DATA).")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    epochs: Annotated[int | None, _opt("--epochs", help="Epochs per training phase (each IMP round).")] = None,
-    batch_size: Annotated[int | None, _opt("--batch-size", help="Global batch size.")] = None,
-    optimizer: Annotated[str | None, _opt("--optimizer", help="sgd or adam.")] = None,
-    lr: Annotated[float | None, _opt("--lr", help="Learning rate.")] = None,
-    momentum: Annotated[float | None, _opt("--momentum", help="SGD momentum.")] = None,
-    weight_decay: Annotated[float | None, _opt("--weight-decay", help="Weight decay.")] = None,
-    schedule: Annotated[str | None, _opt("--schedule", help="constant, step or cosine.")] = None,
-    warmup_steps: Annotated[int | None, _opt("--warmup-steps", help="Linear warm-up steps.")] = None,
-    milestones: Annotated[str | None, _opt("--milestones", help="Step schedule: comma-separated epochs.")] = None,
-    gamma: Annotated[float | None, _opt("--gamma", help="Step schedule: factor at each milestone.")] = None,
-    augment: Annotated[str | None, _opt("--augment", help="none or flip_crop (default: the dataset's own).")] = None,
-    amp: Annotated[bool | None, _opt("--amp/--no-amp", help="bfloat16 autocast on CUDA.")] = None,
-    early_stop: Annotated[int | None, _opt("--early-stop", help="Stop after N evaluations without "
-                                                                "improvement.")] = None,
-    scope: Annotated[str | None, _opt("--scope", help="global or layerwise (default: the method's own).")] = None,
-    init: Annotated[str | None, _opt("--init", help="default, kaiming_normal, kaiming_uniform, signed_constant "
-                                                    "(default: the method's own).")] = None,
-    width: Annotated[float | None, _opt("--width", help="Hidden width multiplier.")] = None,
-    rate: Annotated[float | None, _opt("--rate", help="IMP: fraction of remaining weights pruned per round.")] = None,
-    rewind_step: Annotated[int | None, _opt("--rewind-step", help="imp-rewind: step whose weights are "
-                                                                  "restored.")] = None,
-    reinit_control: Annotated[bool | None, _opt("--reinit-control/--no-reinit-control",
-                                                help="IMP/magnitude: also train the mask from a fresh init.")] = None,
-    prune_output: Annotated[bool | None, _opt("--prune-output/--no-prune-output",
-                                              help="Whether the output layer is prunable.")] = None,
-    prune_bias: Annotated[bool | None, _opt("--prune-bias/--no-prune-bias", help="Whether biases are prunable.")] = None,
-    eval_every: Annotated[int | None, _opt("--eval-every", help="Evaluate every N epochs.")] = None,
-    checkpoint_every: Annotated[int | None, _opt("--checkpoint-every", help="Checkpoint every N epochs.")] = None,
-    train_subset: Annotated[int | None, _opt("--train-subset", help="Use a seeded subset of N training "
-                                                                    "images.")] = None,
-    test_subset: Annotated[int | None, _opt("--test-subset", help="Use a seeded subset of N test images.")] = None,
-    seed: Annotated[int | None, _opt("--seed", help="Seed of every random draw (init, data order, scores).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing run directory first.")] = False,
-    json_out: JsonOption = False,
+    config: Path | None = None,
+    out: Path | None = None,
+    data_dir: Path | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    json_out: bool = False,
+    **settings: Any,
 ) -> None:
-    """Train (dense or with a pruning method) into a run directory; re-running the same command resumes it."""
-    from strongticket.train.run import train_run
+    """Train (dense or with a pruning method) into a run directory; re-running the same command resumes it.
 
-    cfg = RunConfig.from_toml(config) if config else RunConfig()
-    try:
-        ms = tuple(int(x) for x in milestones.split(",") if x.strip()) if milestones is not None else None
-    except ValueError:
-        raise InputError(f"--milestones must be comma-separated integers (epochs), got {milestones!r}") from None
-    cfg = cfg.with_updates(
-        data={"dataset": dataset, "batch_size": batch_size, "augment": augment, "train_subset": train_subset, "test_subset": test_subset},
-        model={"model": model, "width": width, "init": init},
-        optim={"optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-               "epochs": epochs, "schedule": schedule, "warmup_steps": warmup_steps, "amp": amp,
-               "milestones": ms, "gamma": gamma,
-               "early_stop_patience": early_stop},
-        prune={"method": method, "density": density,
-               "scope": scope,
-               "rate": rate, "rewind_step": rewind_step, "reinit_control": reinit_control,
-               "prune_output": prune_output, "prune_bias": prune_bias},
-        run={"seed": seed, "eval_every": eval_every, "checkpoint_every": checkpoint_every},
-    ).validate()
+    Every setting of the run configuration has a flag; flags override the --config TOML file, which overrides
+    the defaults. A setting left unset takes the method's own value (scope, init) or the dataset's (augment),
+    resolved when the run starts and recorded in config.json.
+    """
+    from strongticket.train.run import resolve_config, train_run
+
+    cfg = config_from_flags(config, settings)
     if out is None:
-        out = Path("runs") / (f"{cfg.model.model}-{cfg.data.dataset}-{cfg.prune.method}-d{cfg.prune.density:g}"
-                              f"-s{cfg.seed}")
-    with progress(not json_out) as bar:
-        summary = train_run(cfg, out, data_dir=data_dir, device=device, overwrite=overwrite, bar=bar)
+        d = cfg.prune.density if cfg.prune.density is not None else 1.0
+        out = Path("runs") / f"{cfg.model.model}-{cfg.data.dataset}-{cfg.prune.method}-d{d:g}-s{cfg.seed}"
+    resolve_config(cfg)  # names and density checked before the progress bar starts
+    try:
+        with progress(not json_out) as bar:
+            summary = train_run(cfg, out, data_dir=data_dir, device=device, overwrite=overwrite, bar=bar,
+                                note=lambda m: stderr.print(m, highlight=False))
+    except KeyboardInterrupt:
+        if (Path(out) / "config.json").is_file():
+            stderr.print(f"interrupted: run {str(out)!r} can be resumed with the same command "
+                         f"({_resume_command(out)})", highlight=False)
+        raise
     if int(os.environ.get("RANK", "0")) != 0:
         return
+    for w in summary.get("warnings", []):
+        stderr.print(f"warning: {w}", highlight=False)
     if json_out:
         emit_json({"run_dir": str(out), **{k: v for k, v in summary.items() if k != "layers"}})
         return
@@ -104,8 +115,36 @@ def train(
                  f"({summary['wall_time_s']:.1f} s training on {summary['device']})", highlight=False)
     if summary.get("reinit_test_accuracy") is not None:
         stdout.print(f"random-reinit control, same mask: {100 * summary['reinit_test_accuracy']:.2f}%", highlight=False)
-    if summary["collapsed"]:
-        stdout.print(f"warning: layer collapse, nothing kept in {', '.join(summary['collapsed'])}", style="bold red")
+
+
+
+def _resume_command(out: Path) -> str:
+    import shlex
+    import sys
+
+    argv = [a for a in sys.argv[1:] if a != "--overwrite"]
+    return "strongticket " + " ".join(shlex.quote(a) for a in argv) if argv else f"strongticket train --out {out}"
+
+
+train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Path | None, typer.Option("--config", help=escape("TOML file with [data] [model] [optim] [prune] tables "
+                                                          "and top-level seed, eval_every, checkpoint_every; flags "
+                                                          "override it."),
+                                  show_default=False)]),
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default runs/MODEL-DATASET-METHOD-dD-sSEED).",
+                                  show_default=False)]),
+    inspect.Parameter("data_dir", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Path | None, typer.Option("--data-dir", help="Folder with mnist/, fashion-mnist/, cifar-10-batches-bin/ "
+                                                     "(default $STRONGTICKET_DATA).", show_default=False)]),
+    inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default="auto", annotation=Annotated[
+        str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]),
+    inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing run directory (never anything else).")]),
+    inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOption),
+    *_config_parameters(),
+])
 
 
 def report(

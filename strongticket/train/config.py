@@ -292,7 +292,7 @@ def flag_name(f: Field) -> str:
 
 def setting_fields(cls: type) -> list[Field]:
     """The settings of a config dataclass (its fields that are not sub-sections)."""
-    return [f for f in fields(cls) if f.name not in SECTIONS]
+    return [f for f in fields(cls) if not (cls is RunConfig and f.name in SECTIONS)]
 
 
 def _hints(cls: type) -> dict[str, Any]:

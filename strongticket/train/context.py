@@ -13,7 +13,7 @@ This module does not import the methods (they import it), so the trainer has no 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -129,8 +129,9 @@ class RunContext:
     """What a method may use: seeded networks and generators, training phases, logging (see module doc)."""
 
     def __init__(self, config: RunConfig, data: Dataset, rundir: RunDir, *, rank: int = 0, world_size: int = 1,
-                 bar: Any = None) -> None:
+                 bar: Any = None, note: Callable[[str], None] | None = None) -> None:
         self.config, self.data, self.rundir = config, data, rundir
+        self.note = note
         self.rank, self.world_size, self.bar = rank, world_size, bar
         self.is_main = rank == 0
         self.device = data.device
@@ -252,6 +253,8 @@ class RunContext:
             self._load_into(model, trainer, tensors, state, stateful)
             self._phase_prior[phase] = state.get("elapsed", 0.0)
             self._resume_metrics(state["metrics_lines"], phase, done=state["done"])
+            if not state["done"] and self.note is not None and self.is_main:
+                self.note(f"resuming from {phase} epoch {state['epoch']} (step {state['step']})")
             if state["done"]:
                 self.phases[phase] = {**state["last_eval"], "seconds": state.get("elapsed", 0.0)}
                 return self.phases[phase]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,8 @@ def resolve_config(config: RunConfig, data: Dataset | None = None) -> RunConfig:
 
 
 def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str | os.PathLike[str] | None = None,
-              device: str = "auto", overwrite: bool = False, bar: Any = None) -> dict[str, Any]:
+              device: str = "auto", overwrite: bool = False, bar: Any = None,
+              note: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or resume) the training run ``config`` in directory ``out``; return its summary.
 
     Everything is validated, the unset fields resolved (:func:`resolve_config`) and the data loaded before
@@ -140,7 +142,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
         rundir.verify_files(done)
         return done
     started = time.perf_counter()
-    ctx = RunContext(config, data, rundir, rank=rank, world_size=world, bar=bar)
+    ctx = RunContext(config, data, rundir, rank=rank, world_size=world, bar=bar, note=note)
     model = method.run(ctx)
     final = evaluate(model, data.test_x, data.test_y, amp=config.optim.amp)
     names = ctx.prunable(model.net)
@@ -151,6 +153,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     nonzero = sum(int((v != 0).sum()) for k, v in model.effective_state_dict().items()
                   if k in dict(model.net.named_parameters()))
     summary = {
+        "warnings": layer_warnings(rep["layers"], sorted(set(rep["collapsed"]) | ctx.collapsed)),
         "method": config.prune.method, "model": config.model.model, "dataset": d.dataset,
         "target_density": config.prune.density, "density": rep["density"], "sparsity": 1 - rep["density"],
         "prunable": rep["prunable"], "kept": rep["kept"], "params": total_params, "nonzero_params": nonzero,
@@ -167,6 +170,18 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
         rundir.write_summary(summary)
     _barrier(world)
     return summary
+
+
+def layer_warnings(layers: list[dict[str, Any]], collapsed: list[str]) -> list[str]:
+    """One warning per layer the mask (nearly) disconnects: nothing kept (layer collapse, Tanaka et al. 2020),
+    or fewer weights kept than the layer has outputs, so that some outputs receive no input at all."""
+    out = [f"layer collapse: nothing kept in {name}" for name in collapsed]
+    for r in layers:
+        rows = r["shape"][0] if r["shape"] else 0
+        if r["name"] not in collapsed and len(r["shape"]) > 1 and r["kept"] < rows:
+            out.append(f"{r['name']} keeps {r['kept']} of {r['numel']} weights, fewer than its {rows} outputs: "
+                       f"at least {rows - r['kept']} outputs receive no input")
+    return out
 
 
 def load_mask(path: str | os.PathLike[str]) -> Masks:

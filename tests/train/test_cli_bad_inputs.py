@@ -1,0 +1,69 @@
+"""Bad input to ``strongticket train``: exit != 0, one ``error:`` line on stderr, no traceback, --out unchanged.
+
+Run through the installed entry point (a subprocess), so the top-level error handling is exercised too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE = ["train", "--dataset", "digits", "--model", "fc2", "--width", "0.25", "--epochs", "1", "--device", "cpu"]
+
+TOML = {
+    "epochs_str": '[optim]\nepochs = "one"\n', "lr_str": '[optim]\nlr = "0.1"\n',
+    "batch_float": "[data]\nbatch_size = 64.5\n", "milestones_str": '[optim]\nmilestones = "1"\n',
+    "epochs_float": "[optim]\nepochs = 1.5\n", "seed_bool": "seed = true\n", "amp_str": '[optim]\namp = "yes"\n',
+    "milestones_text": '[optim]\nmilestones = "3,4"\n',
+}
+
+CASES = [
+    ("toml_" + k, ["--config", "{toml}"], k, r"(--config .*: )?\w+\.?\w* \(--[\w-]+\) must be") for k in TOML
+] + [
+    ("device_bogus", ["--device", "bogus"], None, "device must be"),
+    ("snip_without_density", ["--method", "snip"], None, "needs a density"),
+    ("train_subset_0", ["--train-subset", "0"], None, r"--train-subset\) must be >= 1, got 0"),
+    ("out_is_a_file", ["--overwrite"], "file", "is a file"),
+    ("out_is_a_foreign_dir", ["--overwrite"], "dir", "did not write"),
+    ("density_0", ["--method", "random", "--density", "0"], None, r"must be in \(0, 1\]"),
+]
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from strongticket.cli.app import main; main()", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def snapshot(p: Path) -> dict[str, bytes] | None:
+    if not p.exists():
+        return None
+    if p.is_file():
+        return {"": p.read_bytes()}
+    return {str(f.relative_to(p)): f.read_bytes() if f.is_file() else b"<dir>" for f in sorted(p.rglob("*"))}
+
+
+@pytest.mark.parametrize("name,args,extra,match", CASES, ids=[c[0] for c in CASES])
+def test_bad_train_input_is_one_error_line_and_leaves_out_unchanged(name: str, args: list[str], extra: str | None,
+                                                                     match: str, tmp_path: Path) -> None:
+    import re
+
+    out = tmp_path / "out"
+    if extra in TOML:
+        (tmp_path / "c.toml").write_text(TOML[extra])
+        args = [a.replace("{toml}", str(tmp_path / "c.toml")) for a in args]
+    elif extra == "file":
+        out = tmp_path / "file.npz"
+        out.write_bytes(b"user data")
+    elif extra == "dir":
+        out.mkdir()
+        (out / "thesis.txt").write_text("mine")
+    before = snapshot(out)
+    res = run_cli([*BASE, *args, "--out", str(out)], tmp_path)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode != 0
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "Traceback" not in res.stderr and re.search(match, lines[0]), lines[0]
+    assert snapshot(out) == before

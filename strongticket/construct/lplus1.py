@@ -1,0 +1,842 @@
+"""Burkholz (2022): a depth-(L+1) random network pruned into a depth-L fully connected target, most activations.
+
+R. Burkholz, "Most Activation Functions Can Win the Lottery Without Excessive Depth", NeurIPS 2022
+(arXiv 2205.02321), Theorems 2.5 and 2.6. For ReLU it was known that a random network of depth 2L and a
+logarithmic width factor contains every depth-L target up to error eps (Pensia et al. 2020); Burkholz shows
+that depth L+1 suffices, for a large class of activation functions: with probability at least ``1 - delta`` a
+random network of depth L+1 whose hidden layers are ``rho = O(log(N / min(eps, delta)))`` times wider than the
+target's (N target parameters) contains a subnetwork within eps of the target. The construction, how this
+module realises it and where it departs from the reference code are in ``docs/constructions.md``, section
+"Burkholz 2022".
+
+Layout of the random network (no biases; a constant input coordinate, ``NetSpec.input_constant``):
+
+* **copying layer** (random layer 1, activation phi of the target's first layer): ``first_rho`` univariate
+  neurons per input ``j`` (neuron ``j*first_rho + r`` keeps only its weight ``u[j, r]`` from input ``j``) and a
+  *constant block* of ``const_rho`` neurons reading only the constant coordinate (outputs ``phi(u_c)``);
+* **random layer 2** represents target layer 1: ``rho`` copies of every target neuron (row ``i*rho + m``) plus
+  ``rho`` constant neurons (rows ``n_1*rho + m``). Copy ``(i, m)`` keeps, for each input ``j``, a subset of the
+  block of ``j`` whose products ``v*u`` sum to the target weight (see "first layer" below); its bias is a subset
+  sum over the constant block's ``v*phi(u_c)``; the constant neurons' pre-activations are subset sums to 1;
+* **random layer l+1** (``2 <= l <= L``) represents target layer l: copy ``(i, m)`` keeps, per target input
+  ``j``, a subset of the plain weights from the ``rho`` copies of ``j`` summing to ``w_ij`` (each copy has its
+  own independent weights), its bias from the previous constant neurons, and ``rho`` new constant neurons;
+* the **output layer** (l = L) has multiplicity 1 and no constant neurons.
+
+Every subset-sum instance of a layer is built with numpy and solved in batched calls of
+:func:`strongticket.subsetsum.solve` (one per side and chunk of rows, the chunks bounding memory). Target
+weights that are exactly zero (a pruned, sparse target) get no instance: their random weights stay pruned.
+
+First layer, per activation (from the registry :mod:`strongticket.nets.activations`):
+
+* ``split`` (positively homogeneous with a split identity ``phi(x) - phi(-x) = s x``: ReLU, LeakyReLU):
+  a neuron with ``u > 0`` outputs ``u phi(x)``, one with ``u < 0`` outputs ``|u| phi(-x)``; the ``u > 0`` side
+  targets ``w / s`` and the ``u < 0`` side ``-w / s``, so the sum is exactly ``w x`` (``s = 1 + alpha`` for
+  LeakyReLU: the ``1/(1+alpha)`` rescale the reference code omits). For inputs known to be ``>= 0`` only the
+  ``u > 0`` side is built, with target ``w / phi(1)``.
+* ``linear`` (differentiable at 0 with a remainder bound: tanh, sigmoid, GELU, SiLU, ELU, softplus, identity):
+  the small-weight regime ``phi(u x) = phi(0) + phi'(0) u x + R``, ``|R| <= c (u x)^2``: one instance over the
+  whole block with target ``w / phi'(0)``; the constant ``phi(0) sum v`` of the kept neurons is subtracted from
+  the copy's bias target (cancelled by the constant block), and the remainder ``c sum |v| u^2 x^2`` enters the
+  certified bound. The size of ``u`` (the law's scale) trades the remainder against the products' reach.
+
+Certified bound (:func:`certified_bound`): an l_inf bound on ``sup_{|x|_inf <= R} |f(x) - g(x)|_inf`` from the
+ticket's actual weights: per copy, the pre-activation error is at most
+``sum_j |A_ij - w_ij| B_j + sum_j sum_{k in S_ij} |v| e_{j,k} + |bias error|`` (plus the first layer's
+remainder), where ``B`` bounds the target's activations and ``e`` the previous copies' errors; the activation
+multiplies it by its Lipschitz constant. Constant neurons only read constants, so their values are exact and
+their use as bias sources adds no propagated error. Subset sizes therefore multiply the propagated error,
+which is why ``objective="sparsest"`` (the default, like the reference code's first-found search) matters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from strongticket import __version__
+from strongticket.errors import InfeasibleError, InputError
+from strongticket.nets.activations import REGISTRY, Activation, activation
+from strongticket.nets.distributions import WeightDistribution, check_seed
+from strongticket.nets.spec import Flatten, Linear, NetSpec
+from strongticket.nets.trace import TracedNet, trace_module
+from strongticket.subsetsum import SubsetSumProblem, solve
+from strongticket.subsetsum.problem import Status, approximation_errors, selection_sums
+from strongticket.ticket import Ticket, fingerprint
+
+METHOD = "lplus1"
+PAPER = "R. Burkholz, \"Most Activation Functions Can Win the Lottery Without Excessive Depth\", NeurIPS 2022"
+
+#: Pre-activation every constant neuron of layers >= 2 approximates (its output phi(1) is then a bias source).
+CONSTANT_TARGET = 1.0
+
+#: C in ``rho = ceil(C log2(N / min(eps, delta)))``. Not measured and not from the paper (which gives no
+#: constant): chosen so that the paper's experiment setting, rho = 15 at eps = 0.01 for LeNet-300-100
+#: (N = 266 610, delta = 0.01), is the default. Give ``rho`` explicitly for anything else.
+LPLUS1_C = 0.6
+
+#: Elements of a random layer generated (and turned into instances) at once.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def _check_unit(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1):
+        raise InputError(f"{name} must be in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# ----- target -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LPlus1Target:
+    """A fully connected target read for the L+1 construction.
+
+    Attributes
+    ----------
+    traced : TracedNet
+        Spec and weights under the spec's parameter names.
+    weights : tuple of float64 arrays
+        ``W_l``, shape ``(n_l, n_{l-1})``.
+    biases : tuple of float64 arrays
+        ``b_l``, shape ``(n_l,)`` (zeros for a layer without bias).
+    activations : tuple of str
+        Activation after each target layer.
+    flatten : bool
+        The target starts with ``Flatten`` (image inputs).
+    input_shape : tuple of int
+        Shape of one input sample.
+    """
+
+    traced: TracedNet
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    activations: tuple[str, ...]
+    flatten: bool
+    input_shape: tuple[int, ...]
+
+    @property
+    def num_layers(self) -> int:
+        """L."""
+        return len(self.weights)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """``(n_0, n_1, ..., n_L)``."""
+        return (self.weights[0].shape[1],) + tuple(w.shape[0] for w in self.weights)
+
+    @property
+    def num_params(self) -> int:
+        """Target parameters (weights and biases)."""
+        return sum(int(t.numel()) for t in self.traced.state.values())
+
+
+def read_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] | None = None) -> LPlus1Target:
+    """Check that ``target`` is an optional ``Flatten`` then chained ``Linear`` layers; read its weights.
+
+    Raises
+    ------
+    InputError
+        One line naming the first layer that is not ``Linear``, layers that do not chain, non-finite weights.
+        Non-sequential targets (residual additions, concatenations) are refused by the tracer.
+    """
+    traced = target if isinstance(target, TracedNet) else trace_module(target, input_shape)
+    layers = list(traced.spec.layers)
+    flatten = bool(layers) and isinstance(layers[0], Flatten)
+    if flatten:
+        if layers[0].activation != "identity":
+            raise InputError(f"lplus1: unsupported activation {layers[0].activation!r} after Flatten")
+        layers = layers[1:]
+    offset = int(flatten)
+    what = "the lplus1 construction takes fully connected targets: an optional leading Flatten, then Linear layers"
+    if not layers:
+        raise InputError(f"target has no Linear layer; {what}")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Linear):
+            raise InputError(f"unsupported layer {type(layer).__name__} at position {i + offset} of the target; "
+                             f"{what}")
+    for a, b in zip(layers, layers[1:]):
+        if a.out_features != b.in_features:
+            raise InputError(f"target layers do not chain: {a.out_features} outputs feed {b.in_features} inputs")
+    weights, biases = [], []
+    for i, layer in enumerate(layers):
+        idx = i + offset
+        w = traced.state[f"layers.{idx}.weight"].detach().to(torch.float64).cpu().numpy()
+        b = traced.state.get(f"layers.{idx}.bias")
+        b = np.zeros(w.shape[0]) if b is None else b.detach().to(torch.float64).cpu().numpy()
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+            raise InputError(f"target layer {idx} has non-finite weights")
+        weights.append(np.ascontiguousarray(w))
+        biases.append(np.ascontiguousarray(b))
+    shape = traced.spec.input_shape or (layers[0].in_features,)
+    return LPlus1Target(traced=traced, weights=tuple(weights), biases=tuple(biases),
+                        activations=tuple(layer.activation for layer in layers), flatten=flatten,
+                        input_shape=tuple(shape))
+
+
+# ----- activations ---------------------------------------------------------------------------------------------
+def first_layer_mode(act: Activation) -> str:
+    """``"split"`` (exact +- split) or ``"linear"`` (small-weight regime) for the copying layer's activation.
+
+    Raises
+    ------
+    InputError
+        When the registry entry supports neither (listing the activations that are supported).
+    """
+    if act.positively_homogeneous and act.split and act.remainder is None:
+        return "split"
+    if act.dphi0 not in (None, 0.0) and act.remainder is not None:
+        return "linear"
+    ok = [a.name for a in REGISTRY.values() if (a.positively_homogeneous and a.split and a.remainder is None)
+          or (a.dphi0 not in (None, 0.0) and a.remainder is not None)]
+    raise InputError(f"lplus1: activation {act.name!r} is neither positively homogeneous with phi(x) - phi(-x) = s x "
+                     f"nor differentiable at 0 with a remainder bound; supported: {', '.join(ok)}")
+
+
+def _phi64(act: Activation, x: np.ndarray) -> np.ndarray:
+    """``phi(x)`` in float64."""
+    return act.fn(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
+
+
+# ----- layout --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """Widths of the depth-(L+1) random network and where each neuron sits.
+
+    Attributes
+    ----------
+    widths : tuple of int
+        Target widths ``(n_0, ..., n_L)``.
+    rho : int
+        Copies per target neuron (and constant neurons per hidden layer) in layers 2..L.
+    first_rho : int
+        Copying-layer neurons per input.
+    const_rho : int
+        Neurons of the copying layer's constant block.
+    """
+
+    widths: tuple[int, ...]
+    rho: int
+    first_rho: int
+    const_rho: int
+
+    @property
+    def num_layers(self) -> int:
+        """L (the random network has L + 1 layers)."""
+        return len(self.widths) - 1
+
+    def rows(self, k: int) -> int:
+        """Neurons of random layer ``k + 1`` (``k = 0`` the copying layer, ``k = L`` the output)."""
+        if k == 0:
+            return self.first_rho * self.widths[0] + self.const_rho
+        if k == self.num_layers:
+            return self.widths[k]
+        return self.rho * (self.widths[k] + 1)
+
+    def copies(self, k: int) -> int:
+        """Copy rows of random layer ``k + 1`` (the constant rows follow them): ``rho n_k``, or ``n_L``."""
+        return self.widths[k] if k == self.num_layers else self.rho * self.widths[k]
+
+    def multiplicity(self, k: int) -> int:
+        """Copies per target neuron of layer ``k`` (``k >= 1``)."""
+        return 1 if k == self.num_layers else self.rho
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able."""
+        return {"widths": list(self.widths), "rho": self.rho, "first_rho": self.first_rho,
+                "const_rho": self.const_rho}
+
+
+def random_spec(target: LPlus1Target, layout: Layout) -> NetSpec:
+    """The depth-(L+1) random network: bias-free ``Linear`` layers, the constant input coordinate.
+
+    Random layer ``k + 1`` carries the activation of target layer ``k`` (``k >= 1``); the copying layer carries
+    that of target layer 1.
+    """
+    n0 = layout.widths[0]
+    layers: list = [Flatten()] if target.flatten else []
+    layers.append(Linear(n0 + 1, layout.rows(0), bias=False, activation=target.activations[0]))
+    for k in range(1, layout.num_layers + 1):
+        layers.append(Linear(layout.rows(k - 1), layout.rows(k), bias=False, activation=target.activations[k - 1]))
+    return NetSpec(tuple(layers), input_shape=target.input_shape, input_constant=True)
+
+
+def layer_names(spec: NetSpec) -> list[str]:
+    """Weight names of the random layers, copying layer first."""
+    return [f"layers.{i}.weight" for i in spec.linear_layers]
+
+
+def theory_rho(num_params: int, eps: float, delta: float, C: float = LPLUS1_C) -> int:
+    """``rho = ceil(C log2(N / min(eps, delta)))``: the theorem's logarithmic multiplicity (its form; C unknown).
+
+    Burkholz 2022, Thm. 2.5/2.6: ``rho = O(log(N / min(eps, delta)))`` with ``N`` the target's parameters (the
+    union bound over one subset-sum instance per parameter and copy). ``C`` is :data:`LPLUS1_C`.
+    """
+    return max(1, math.ceil(C * math.log2(num_params / min(eps, delta))))
+
+
+def counting_rho(eps: float, reach: float = 1.0) -> int:
+    """The fewest candidates whose ``2^rho`` subset sums can cover ``[-reach, reach]`` within ``eps``."""
+    return max(1, math.ceil(math.log2(reach / eps)))
+
+
+# ----- instances and their solution ----------------------------------------------------------------------------
+@dataclass
+class _Stats:
+    """Per-layer tallies over the chunks (mutable accumulator, private)."""
+
+    instances: int = 0
+    above: int = 0
+    max_error: float = 0.0
+    sum_error: float = 0.0
+    sum_size: int = 0
+    max_size: int = 0
+    status: dict | None = None
+    seconds: float = 0.0
+
+    def add(self, errors: np.ndarray, sizes: np.ndarray, status: np.ndarray, eps: float, seconds: float) -> None:
+        self.instances += int(errors.size)
+        if errors.size:
+            self.above += int((errors > eps).sum())
+            self.max_error = max(self.max_error, float(errors.max()))
+            self.sum_error += float(errors.sum())
+            self.sum_size += int(sizes.sum())
+            self.max_size = max(self.max_size, int(sizes.max()))
+        self.status = self.status or {}
+        vals, cnt = np.unique(np.asarray(status, dtype=np.int8), return_counts=True)
+        for v, c in zip(vals, cnt):
+            key = Status(int(v)).name.lower()
+            self.status[key] = self.status.get(key, 0) + int(c)
+        self.seconds += seconds
+
+    def record(self) -> dict[str, Any]:
+        n = max(self.instances, 1)
+        return {"instances": self.instances, "above_eps": self.above, "max_error": self.max_error,
+                "mean_error": self.sum_error / n, "mean_subset_size": self.sum_size / n,
+                "max_subset_size": self.max_size, "status": self.status or {}, "seconds": round(self.seconds, 3)}
+
+
+def _solve(targets: np.ndarray, cand: np.ndarray, valid: np.ndarray, stats: _Stats, *, solver: str,
+           objective: str, eps: float, time_limit: float | None) -> np.ndarray:
+    """Selections ``(K, c)`` of one batch of instances (padded candidates, ``valid`` marks the real ones)."""
+    if targets.size == 0:
+        return np.zeros(cand.shape, dtype=bool)
+    cand = np.where(valid, cand, 0.0)  # padding is 0: never needed, so no objective selects it
+    t0 = time.perf_counter()
+    res = solve(SubsetSumProblem(targets, np.ascontiguousarray(cand)), method=solver, objective=objective, eps=eps,
+                time_limit=time_limit)
+    sel = res.selection & valid
+    err = approximation_errors(targets, selection_sums(cand, sel))
+    stats.add(err, sel.sum(axis=1), res.status, eps, time.perf_counter() - t0)
+    return sel
+
+
+def _rows_to_targets(k: int, layout: Layout, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows ``q`` of random layer ``k + 1``: target neuron index (-1 for constant rows) and a copy flag."""
+    copies = layout.copies(k)
+    is_copy = q < copies
+    i = np.where(is_copy, q // layout.multiplicity(k), -1)
+    return i, is_copy
+
+
+def _iter_rows(dist: WeightDistribution, name: str, shape: tuple[int, int], seed: int
+               ) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, float32 chunk)`` of a random layer, regenerated bit for bit in bounded memory."""
+    q0 = 0
+    for chunk in dist.iter_rows(name, shape, seed, fan_in=shape[1],
+                                chunk_elements=max(shape[1], CHUNK_ELEMENTS)):
+        c = chunk.numpy()
+        yield q0, c
+        q0 += c.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class _First:
+    """The copying layer as the next layer sees it (private)."""
+
+    u: np.ndarray          # (n0, first_rho) float64, weight of block neuron (j, r) from input j
+    keep: np.ndarray       # (n0, first_rho) bool, that weight kept
+    kappa: np.ndarray      # (first_rho * n0 + const_rho,) float64: output of constant-valued neurons, else 0
+    const_valued: np.ndarray  # (first_rho * n0 + const_rho,) bool: neuron outputs a constant
+
+
+def _first_view(layout: Layout, act: Activation, w1: np.ndarray, mask1: np.ndarray) -> _First:
+    """Read the copying layer's weights and masks: block weights, which are kept, constant outputs."""
+    n0, fr, rc = layout.widths[0], layout.first_rho, layout.const_rho
+    rows = np.arange(n0 * fr)
+    u = w1[rows, rows // fr].astype(np.float64).reshape(n0, fr)
+    keep = mask1[rows, rows // fr].reshape(n0, fr)
+    uc = w1[n0 * fr:, n0].astype(np.float64)
+    keepc = mask1[n0 * fr:, n0]
+    kappa = np.full(layout.rows(0), act.phi0)  # a neuron whose input weight is pruned outputs phi(0)
+    kappa[n0 * fr:] = np.where(keepc, _phi64(act, uc), act.phi0)
+    const_valued = np.ones(layout.rows(0), dtype=bool)
+    const_valued[:n0 * fr] = ~keep.reshape(-1)
+    kappa[:n0 * fr][keep.reshape(-1)] = 0.0
+    return _First(u=u, keep=keep, kappa=kappa, const_valued=const_valued)
+
+
+def _first_side_order(u: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates of one side per block: neuron indices ``(n0, c)``, validity ``(n0, c)``, weights ``(n0, c)``.
+
+    ``side`` ``"+"`` (u > 0), ``"-"`` (u < 0) or ``"all"``; neurons of the side first, in index order.
+    """
+    if side == "all":
+        idx = np.broadcast_to(np.arange(u.shape[1]), u.shape).copy()
+        return idx, np.ones(u.shape, dtype=bool), u
+    sel = u > 0 if side == "+" else u < 0
+    order = np.argsort(~sel, axis=1, kind="stable")
+    c = max(int(sel.sum(axis=1).max()), 1)
+    idx = order[:, :c]
+    valid = np.take_along_axis(sel, idx, axis=1)
+    return idx, valid, np.take_along_axis(u, idx, axis=1)
+
+
+# ----- construction --------------------------------------------------------------------------------------------
+def construct(
+    target: nn.Module | TracedNet,
+    *,
+    eps: float = 0.01,
+    delta: float = 0.01,
+    rho: int | None = None,
+    first_rho: int | None = None,
+    const_rho: int | None = None,
+    seed: int = 0,
+    distribution: WeightDistribution | None = None,
+    solver: str = "auto",
+    objective: str = "sparsest",
+    time_limit: float | None = None,
+    strict: bool = False,
+    nonneg_input: bool = False,
+    radius: float = 1.0,
+    input_shape: tuple[int, ...] | None = None,
+    record_target: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Ticket:
+    """Prune a depth-(L+1) random network into an approximation of the fully connected ``target``.
+
+    Parameters
+    ----------
+    target : nn.Module or TracedNet
+        ``Linear`` layers (optionally after ``Flatten``) with any activations of the registry; the first
+        layer's must be supported by :func:`first_layer_mode`.
+    eps : float in (0, 1)
+        Tolerance of every subset-sum instance (the per-parameter error of Burkholz's experiments).
+    delta : float in (0, 1)
+        Failure probability in the theorem's ``rho`` (:func:`theory_rho`).
+    rho : int, optional
+        Copies per target neuron; default :func:`theory_rho`. Refused below :func:`counting_rho` (``eps``).
+    first_rho : int, optional
+        Copying-layer neurons per input; default ``2 rho`` for the +- split (each side gets about ``rho``),
+        ``rho`` otherwise (as the reference code).
+    const_rho : int, optional
+        Neurons of the constant block; default ``first_rho``. Activations with ``phi(0) != 0`` (sigmoid,
+        softplus) need more: the block must also cancel ``phi(0) sum v`` of every copy.
+    seed : int
+        Seed of the random network.
+    distribution : WeightDistribution, optional
+        Law of every random weight; default U[-1, 1]. For the ``linear`` first layer, its scale bounds
+        ``|u|`` and hence the Taylor remainder (and the products' reach).
+    solver, objective, time_limit
+        Passed to :func:`strongticket.subsetsum.solve`; ``objective`` ``sparsest`` (default: small subsets
+        keep the propagated error small) or ``min_error``.
+    strict : bool
+        Raise :class:`InfeasibleError` when an instance misses ``eps`` (default: record the count and go on;
+        the certified bound uses the actual errors either way).
+    nonneg_input : bool
+        Inputs are ``>= 0`` (images in [0, 1]): the split first layer needs only its ``u > 0`` side.
+    radius : float
+        The certified bound recorded in the provenance is over ``|x|_inf <= radius``.
+    input_shape : tuple of int, optional
+        Shape of one input, for tracing a target that starts with ``Flatten``.
+    record_target : bool
+        Store the target's weights in the ticket (``arrays["target.*"]``).
+    log : callable, optional
+        Progress lines.
+
+    Returns
+    -------
+    Ticket
+        Random spec of L+1 ``Linear`` layers with the right activation per layer, masks, and provenance:
+        ``lplus1`` (layout and mode), per-layer instance records and ``certified_bound``.
+
+    Raises
+    ------
+    InputError
+        Bad option, unsupported target or activation, ``rho`` below the counting bound.
+    InfeasibleError
+        With ``strict``, when some instance misses ``eps``.
+    """
+    start = time.perf_counter()
+    say = log or (lambda _msg: None)
+    seed = check_seed(seed)
+    eps = _check_unit("eps", eps)
+    delta = _check_unit("delta", delta)
+    if objective not in ("min_error", "sparsest"):
+        raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
+    if not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and math.isfinite(radius)
+            and radius > 0):
+        raise InputError(f"radius must be a finite number > 0, got {radius!r}")
+    tgt = read_target(target, input_shape)
+    act0 = activation(tgt.activations[0])
+    mode = first_layer_mode(act0)
+    theory = theory_rho(tgt.num_params, eps, delta)
+    need = counting_rho(eps)
+    rho = theory if rho is None else _check_count("rho", rho)
+    if rho < need:
+        raise InputError(f"rho = {rho} is too small for eps = {eps:g}: the 2^rho subset sums cannot cover "
+                         f"[-1, 1] within eps (counting bound rho >= {need}; the theorem's rho for delta = "
+                         f"{delta:g} is {theory})")
+    first_rho = (2 * rho if mode == "split" else rho) if first_rho is None else _check_count("first_rho", first_rho)
+    per_side = first_rho // 2 if mode == "split" and not nonneg_input else first_rho
+    if per_side < need:
+        raise InputError(f"first_rho = {first_rho} gives about {per_side} candidates per instance, too few for "
+                         f"eps = {eps:g} (counting bound {need}; default 2 rho for the +- split)")
+    const_rho = first_rho if const_rho is None else _check_count("const_rho", const_rho)
+    dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
+    layout = Layout(tgt.widths, rho, first_rho, const_rho)
+    spec = random_spec(tgt, layout)
+    names = layer_names(spec)
+    shapes = spec.parameter_shapes()
+    L = layout.num_layers
+    opts = {"solver": solver, "objective": objective, "eps": eps, "time_limit": time_limit}
+
+    # copying layer: every weight is a candidate; its mask is decided by the next layer's choices
+    t0 = time.perf_counter()
+    w1 = dist.tensor(names[0], shapes[names[0]], seed, fan_in=spec.fan_in(names[0])).numpy()
+    n0, fr = layout.widths[0], first_rho
+    full_keep = np.zeros((layout.rows(0), n0 + 1), dtype=bool)
+    full_keep[np.arange(n0 * fr), np.arange(n0 * fr) // fr] = True
+    full_keep[n0 * fr:, n0] = True
+    first = _first_view(layout, act0, w1, full_keep)
+    gen_seconds = time.perf_counter() - t0
+    masks: dict[str, torch.Tensor] = {}
+    records: list[dict[str, Any]] = []
+    used = np.zeros(layout.rows(0), dtype=bool)
+    kappa_prev = None
+    for k in range(1, L + 1):
+        name = names[k]
+        shape = tuple(int(s) for s in shapes[name])
+        act = activation(tgt.activations[k - 1])
+        w, b = tgt.weights[k - 1], tgt.biases[k - 1]
+        mask = np.zeros(shape, dtype=bool)
+        z_const = np.zeros(shape[0])
+        wstats, bstats, cstats = _Stats(), _Stats(), _Stats()
+        say(f"layer {k + 1}/{L + 1}: {shape[0]} neurons from {shape[1]}, target layer {k} {w.shape[1]} -> "
+            f"{w.shape[0]}")
+        tg = time.perf_counter()
+        for q0, v in _iter_rows(dist, name, shape, seed):
+            gen_seconds += time.perf_counter() - tg
+            q = np.arange(q0, q0 + v.shape[0])
+            i, is_copy = _rows_to_targets(k, layout, q)
+            w_rows = np.where(is_copy[:, None], w[np.maximum(i, 0)], 0.0)
+            if k == 1:
+                offset = _first_weights(v, w_rows, first, layout, act0, mode, nonneg_input, mask[q0:q0 + len(q)],
+                                        wstats, opts)
+                bias_cand = v[:, n0 * fr:].astype(np.float64) * first.kappa[None, n0 * fr:]
+                bias_cols = np.arange(n0 * fr, shape[1])
+            else:
+                offset = _plain_weights(v, w_rows, layout, k, mask[q0:q0 + len(q)], wstats, opts)
+                nc = layout.copies(k - 1)
+                bias_cand = v[:, nc:].astype(np.float64) * kappa_prev[None]
+                bias_cols = np.arange(nc, shape[1])
+            bt = np.where(is_copy, b[np.maximum(i, 0)] - offset, CONSTANT_TARGET)
+            # constant neurons need no precision (their exact values feed the next biases): tallied apart
+            for group, st in ((is_copy & (bt != 0), bstats), (~is_copy, cstats)):
+                sel = _solve(bt[group], bias_cand[group], np.ones(bias_cand[group].shape, dtype=bool), st, **opts)
+                rr, cc = np.nonzero(sel)
+                mask[q0 + np.nonzero(group)[0][rr], bias_cols[cc]] = True
+            z_const[q] = (np.where(mask[q0:q0 + len(q)][:, bias_cols], bias_cand, 0.0)).sum(axis=1)
+            tg = time.perf_counter()
+        if k == 1:
+            used = mask.any(axis=0)
+        kappa_prev = _phi64(act, z_const[layout.copies(k):]) if k < L else None
+        masks[name] = torch.from_numpy(mask)
+        records.append({"random_layer": k + 1, "name": name, "shape": list(shape), "activation": act.name,
+                        "target_layer": k, "multiplicity": layout.multiplicity(k),
+                        "weights": wstats.record(), "biases": bstats.record(), "constants": cstats.record(),
+                        "kept": int(mask.sum())})
+    keep1 = np.zeros((layout.rows(0), n0 + 1), dtype=bool)
+    keep1[full_keep] = used[np.nonzero(full_keep)[0]]
+    masks[names[0]] = torch.from_numpy(keep1)
+    masks = {n: masks[n] for n in names}
+    solve_seconds = sum(r[g]["seconds"] for r in records for g in ("weights", "biases", "constants"))
+    above = sum(r["weights"]["above_eps"] + r["biases"]["above_eps"] for r in records)
+    warnings = []
+    if above:
+        warnings.append(f"{above} subset-sum instances miss eps = {eps:g} with rho = {rho} (max error "
+                        f"{max(r['weights']['max_error'] for r in records):.3g}); the certified bound includes them; "
+                        f"a larger rho (the theorem asks {theory} for delta = {delta:g}) lowers the count")
+        say("warning: " + warnings[-1])
+    provenance: dict[str, Any] = {
+        "method": METHOD, "paper": PAPER, "eps": eps, "delta": delta, "objective": objective, "solver": solver,
+        "lplus1": {**layout.to_dict(), "first_layer_mode": mode, "copy_activation": act0.name,
+                   "constant_target": CONSTANT_TARGET, "theory_rho": theory, "theory_C": LPLUS1_C,
+                   "counting_rho": need},
+        "nonneg_input": nonneg_input, "warnings": warnings, "layers": records, "instances_above_eps": above,
+        "random_params": int(spec.num_params),
+        "target": {"spec": tgt.traced.spec.to_dict(), "fingerprint": fingerprint(tgt.traced.state),
+                   "widths": list(tgt.widths), "num_params": tgt.num_params,
+                   "source_names": tgt.traced.source_names},
+        "strongticket": __version__,
+    }
+    arrays = {f"target.{n}": t.detach().cpu() for n, t in tgt.traced.state.items()} if record_target else {}
+    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
+    tb = time.perf_counter()
+    bound = certified_bound(ticket, tgt, radius=radius, nonneg_input=nonneg_input)
+    provenance["certified_bound"] = {"bound": bound.bound, "radius": radius, "norm": "linf",
+                                     "layers": list(bound.layers)}
+    provenance["seconds"] = {"generate": round(gen_seconds, 3), "solve": round(solve_seconds, 3),
+                             "bound": round(time.perf_counter() - tb, 3),
+                             "total": round(time.perf_counter() - start, 3)}
+    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
+    if strict and above:
+        raise InfeasibleError(f"{warnings[0]}; or pass strict=False to keep the ticket anyway")
+    return ticket
+
+
+def _first_weights(v: np.ndarray, w_rows: np.ndarray, first: _First, layout: Layout, act: Activation, mode: str,
+                   nonneg: bool, mask: np.ndarray, stats: _Stats, opts: dict) -> np.ndarray:
+    """Solve the weight instances of a chunk of layer-2 rows; set ``mask``; return each row's phi(0) offset."""
+    n0, fr = layout.widths[0], layout.first_rho
+    R = v.shape[0]
+    v3 = v[:, :n0 * fr].reshape(R, n0, fr)
+    offset = np.zeros(R)
+    if mode == "split":
+        one, minus = float(_phi64(act, np.array(1.0))), float(_phi64(act, np.array(-1.0)))
+        sides = [("+", 1.0 / one)] if nonneg else [("+", 1.0 / (one - minus)), ("-", -1.0 / (one - minus))]
+    else:
+        sides = [("all", 1.0 / act.dphi0)]
+    inst = w_rows != 0  # a pruned target weight keeps its random weights pruned
+    rows, js = np.nonzero(inst)
+    for side, scale in sides:
+        idx, valid, uu = _first_side_order(first.u, side)
+        factor = np.abs(uu) if mode == "split" else uu
+        cand = np.take_along_axis(v3, np.broadcast_to(idx[None], (R,) + idx.shape), axis=2)[rows, js]
+        cand = cand.astype(np.float64) * factor[js]
+        sel = _solve(w_rows[rows, js] * scale, cand, valid[js], stats, **opts)
+        kk, tt = np.nonzero(sel)
+        mask[rows[kk], js[kk] * fr + idx[js[kk], tt]] = True
+    if mode == "linear" and act.phi0 != 0:
+        offset = act.phi0 * np.where(mask[:, :n0 * fr], v[:, :n0 * fr], 0.0).astype(np.float64).sum(axis=1)
+    return offset
+
+
+def _plain_weights(v: np.ndarray, w_rows: np.ndarray, layout: Layout, k: int, mask: np.ndarray, stats: _Stats,
+                   opts: dict) -> np.ndarray:
+    """Solve the weight instances of a chunk of rows of layer ``k + 1 >= 3`` over the copies; set ``mask``."""
+    rho, n_prev = layout.rho, layout.widths[k - 1]
+    R = v.shape[0]
+    v3 = v[:, :n_prev * rho].reshape(R, n_prev, rho)
+    rows, js = np.nonzero(w_rows != 0)
+    cand = v3[rows, js].astype(np.float64)
+    sel = _solve(w_rows[rows, js], cand, np.ones(cand.shape, dtype=bool), stats, **opts)
+    kk, tt = np.nonzero(sel)
+    mask[rows[kk], js[kk] * rho + tt] = True
+    return np.zeros(R)
+
+
+# ----- certified bound -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LPlus1Bound:
+    """Certified ``sup_{|x|_inf <= radius} |f(x) - g(x)|_inf`` and its ingredients per random layer.
+
+    Attributes
+    ----------
+    bound : float
+        Upper bound on the largest output error (exact arithmetic).
+    radius : float
+    layers : tuple of dict
+        Per random layer ``>= 2``: ``max_pre_error`` (largest copy pre-activation error bound),
+        ``max_error`` (after the activation), ``remainder`` (largest Taylor remainder term, copying layer),
+        ``amplification`` (largest ``sum |v|`` over a copy's kept weights from copies: the factor the previous
+        layer's error is multiplied by), ``activation_bound`` (largest target activation bound ``B``).
+    """
+
+    bound: float
+    radius: float
+    layers: tuple[dict, ...]
+
+
+def _target_of(ticket: Ticket) -> LPlus1Target:
+    info = ticket.provenance.get("target", {})
+    if "spec" not in info:
+        raise InputError("the ticket records no target spec; pass the target explicitly")
+    spec = NetSpec.from_dict(info["spec"])
+    state = {k[len("target."):]: v for k, v in ticket.arrays.items() if k.startswith("target.")}
+    if set(state) != set(spec.parameter_shapes()):
+        raise InputError("the ticket does not store the target's weights (record_target=False); pass the target")
+    return read_target(TracedNet(spec, state, {}))
+
+
+def layout_of(ticket: Ticket) -> tuple[Layout, str]:
+    """The layout and first-layer mode an L+1 ticket records; an :class:`InputError` for another ticket."""
+    info = ticket.provenance.get("lplus1")
+    if ticket.provenance.get("method") != METHOD or not isinstance(info, dict):
+        raise InputError(f"not an {METHOD} ticket (method {ticket.provenance.get('method')!r})")
+    return (Layout(tuple(info["widths"]), int(info["rho"]), int(info["first_rho"]), int(info["const_rho"])),
+            str(info["first_layer_mode"]))
+
+
+def certified_bound(ticket: Ticket, target: nn.Module | TracedNet | LPlus1Target | None = None, *,
+                    radius: float = 1.0, nonneg_input: bool | None = None) -> LPlus1Bound:
+    """Certified l_inf error bound of an L+1 ticket, recomputed from its regenerated weights and masks.
+
+    See the module docstring for the recurrence. ``nonneg_input`` defaults to the ticket's; with it the
+    bound is over ``0 <= x <= radius``. The bound is for exact arithmetic (a float32 network adds rounding).
+
+    Raises
+    ------
+    InputError
+        Not an L+1 ticket, a copying layer that is not univariate, a constant neuron that reads a copy.
+    """
+    layout, mode = layout_of(ticket)
+    tgt = target if isinstance(target, LPlus1Target) else (_target_of(ticket) if target is None
+                                                          else read_target(target))
+    if tgt.widths != layout.widths:
+        raise InputError(f"the ticket was built for widths {layout.widths}, the target has {tgt.widths}")
+    nonneg = bool(ticket.provenance.get("nonneg_input", False)) if nonneg_input is None else nonneg_input
+    names = layer_names(ticket.spec)
+    shapes = ticket.spec.parameter_shapes()
+    dist, seed = ticket.distribution, ticket.seed
+    act0 = activation(tgt.activations[0])
+    m1 = ticket.masks[names[0]].numpy()
+    n0, fr = layout.widths[0], layout.first_rho
+    univariate = np.ones(m1.shape, dtype=bool)
+    univariate[np.arange(n0 * fr), np.arange(n0 * fr) // fr] = False
+    univariate[n0 * fr:, n0] = False
+    if (m1 & univariate).any():
+        raise InputError("the copying layer keeps a weight outside its univariate pattern: not an L+1 ticket")
+    first = _first_view(layout, act0, dist.tensor(names[0], shapes[names[0]], seed).numpy(), m1)
+    if mode == "linear" and act0.remainder_radius < math.inf and np.abs(first.u[first.keep]).max(initial=0) * \
+            radius > act0.remainder_radius:
+        raise InputError(f"|u x| exceeds the remainder radius {act0.remainder_radius} of {act0.name}")
+    B = np.full(n0, float(radius))
+    e_prev = kappa = None
+    rows_out = []
+    for k in range(1, layout.num_layers + 1):
+        name = names[k]
+        shape = tuple(int(s) for s in shapes[name])
+        act = activation(tgt.activations[k - 1])
+        w, b = tgt.weights[k - 1], tgt.biases[k - 1]
+        mask = ticket.masks[name].numpy()
+        pre = np.zeros(shape[0])
+        z_const = np.zeros(shape[0])
+        rem_max = amp_max = 0.0
+        for q0, v in _iter_rows(dist, name, shape, seed):
+            sl = slice(q0, q0 + v.shape[0])
+            q = np.arange(sl.start, sl.stop)
+            i, is_copy = _rows_to_targets(k, layout, q)
+            vm = np.where(mask[sl], v, 0.0).astype(np.float64)
+            w_rows = np.where(is_copy[:, None], w[np.maximum(i, 0)], 0.0)
+            b_rows = np.where(is_copy, b[np.maximum(i, 0)], 0.0)
+            if k == 1:
+                coef, rem, const, xdep = _first_terms(vm, first, layout, act0, mode, nonneg, radius, w_rows)
+                rem_max = max(rem_max, float(rem.max(initial=0.0)))
+                prop = 0.0
+            else:
+                nc = layout.copies(k - 1)
+                copies = vm[:, :nc].reshape(len(q), -1, layout.rho)
+                coef = np.abs(copies.sum(axis=2) - w_rows) @ B
+                prop = np.abs(vm[:, :nc]) @ e_prev
+                amp_max = max(amp_max, float(np.abs(copies).sum(axis=(1, 2)).max(initial=0.0)))
+                const = vm[:, nc:] @ kappa
+                xdep = np.abs(vm[:, :nc]).sum(axis=1) > 0
+                rem = 0.0
+            if (xdep & ~is_copy).any():
+                raise InputError(f"constant neuron {int(q[xdep & ~is_copy][0])} of random layer {k + 1} reads an "
+                                 f"input-dependent neuron: not an L+1 ticket")
+            pre[sl] = coef + rem + prop + np.abs(const - b_rows)
+            z_const[sl] = const
+        nc = layout.copies(k)
+        e = act.lipschitz * pre[:nc]
+        B_next = abs(act.phi0) + act.lipschitz * (np.abs(w) @ B + np.abs(b))
+        rows_out.append({"random_layer": k + 1, "max_pre_error": float(pre[:nc].max()), "max_error": float(e.max()),
+                         "remainder": rem_max, "amplification": amp_max, "activation_bound": float(B_next.max())})
+        B = B_next
+        e_prev = e
+        kappa = _phi64(act, z_const[nc:])
+    return LPlus1Bound(bound=float(e_prev.max()), radius=float(radius), layers=tuple(rows_out))
+
+
+def _first_terms(vm: np.ndarray, first: _First, layout: Layout, act: Activation, mode: str, nonneg: bool,
+                 radius: float, w_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per layer-2 row: coefficient error term, remainder term, constant pre-activation, reads-an-input flag."""
+    n0, fr = layout.widths[0], layout.first_rho
+    R = vm.shape[0]
+    blk = vm[:, :n0 * fr].reshape(R, n0, fr)
+    kept = np.where(first.keep[None], blk, 0.0)
+    const = vm @ first.kappa
+    xdep = (kept != 0).any(axis=(1, 2))
+    if mode == "split":
+        one, minus = float(_phi64(act, np.array(1.0))), float(_phi64(act, np.array(-1.0)))
+        a_pos = (kept * np.where(first.u > 0, np.abs(first.u), 0.0)[None]).sum(axis=2)
+        a_neg = (kept * np.where(first.u < 0, np.abs(first.u), 0.0)[None]).sum(axis=2)
+        err = np.abs(a_pos * one + a_neg * minus - w_rows)  # x >= 0: phi(x) = x phi(1), phi(-x) = x phi(-1)
+        if not nonneg:
+            err = np.maximum(err, np.abs(a_pos * minus + a_neg * one + w_rows))
+        return err.sum(axis=1) * radius, np.zeros(R), const, xdep
+    a = (kept * first.u[None]).sum(axis=2)
+    coef = np.abs(act.dphi0 * a - w_rows).sum(axis=1) * radius
+    rem = act.remainder * (np.abs(kept) * first.u[None] ** 2).sum(axis=(1, 2)) * radius ** 2
+    const = const + act.phi0 * kept.sum(axis=(1, 2))  # phi(u x) = phi(0) + ...: the constant part of every input
+    return coef, rem, const, xdep
+
+
+# ----- structure -----------------------------------------------------------------------------------------------
+def structure(ticket: Ticket) -> dict[str, Any]:
+    """The L+1 structural invariants, read from the masks (Burkholz 2022, the construction's shape).
+
+    Returns
+    -------
+    dict
+        ``depth`` (random Linear layers) and ``target_depth``; ``univariate_first_layer`` (every copying
+        neuron keeps at most one weight, from its own input or the constant coordinate); ``widths`` and
+        ``expected_widths`` (``first_rho n_0 + const_rho``, ``rho (n_l + 1)``, ``n_L``); ``output_multiplicity``
+        (1 when the output layer has exactly ``n_L`` neurons); ``biases`` (random layers with a bias: none);
+        ``copies_read_own_inputs`` (every kept weight of a copy of target neuron i comes from a copy of an input
+        j with ``w_ij != 0`` or from a constant neuron; constant neurons read only constants).
+    """
+    layout, _ = layout_of(ticket)
+    tgt = _target_of(ticket)
+    names = layer_names(ticket.spec)
+    n0, fr = layout.widths[0], layout.first_rho
+    m1 = ticket.masks[names[0]].numpy()
+    allowed = np.zeros(m1.shape, dtype=bool)
+    allowed[np.arange(n0 * fr), np.arange(n0 * fr) // fr] = True
+    allowed[n0 * fr:, n0] = True
+    own = True
+    for k in range(1, layout.num_layers + 1):
+        m = ticket.masks[names[k]].numpy()
+        w = tgt.weights[k - 1]
+        i, is_copy = _rows_to_targets(k, layout, np.arange(m.shape[0]))
+        group = fr if k == 1 else layout.rho
+        n_in = m.shape[1] - (layout.const_rho if k == 1 else layout.rho)
+        blk = m[:, :n_in].reshape(m.shape[0], -1, group).any(axis=2)  # (rows, target inputs)
+        ok_w = np.where(is_copy[:, None], w[np.maximum(i, 0)] != 0, False)
+        own &= bool(not (blk & ~ok_w).any())
+    return {
+        "depth": len(names), "target_depth": layout.num_layers,
+        "univariate_first_layer": bool(not (m1 & ~allowed).any() and (m1.sum(axis=1) <= 1).all()),
+        "widths": [int(ticket.spec.parameter_shapes()[n][0]) for n in names],
+        "expected_widths": [layout.rows(k) for k in range(layout.num_layers + 1)],
+        "output_multiplicity": int(ticket.spec.parameter_shapes()[names[-1]][0] // layout.widths[-1]),
+        "biases": [n for n in ticket.spec.parameter_shapes() if n.endswith(".bias")],
+        "copies_read_own_inputs": own,
+    }
+
+
+__all__ = ["CONSTANT_TARGET", "LPLUS1_C", "LPlus1Bound", "LPlus1Target", "Layout", "METHOD", "PAPER",
+           "certified_bound", "construct", "counting_rho", "first_layer_mode", "layer_names", "layout_of",
+           "random_spec", "read_target", "structure", "theory_rho"]

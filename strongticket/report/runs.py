@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from strongticket.errors import InputError
+from strongticket.files import read_json_object
 
-COLUMNS = ["run", "method", "model", "dataset", "density", "sparsity", "accuracy", "reinit_accuracy", "params",
+# summary.json fields that must be numbers (or absent) for the table and the plot
+NUMERIC = ("density", "sparsity", "test_accuracy", "reinit_test_accuracy", "params", "nonzero_params", "wall_time_s")
+
+COLUMNS = ["run", "method", "model", "width", "dataset", "density", "sparsity", "accuracy", "reinit_accuracy", "params",
            "nonzero_params", "wall_time_s", "collapsed"]
 
 
@@ -35,11 +38,16 @@ def collect(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """Return one row per finished run: the columns of :data:`COLUMNS`, sorted by method then density."""
     rows = []
     for run in find_runs(paths):
-        try:
-            s = json.loads((run / "summary.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{str(run / 'summary.json')!r} is not valid JSON: {exc}") from None
-        rows.append({"run": str(run), "method": s.get("method"), "model": s.get("model"), "dataset": s.get("dataset"),
+        s = read_json_object(run / "summary.json", InputError)
+        for key in NUMERIC:
+            v = s.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise InputError(f"{str(run / 'summary.json')!r} is damaged: {key} must be a number, got {v!r}")
+        width = None
+        if (run / "config.json").is_file():
+            width = read_json_object(run / "config.json", InputError).get("config", {}).get("model", {}).get("width")
+        rows.append({"run": str(run), "method": s.get("method"), "model": s.get("model"), "width": width,
+                     "dataset": s.get("dataset"),
                      "density": s.get("density"), "sparsity": s.get("sparsity"), "accuracy": s.get("test_accuracy"),
                      "reinit_accuracy": s.get("reinit_test_accuracy"), "params": s.get("params"),
                      "nonzero_params": s.get("nonzero_params"), "wall_time_s": s.get("wall_time_s"),
@@ -84,7 +92,9 @@ def plot_accuracy_vs_density(rows: Sequence[dict[str, Any]], path: str | os.Path
     for r in rows:
         if r["density"] is None or r["accuracy"] is None:
             continue
-        key = f"{r['method']} ({r['model']}/{r['dataset']})"
+        # runs of different widths are different networks: one series each
+        width = f" x{r['width']:g}" if isinstance(r.get("width"), (int, float)) else ""
+        key = f"{r['method']} ({r['model']}{width}/{r['dataset']})"
         groups.setdefault(key, []).append((r["density"], r["accuracy"]))
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for key, pts in sorted(groups.items()):

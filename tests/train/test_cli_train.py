@@ -57,7 +57,7 @@ def test_report_tabulates_and_plots(tmp_path: Path) -> None:
     assert res.stdout.count("\n") == 5 and "| snip |" in res.stdout
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     res = runner.invoke(app, ["report", str(tmp_path / "runs"), "--format", "csv", "--out", str(tmp_path / "t.csv")])
-    assert (tmp_path / "t.csv").read_text().startswith("run,method,model,dataset,density")
+    assert (tmp_path / "t.csv").read_text().startswith("run,method,model,width,dataset,density")
 
 
 def test_report_without_runs_is_an_error(tmp_path: Path) -> None:

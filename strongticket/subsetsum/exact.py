@@ -153,6 +153,55 @@ def _sweep(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key):
     return best_err, best_key
 
 
+@nb.njit(cache=True, nogil=True)
+def _probe(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key):
+    """:func:`_sweep` by binary search: the same pairs (each left sum with the last right sum <= z - l and
+    the next one), compared the same way, hence the same answer; O(|L| log |R|) instead of O(|L| + |R|),
+    the cheaper when the left class is much the smaller."""
+    for i in range(l0, l1):
+        lv = ls[i]
+        q = z - lv
+        lo = r0
+        hi = r1
+        while lo < hi:  # first index with rs > q
+            mid = (lo + hi) >> 1
+            if rs[mid] > q:
+                hi = mid
+            else:
+                lo = mid + 1
+        j = lo - 1
+        if j >= r0:
+            e = abs((lv + rs[j]) - z)
+            if e <= best_err:
+                key = _combine(lk[i], rk[j], hl)
+                if e < best_err or key < best_key:
+                    best_err = e
+                    best_key = key
+        if j + 1 < r1:
+            e = abs((lv + rs[j + 1]) - z)
+            if e <= best_err:
+                key = _combine(lk[i], rk[j + 1], hl)
+                if e < best_err or key < best_key:
+                    best_err = e
+                    best_key = key
+    return best_err, best_key
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _pair_classes(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key):
+    """Best pair of two sorted classes: a sweep, or binary searches when the left class is far smaller."""
+    nl = l1 - l0
+    nr = r1 - r0
+    if nl <= 0 or nr <= 0:
+        return best_err, best_key
+    depth = 1
+    while (1 << depth) < nr:
+        depth += 1
+    if nl * depth < nr:
+        return _probe(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key)
+    return _sweep(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key)
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _merge_shifted(as_, ak, a0, na, bs, bk, b0, nb_, v, add, out_s, out_k, o0):
     """Merge the sorted list ``as_[a0:a0+na]`` with ``bs[b0:b0+nb_] + v`` (keys + ``add``) into ``out[o0:]``,
@@ -270,7 +319,7 @@ def _sparsest(x, z, hl, hr, eps, lbuf, lkey, rbuf, rkey, offs, ls, lk, rs, rk, l
         k_key = _INT64_MAX
         for a in range(max(0, k - hr), min(k, hl) + 1):
             b = k - a
-            k_err, k_key = _sweep(ls, lk, lstart[a], lend[a], rs, rk, rstart[b], rend[b], z, hl, k_err, k_key)
+            k_err, k_key = _pair_classes(ls, lk, lstart[a], lend[a], rs, rk, rstart[b], rend[b], z, hl, k_err, k_key)
         if k_err <= eps:
             return True, k_key, k_err
         if k_err < g_err or (k_err == g_err and k_key < g_key):

@@ -14,9 +14,11 @@ except ImportError:
 
 from strongticket import __version__
 from strongticket.cli import construct as construct_cli
+from strongticket.cli import demo as demo_cli
 from strongticket.cli import export as export_cli
 from strongticket.cli import proofs, rss
 from strongticket.cli import train as train_cli
+from strongticket.cli import verify as verify_cli
 from strongticket.cli.common import stderr
 from strongticket.errors import StrongTicketError
 
@@ -30,8 +32,8 @@ app = typer.Typer(
 app.add_typer(rss.app, name="rss")
 app.command("proofs")(proofs.proofs)
 app.command("construct")(construct_cli.construct)
-app.command("verify")(construct_cli.verify)
-app.command("demo")(construct_cli.demo)
+app.command("verify")(verify_cli.verify)
+app.command("demo")(demo_cli.demo)
 app.command("train")(train_cli.train)
 app.command("report")(train_cli.report)
 app.command("export")(export_cli.export)

@@ -1,8 +1,7 @@
 """``strongticket construct``: a target (zoo name or spec, with its checkpoint) -> a ticket directory.
 
 Thin: parse the options, call :func:`strongticket.nets.checkpoint.load_target` and the construction, save,
-print a table or one JSON object. ``verify`` and ``demo`` live in :mod:`strongticket.cli.verify` and
-:mod:`strongticket.cli.demo` (re-exported here for callers that registered them from this module).
+print a table or one JSON object.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from typing import Annotated, Any
 import typer
 
 from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_table, status_line, stderr, stdout
-from strongticket.cli.demo import demo
-from strongticket.cli.verify import verify
 from strongticket.construct import CONSTRUCTIONS, build, check_options
 from strongticket.construct.distribution import distribution_for
 from strongticket.errors import InputError
@@ -100,4 +97,4 @@ def construct(
                  f"block size {summary['block_size']}, {seconds:.1f} s")
 
 
-__all__ = ["construct", "demo", "verify"]
+__all__ = ["construct"]

@@ -48,7 +48,8 @@ import torch
 from torch import nn
 
 from strongticket.errors import InputError
-from strongticket.nets.spec import Flatten, Linear, NetSpec, TracedNet, trace_module
+from strongticket.nets.spec import Flatten, Linear, NetSpec
+from strongticket.nets.trace import TracedNet, trace_module
 from strongticket.subsetsum.problem import Status, approximation_errors, selection_sums
 
 #: Target activations a 2L block construction supports (applied after the block's second layer).

@@ -60,7 +60,7 @@ from strongticket.construct.blocks import (
 )
 from strongticket.errors import InfeasibleError, InputError, MethodUnavailableError
 from strongticket.nets.distributions import WeightDistribution, check_seed
-from strongticket.nets.spec import TracedNet
+from strongticket.nets.trace import TracedNet
 from strongticket.subsetsum import Status, SubsetSumProblem, solve
 from strongticket.subsetsum.exact import EXACT_MAX_N
 from strongticket.ticket import Ticket, fingerprint

@@ -3,7 +3,7 @@
 A spec is what a ticket stores instead of a module: the random network's architecture, from which
 :meth:`NetSpec.build` makes an ``nn.Module`` and :mod:`strongticket.nets.distributions` regenerates the
 weights. :mod:`strongticket.nets.trace` reads a spec (and the weights, renamed to the spec's parameter names)
-out of a supported target module with ``torch.fx`` (:meth:`NetSpec.from_module`).
+out of a supported target module with ``torch.fx`` (:func:`strongticket.nets.trace.spec_from_module`).
 
 Parameter names are ``layers.{i}.weight`` and ``layers.{i}.bias``, ``i`` the index of the layer in
 ``NetSpec.layers`` (layers without parameters keep their index); they are the ``state_dict`` keys of
@@ -14,6 +14,8 @@ or average, no padding); each carries the name of an activation of :mod:`strongt
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import math
 from collections.abc import Mapping
@@ -275,21 +277,24 @@ class NetSpec:
             if not isinstance(entry, Mapping) or entry.get("type") not in _LAYER_TYPES:
                 got = entry.get("type") if isinstance(entry, Mapping) else entry
                 raise InputError(f"layer {i}: type must be one of {sorted(_LAYER_TYPES)}, got {got!r}")
+            kind = _LAYER_TYPES[entry["type"]]
             kwargs = {k: v for k, v in entry.items() if k != "type"}
+            known = [f.name for f in dataclasses.fields(kind)]
+            required = [f.name for f in dataclasses.fields(kind)
+                        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+            unknown = sorted(set(kwargs) - set(known))
+            missing = [k for k in required if k not in kwargs]
+            if unknown or missing:
+                what = "; ".join(([f"missing field(s) {missing}"] if missing else [])
+                                 + ([f"unknown field(s) {unknown}"] if unknown else []))
+                raise InputError(f"layer {i} ({entry['type']}): {what}; its fields are {known}")
             try:
-                layers.append(_LAYER_TYPES[entry["type"]](**kwargs))
+                layers.append(kind(**kwargs))
             except TypeError as exc:
                 raise InputError(f"layer {i} ({entry['type']}): {exc}") from None
         shape = data.get("input_shape")
         return cls(tuple(layers), input_shape=None if shape is None else tuple(shape),
                    input_constant=bool(data.get("input_constant", False)))
-
-    @classmethod
-    def from_module(cls, module: nn.Module, input_shape: tuple[int, ...] | None = None) -> NetSpec:
-        """The spec of a supported target ``module`` (see :func:`strongticket.nets.trace.trace_module`)."""
-        from strongticket.nets.trace import trace_module  # trace builds NetSpecs: imported here, not at the top
-
-        return trace_module(module, input_shape).spec
 
     # ----- modules ---------------------------------------------------------------------------
     def build(self, dtype: torch.dtype = torch.float32) -> SpecNet:
@@ -337,12 +342,3 @@ class SpecNet(nn.Module):
         for layer, act in zip(self.layers, self._acts):
             x = act(layer(x))
         return x
-
-
-def __getattr__(name: str) -> Any:
-    """The tracing names that lived here before :mod:`strongticket.nets.trace` (import them from there)."""
-    if name in ("TracedNet", "trace_module", "spec_from_module"):
-        from strongticket.nets import trace
-
-        return getattr(trace, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

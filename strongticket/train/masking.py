@@ -23,7 +23,8 @@ from torch.func import functional_call
 
 from strongticket.errors import InputError
 from strongticket.nets.distributions import WeightDistribution
-from strongticket.nets.spec import NetSpec, trace_module
+from strongticket.nets.spec import NetSpec
+from strongticket.nets.trace import trace_module
 
 Masks = dict[str, torch.Tensor]
 

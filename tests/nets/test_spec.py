@@ -8,6 +8,7 @@ from torch import nn
 
 from strongticket.errors import InputError
 from strongticket.nets.spec import Conv2d, Linear, NetSpec, Pool
+from strongticket.nets.trace import spec_from_module
 
 
 def _lenet() -> nn.Module:
@@ -17,7 +18,7 @@ def _lenet() -> nn.Module:
 
 
 def test_spec_json_round_trip_is_identity():
-    spec = NetSpec.from_module(_lenet(), (1, 8, 8))
+    spec = spec_from_module(_lenet(), (1, 8, 8))
     assert isinstance(spec.layers[0], Conv2d) and isinstance(spec.layers[1], Pool)
     assert NetSpec.from_dict(spec.to_dict()) == spec
 

@@ -86,6 +86,53 @@ def load_instances(path: Path, norm: str, device: str = "cpu") -> Any:
     return SubsetSumProblem(arrays["targets"], arrays["candidates"], norm=norm)
 
 
+#: Metadata marking a selections file written by ``rss solve`` (what ``--overwrite`` may replace).
+SELECTION_FORMAT = "strongticket-rss-selection/1"
+
+
+def _status_legend() -> str:
+    from strongticket.subsetsum import Status
+
+    return ",".join(f"{int(s)}={s.name.lower()}" for s in Status)
+
+
+def _check_selection_dest(dest: Path, source: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an output that would replace the instances or a file ``rss solve`` did not write."""
+    from strongticket.files import check_can_create
+
+    if dest.exists() and dest.resolve() == source.resolve():
+        raise InputError(f"--out must differ from the instance file, got {str(dest)!r} for both")
+    if dest.is_dir():
+        raise InputError(f"--out must be a file path, got the directory {str(dest)!r}")
+    if dest.exists():
+        if not overwrite:
+            raise InputError(f"--out {str(dest)!r} already exists; pass --overwrite to replace it")
+        if _selection_format(dest) != SELECTION_FORMAT:
+            raise InputError(f"--overwrite replaces only a selections file written by 'rss solve', but "
+                             f"{str(dest)!r} is not one; choose another --out")
+    check_can_create(dest, what="--out")
+
+
+def _selection_format(path: Path) -> str | None:
+    """The ``format`` metadata of a safetensors file, or None if it is not one (or has none)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            return (fh.metadata() or {}).get("format")
+    except (SafetensorError, OSError):  # unreadable or not safetensors: not a file we wrote
+        return None
+
+
+def _cell(value: Any) -> str:
+    """A summary value as a table cell: counts as ``name: count``, a missing value as ``none``."""
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return value
+
+
 @app.command("solve")
 def solve_cmd(
     file: Annotated[Path, typer.Argument(help="Instances: .npz or .safetensors with 'targets' and 'candidates'.")],
@@ -94,24 +141,30 @@ def solve_cmd(
     objective: Annotated[str, typer.Option(help="min_error | sparsest | fixed_size.")] = "min_error",
     eps: Annotated[float | None, typer.Option(help="Error tolerance (needed by sparsest).")] = None,
     time_limit: Annotated[float | None, typer.Option(help="Seconds per instance for MILP/local search.")] = None,
-    size: Annotated[int | None, typer.Option(help="Subset size for fixed_size.")] = None,
+    size: Annotated[int | None, typer.Option(help="Subset size for fixed_size (0 to n).")] = None,
     norm: Annotated[str, typer.Option(help="MRSS error norm: linf | l2.")] = "linf",
     out: Annotated[Path | None, typer.Option(help="Selections file (default: FILE with .selection.safetensors).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing selections file written by "
+                                                                "'rss solve' (never any other file).")] = False,
     device: Annotated[str, typer.Option(help="cpu, or a CUDA device: 'auto' then solves with the torch method "
                                              "on the GPU (min_error).")] = "cpu",
     seed: SeedOption = 0,
     json: JsonOption = False,
 ) -> None:
-    """Solve every instance in FILE and write the selections (safetensors: selection, sums, errors, status)."""
+    """Solve every instance in FILE and write the selections (safetensors: selection, sums, errors, status;
+    the metadata holds the status legend, the method, the objective and eps)."""
     from strongticket.files import save_arrays_atomic
     from strongticket.subsetsum import solve
 
-    problem = load_instances(file, norm, device)
-    result = solve(problem, method, objective=objective, eps=eps, time_limit=time_limit, size=size, seed=seed)
     dest = out or file.with_name(file.name.split(".")[0] + ".selection.safetensors")
-    meta = {"method": result.method, "objective": objective, "eps": str(eps), "source": file.name}
+    problem = load_instances(file, norm, device)
+    _check_selection_dest(dest, file, overwrite)
+    result = solve(problem, method, objective=objective, eps=eps, time_limit=time_limit, size=size, seed=seed)
+    meta = {"format": SELECTION_FORMAT, "method": result.method, "objective": objective,
+            "eps": "none" if eps is None else repr(float(eps)), "size": "none" if size is None else str(size),
+            "status_legend": _status_legend(), "source": file.name}
     save_arrays_atomic(dest, {"selection": result.selection.astype(np.uint8), "sums": result.sums,
-                              "errors": result.errors, "status": result.status}, metadata=meta)
+                              "errors": result.errors, "status": result.status}, metadata=meta, what="--out")
     summary = {
         "file": str(file), "out": str(dest), "method": result.method, "objective": objective, "eps": eps,
         "T": problem.num_instances, "n": problem.num_candidates, "d": problem.dim,
@@ -124,7 +177,7 @@ def solve_cmd(
         emit_json(summary)
         return
     print_table(f"rss solve: {file.name} → {dest.name}", ["field", "value"],
-                [(k, v) for k, v in summary.items() if k not in ("file", "out")])
+                [(k, _cell(v)) for k, v in summary.items() if k not in ("file", "out")])
 
 
 @app.command("bench")
@@ -147,10 +200,14 @@ def bench_cmd(
     from strongticket.subsetsum.benchmark import run_benchmark
 
     wanted = parse_list("--methods", methods, str)
-    known = registry.names()
+    known = registry.names(one_dim=True)
     unknown = [m for m in wanted if m not in known]
     if unknown:
-        raise InputError(f"--methods must name registered methods {known}, got unknown {unknown}")
+        mrss = [m for m in unknown if m in registry.METHODS]
+        if mrss:
+            raise InputError(f"--methods: rss bench times 1-D (scalar) instances, which {mrss} cannot solve; "
+                             f"use methods among {known}")
+        raise InputError(f"--methods must name 1-D methods among {known}, got unknown {unknown}")
     ns = parse_list("--n", n, int)
     with progress(not json) as bar:
         task = bar.add_task("bench", total=len(ns) * len(wanted)) if bar else None
@@ -235,23 +292,43 @@ def curve_cmd(
     for c in curves:
         f = fits[c.label]
         req = c.required_n(confidence)
-        rows.append((c.label, ", ".join(f"{e:g}:{r:.0f}" for e, r in zip(c.eps, req)),
-                     f.slope, f"[{f.slope_ci[0]:.2f}, {f.slope_ci[1]:.2f}]", f.r2))
+        rows.append((c.label, ", ".join(f"{e:g}:{_required(r, c)}" for e, r in zip(c.eps, req)),
+                     _estimate(f.slope, f.points, 2), _interval(f), _estimate(f.r2, f.points, 2)))
     print_table(f"required n for P(error ≤ ε) ≥ {confidence:g} ({trials} trials per n)",
                 ["dist", "ε:n", "slope per log2(1/ε)", "95% CI", "R²"], rows)
     if mrss:
         print_table(f"MRSS (Gaussian vectors, ℓ∞, ε={mrss_eps:g}, {mrss_trials} trials)",
                     ["d", "required n", "counting bound d·log2(1/ε)"],
-                    [(c.d, c.required_n(confidence)[0], c.d * np.log2(1 / mrss_eps)) for c in mrss])
+                    [(c.d, _required(c.required_n(confidence)[0], c), c.d * np.log2(1 / mrss_eps)) for c in mrss])
         if exp_d is not None:
-            stdout.print(f"fitted exponent of d: {exp_d.slope:.2f} [{exp_d.slope_ci[0]:.2f}, {exp_d.slope_ci[1]:.2f}] "
+            stdout.print(f"fitted exponent of d: {_estimate(exp_d.slope, exp_d.points, 2)}, 95% CI {_interval(exp_d)} "
                          f"(the theorem allows 3)", markup=False)
     for note in notes:
         stdout.print(note)
     stdout.print(f"plot: {png}  table: {out / 'rss_curve.json'}")
 
 
-def _plain(obj: Any) -> Any:
-    from strongticket.cli.common import _jsonable
+def _required(n: float, curve: Any) -> str:
+    """A required n, or ``> n_max`` when no measured n reached the confidence."""
+    return f"{n:.0f}" if np.isfinite(n) else f">{int(max(curve.ns))}"
 
-    return _jsonable(obj)
+
+def _estimate(value: float, points: int, needed: int) -> str:
+    """A fitted value, or why there is none (a line needs 2 finite points)."""
+    if points < needed or not np.isfinite(value):
+        return f"n/a (needs >= {needed} points, got {points})"
+    return f"{value:.3g}"
+
+
+def _interval(fit: Any) -> str:
+    """A fit's 95 % interval of the slope, or why there is none (it needs >= 3 points)."""
+    lo, hi = fit.slope_ci
+    if fit.points < 3 or not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"n/a (needs >= 3 points, got {fit.points})"
+    return f"[{lo:.2f}, {hi:.2f}]"
+
+
+def _plain(obj: Any) -> Any:
+    from strongticket.jsonio import jsonable
+
+    return jsonable(obj)

@@ -9,6 +9,7 @@ import numpy as np
 
 from strongticket.files import atomic_path
 from strongticket.subsetsum.curves import LinearFit, SuccessCurve
+from strongticket.subsetsum.theory import lueker_sample_size
 
 
 def plot_rss_curves(
@@ -51,16 +52,12 @@ def plot_rss_curves(
         fit = fits.get(curve.label)
         if fit is not None and np.isfinite(fit.slope):
             ax.plot(x, fit.intercept + fit.slope * x, "-", color=f"C{ci}",
-                    label=f"fit: slope {fit.slope:.2f} [{fit.slope_ci[0]:.2f}, {fit.slope_ci[1]:.2f}]")
+                    label=f"fit: slope {fit.slope:.2f}" + (f" [{fit.slope_ci[0]:.2f}, {fit.slope_ci[1]:.2f}]"
+                                                              if np.all(np.isfinite(fit.slope_ci)) else ""))
     xs = np.log2(1 / one_dim[0].eps)
     ax.plot(xs, xs, "k--", lw=1, label="counting lower bound n = log2(1/ε)")
-    try:
-        from strongticket.subsetsum.theory import lueker_sample_size
-
-        lueker = [lueker_sample_size(float(e), 1.0 - confidence, C=1.0) for e in one_dim[0].eps]
-        ax.plot(xs, lueker, ":", color="C3", label=f"Lueker Cor. 2.5, δ={1 - confidence:g}, C=1 (C unknown)")
-    except ImportError:
-        pass
+    lueker = [lueker_sample_size(float(e), 1.0 - confidence, C=1.0) for e in one_dim[0].eps]
+    ax.plot(xs, lueker, ":", color="C3", label=f"Lueker Cor. 2.5, δ={1 - confidence:g}, C=1 (C unknown)")
     ax.set(xlabel="log2(1/ε)", ylabel=f"n needed for P ≥ {confidence:g}", title="required n vs ε (Lueker: linear)")
     ax.legend(fontsize=7)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from typing import Any
 
@@ -28,7 +29,7 @@ def _check_options(objective: str, eps: float | None, time_limit: float | None, 
         raise InputError(f"eps must be a finite number > 0, got {eps!r}")
     if objective == "sparsest" and eps is None:
         raise InputError("objective 'sparsest' needs eps (the error every kept subset must meet), got eps=None")
-    if objective == "fixed_size" and (size is None or size < 0):
+    if objective == "fixed_size" and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 0):
         raise InputError(f"objective 'fixed_size' needs size >= 0 (the number of candidates to keep), got {size!r}")
     if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
         raise InputError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
@@ -92,7 +93,7 @@ def solve(
     time_limit : float, optional
         Seconds, for methods that can stop early.
     size : int, optional
-        Subset size for ``fixed_size``.
+        Subset size for ``fixed_size`` (0 to n; only with that objective).
     seed : int
         Seed for methods with random restarts.
     **extra
@@ -108,6 +109,10 @@ def solve(
     if not isinstance(problem, SubsetSumProblem):
         raise InputError(f"problem must be a SubsetSumProblem, got {type(problem).__name__}")
     _check_options(objective, eps, time_limit, size)
+    if size is not None and objective != "fixed_size":
+        raise InputError(f"size is used only by objective 'fixed_size', got size={size!r} with objective {objective!r}")
+    if objective == "fixed_size" and size > problem.num_candidates:
+        raise InputError(f"size must be <= n, the {problem.num_candidates} candidates per instance, got {size}")
     options = SolveOptions(objective=objective, eps=eps, time_limit=time_limit, size=size, seed=seed, extra=extra)
     name = choose_method(problem, options) if method == "auto" else method
     info = registry.get(name)

@@ -122,3 +122,64 @@ def test_bench_times_the_torch_solver_on_the_gpu(capsys):
     assert result["env"]["device"].startswith("cuda")
     rows = {r["method"]: r for r in result["rows"]}
     assert rows["torch"]["err_max"] == rows["exact"]["err_max"]
+
+
+def test_solve_table_shows_plain_values_not_python_reprs(instances, capsys):
+    code, out, err = run(["rss", "solve", str(instances), "--method", "exact"], capsys)
+    assert code == 0, err
+    assert "None" not in out and "{" not in out and "'" not in out
+    assert "optimal: 50" in out and "none" in out  # the status counts, and eps not given
+
+
+def test_selections_file_carries_the_status_legend_and_what_was_asked(instances, capsys):
+    from safetensors import safe_open
+
+    code, out, err = run(["rss", "solve", str(instances), "--objective", "sparsest", "--eps", "0.01", "--json"], capsys)
+    assert code == 0, err
+    with safe_open(json.loads(out)["out"], framework="numpy") as fh:
+        meta = fh.metadata()
+    assert meta["status_legend"] == "0=optimal,1=feasible,2=infeasible,3=timeout,4=unknown"
+    assert meta["objective"] == "sparsest" and float(meta["eps"]) == 0.01 and meta["method"] == "exact"
+
+
+def test_an_existing_out_is_kept_unless_overwrite_and_only_our_own_file_is_replaced(instances, tmp_path, capsys):
+    dest = tmp_path / "sel.safetensors"
+    assert run(["rss", "solve", str(instances), "--out", str(dest)], capsys)[0] == 0
+    first = dest.read_bytes()
+    code, out, err = run(["rss", "solve", str(instances), "--out", str(dest), "--objective", "sparsest",
+                          "--eps", "0.1"], capsys)
+    assert code == 2 and "already exists; pass --overwrite" in err and len(err.strip().splitlines()) == 1
+    assert dest.read_bytes() == first
+    code, _, err = run(["rss", "solve", str(instances), "--out", str(dest), "--objective", "sparsest",
+                        "--eps", "0.1", "--overwrite"], capsys)
+    assert code == 0, err
+    assert dest.read_bytes() != first
+    victim = tmp_path / "thesis.safetensors"
+    victim.write_bytes(b"my thesis")
+    code, _, err = run(["rss", "solve", str(instances), "--out", str(victim), "--overwrite"], capsys)
+    assert code == 2 and "not one" in err and victim.read_bytes() == b"my thesis"
+    code, _, err = run(["rss", "solve", str(instances), "--out", str(instances), "--overwrite"], capsys)
+    assert code == 2 and "must differ from the instance file" in err
+
+
+def test_fixed_size_larger_than_n_is_an_error_not_all_infeasible(instances, tmp_path, capsys):
+    dest = tmp_path / "sel.safetensors"
+    code, out, err = run(["rss", "solve", str(instances), "--objective", "fixed_size", "--size", "99",
+                          "--out", str(dest)], capsys)
+    assert code == 2 and out == ""
+    assert "size must be <= n, the 12 candidates per instance, got 99" in err
+    assert len(err.strip().splitlines()) == 1 and not dest.exists()
+
+
+def test_curve_says_why_an_interval_is_missing_instead_of_printing_nan(tmp_path, capsys):
+    code, out, err = run(["rss", "curve", "--n", "2:10", "--trials", "100", "--eps", "0.1,0.05", "--mrss-d", "1,2",
+                          "--mrss-n", "2:8", "--mrss-trials", "20", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "nan" not in out.lower()
+    assert "n/a (needs >= 3 points, got 2)" in out
+
+
+def test_bench_refuses_mrss_methods_in_one_line(capsys):
+    code, out, err = run(["rss", "bench", "--n", "8", "--methods", "exact,mrss_exact", "--targets", "10"], capsys)
+    assert code == 2 and out == ""
+    assert "mrss_exact" in err and "1-D" in err and len(err.strip().splitlines()) == 1

@@ -45,6 +45,8 @@ def test_mixed_numpy_and_torch_is_refused():
     ({"method": "nope"}, r"method must be 'auto' or one of \[.*'exact'.*\], got 'nope'"),
     ({"time_limit": 0}, r"time_limit must be a number of seconds > 0"),
     ({"objective": "fixed_size"}, r"'fixed_size' needs size >= 0"),
+    ({"objective": "fixed_size", "size": 4}, r"size must be <= n, the 3 candidates per instance, got 4"),
+    ({"size": 2}, r"size is used only by objective 'fixed_size', got size=2 with objective 'min_error'"),
 ])
 def test_bad_solve_options_are_refused(kwargs, message):
     p = SubsetSumProblem(np.zeros(1), np.ones((1, 3)))

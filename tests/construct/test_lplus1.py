@@ -1,0 +1,215 @@
+"""Tests of the depth-(L+1) construction (Burkholz 2022): identities, structure, certified bound, regeneration."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from strongticket.construct import lplus1
+from strongticket.errors import InputError
+from strongticket.nets.activations import LEAKY_SLOPE, REGISTRY, activation
+from strongticket.nets.distributions import WeightDistribution
+from strongticket.ticket import Ticket
+
+#: Registered activations the copying layer supports (every entry but none today: asserted below).
+SUPPORTED = [name for name, a in REGISTRY.items()
+             if (a.positively_homogeneous and a.split and a.remainder is None)
+             or (a.dphi0 not in (None, 0.0) and a.remainder is not None)]
+
+
+def _mlp(widths: list[int], act: str, seed: int, scale: float = 0.5, bias: bool = True) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    mods: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        lin = nn.Linear(a, b, bias=bias)
+        with torch.no_grad():
+            lin.weight.copy_((torch.rand(b, a, generator=gen) * 2 - 1) * scale)
+            if bias:
+                lin.bias.copy_((torch.rand(b, generator=gen) * 2 - 1) * scale / 2)
+        mods.append(lin)
+        if i < len(widths) - 2:
+            mods.append(activation(act).module())
+    return nn.Sequential(*mods).double()
+
+
+def _measured(ticket: Ticket, target: nn.Module, d: int, nonneg: bool = False, count: int = 4000) -> float:
+    gen = torch.Generator().manual_seed(7)
+    x = torch.rand(count, d, generator=gen, dtype=torch.float64)
+    if not nonneg:
+        x = 2 * x - 1
+    corners = torch.tensor(np.array(np.meshgrid(*[[-1.0, 1.0]] * d)).reshape(d, -1).T) if d <= 8 else x[:0]
+    if nonneg:
+        corners = corners.clamp(min=0)
+    x = torch.cat([x, corners])
+    g = ticket.to_module(dtype=torch.float64)
+    with torch.no_grad():
+        return float((g(x) - target(x)).abs().max())
+
+
+# ----- activation identities the first layer rests on ----------------------------------------------------------
+@pytest.mark.parametrize("name,split", [("relu", 1.0), ("gelu", 1.0), ("silu", 1.0), ("softplus", 1.0),
+                                        ("leaky_relu", 1.0 + LEAKY_SLOPE)])
+@given(x=st.floats(-30, 30, allow_nan=False))
+@settings(max_examples=60, deadline=None)
+def test_phi_x_minus_phi_minus_x_is_split_times_x(name: str, split: float, x: float) -> None:
+    act = activation(name)
+    # torch's softplus is linear beyond its threshold (20): the identity holds exactly only up to it
+    x = max(-20.0, min(20.0, x)) if name == "softplus" else x
+    assert act.split == pytest.approx(split)
+    y = lplus1._phi64(act, np.array([x, -x]))
+    assert y[0] - y[1] == pytest.approx(split * x, abs=1e-12, rel=1e-12)
+
+
+def test_every_registered_activation_but_none_is_supported_by_the_copying_layer() -> None:
+    assert set(SUPPORTED) == set(REGISTRY)
+    assert {lplus1.first_layer_mode(activation(n)) for n in ("relu", "leaky_relu")} == {"split"}
+    assert {lplus1.first_layer_mode(activation(n)) for n in ("tanh", "sigmoid", "gelu", "silu", "elu", "softplus")} \
+        == {"linear"}
+
+
+# ----- structure -----------------------------------------------------------------------------------------------
+@given(depth=st.integers(1, 3), widths=st.lists(st.integers(2, 4), min_size=4, max_size=4),
+       act=st.sampled_from(["relu", "leaky_relu", "tanh", "sigmoid", "gelu"]), seed=st.integers(0, 10),
+       prune=st.booleans())
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_structural_invariants_hold_on_random_targets_of_random_depth(depth, widths, act, seed, prune) -> None:
+    net = _mlp(widths[:depth + 1], act, seed)
+    if prune:  # a sparse target: every other weight exactly zero
+        with torch.no_grad():
+            for m in net:
+                if isinstance(m, nn.Linear):
+                    m.weight.view(-1)[::2] = 0.0
+    tk = lplus1.construct(net, rho=6, eps=0.05, seed=seed)
+    s = lplus1.structure(tk)
+    assert s["depth"] == depth + 1 == s["target_depth"] + 1
+    assert s["univariate_first_layer"]
+    assert s["widths"] == s["expected_widths"]
+    assert s["widths"][-1] == widths[depth] and s["output_multiplicity"] == 1
+    assert s["biases"] == []
+    assert s["copies_read_own_inputs"]
+    rho, fr = 6, tk.provenance["lplus1"]["first_rho"]
+    assert s["widths"][0] == fr * widths[0] + tk.provenance["lplus1"]["const_rho"]
+    assert all(s["widths"][k] == rho * (widths[k] + 1) for k in range(1, depth))
+    # the random spec carries the target's activation per layer (copying layer: the first one)
+    acts = [layer.activation for layer in tk.spec.layers if hasattr(layer, "in_features")]
+    target_acts = [act] * (depth - 1) + ["identity"]
+    assert acts == [target_acts[0]] + target_acts
+
+
+def test_pruned_target_weights_keep_their_random_weights_pruned() -> None:
+    net = _mlp([4, 3, 2], "relu", 0)
+    with torch.no_grad():
+        net[0].weight[1, 2] = 0.0
+        net[2].weight[0, :] = 0.0
+    tk = lplus1.construct(net, rho=8, eps=0.02, seed=3)
+    lay, _ = lplus1.layout_of(tk)
+    m2 = tk.masks["layers.1.weight"].numpy()
+    fr = lay.first_rho
+    assert not m2[1 * 8:2 * 8, 2 * fr:3 * fr].any()  # copies of neuron 1 read nothing of input 2
+    m3 = tk.masks["layers.2.weight"].numpy()
+    assert not m3[0, :3 * 8].any()  # output 0 reads no copy (only its bias from the constant neurons)
+
+
+# ----- certified bound -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("widths,scale", [([3, 4, 3, 2], 0.5), ([1, 1, 1], 0.9)])
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_measured_error_is_at_most_the_certified_bound_for_every_registered_activation(name, widths, scale) -> None:
+    net = _mlp(widths, name, 1, scale=scale)
+    # the linear regime uses the law's full scale here, so the Taylor remainder dominates the bound (on the
+    # one-neuron target, dropping it leaves a bound below the measured error)
+    tk = lplus1.construct(net, rho=10, eps=0.01, seed=2, const_rho=30)
+    bound = tk.provenance["certified_bound"]["bound"]
+    measured = _measured(tk, net, widths[0])
+    assert measured <= bound * (1 + 1e-9) + 1e-12, (measured, bound)
+    assert lplus1.certified_bound(tk).bound == pytest.approx(bound, rel=1e-12)
+
+
+def test_certified_bound_holds_on_non_negative_inputs_with_one_sided_first_layer() -> None:
+    net = _mlp([5, 4, 2], "relu", 4)
+    tk = lplus1.construct(net, rho=10, eps=0.02, seed=0, nonneg_input=True)
+    assert tk.provenance["layers"][0]["weights"]["instances"] == 4 * 10 * 5  # + side only
+    assert _measured(tk, net, 5, nonneg=True) <= tk.provenance["certified_bound"]["bound"] * (1 + 1e-9)
+
+
+def test_leaky_relu_first_layer_is_rescaled_by_one_over_one_plus_alpha() -> None:
+    # large weights and a small eps make the 1 % rescale visible against the per-weight tolerance
+    net = _mlp([3, 2, 1], "leaky_relu", 0, scale=0.9)
+    eps = 0.002
+    tk = lplus1.construct(net, rho=12, first_rho=48, const_rho=48, eps=eps, seed=5)
+    rec = tk.provenance["layers"][0]
+    assert rec["weights"]["above_eps"] == 0
+    # per input |e+ - alpha e-| <= (1 + alpha) eps, plus the bias instance's own error
+    limit = 3 * (1 + LEAKY_SLOPE) * eps + rec["biases"]["max_error"]
+    assert tk.provenance["certified_bound"]["layers"][0]["max_pre_error"] <= limit
+
+
+def test_smooth_first_layer_records_the_taylor_remainder() -> None:
+    net = _mlp([3, 3, 2], "tanh", 0)
+    small = lplus1.construct(net, rho=10, eps=0.02, seed=1, distribution=WeightDistribution.uniform(-0.2, 0.2),
+                             first_rho=20, const_rho=20)
+    large = lplus1.construct(net, rho=10, eps=0.02, seed=1)
+    r_small = small.provenance["certified_bound"]["layers"][0]["remainder"]
+    r_large = large.provenance["certified_bound"]["layers"][0]["remainder"]
+    assert 0 < r_small < r_large
+
+
+# ----- regeneration --------------------------------------------------------------------------------------------
+def test_ticket_regenerates_bit_for_bit_from_a_saved_directory(tmp_path) -> None:
+    net = _mlp([4, 3, 2], "gelu", 2)
+    tk = lplus1.construct(net, rho=8, eps=0.03, seed=11)
+    tk.save(tmp_path / "t")
+    back = Ticket.load(tmp_path / "t")
+    assert back.equals(tk)
+    w1, w2 = tk.random_weights(), back.random_weights()
+    assert all(torch.equal(w1[n], w2[n]) for n in w1)
+    sd = back.state_dict()
+    assert all(torch.equal(sd[n][back.masks[n]], w1[n][back.masks[n]]) for n in sd)  # kept = the random draw
+    x = torch.rand(50, 4, dtype=torch.float64)
+    assert torch.equal(tk.to_module(torch.float64)(x), back.to_module(torch.float64)(x))
+    assert [type(a) for a in back.spec.layers] == [type(a) for a in tk.spec.layers]
+    assert lplus1.certified_bound(back).bound == tk.provenance["certified_bound"]["bound"]
+    again = lplus1.construct(net, rho=8, eps=0.03, seed=11)
+    assert all(torch.equal(again.masks[n], tk.masks[n]) for n in tk.masks)
+
+
+# ----- bad input -----------------------------------------------------------------------------------------------
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.a(x)) + x
+
+
+@pytest.mark.parametrize("target,options,needle", [
+    (nn.Sequential(nn.Linear(3, 2), nn.Hardtanh(), nn.Linear(2, 1)), {}, "activations:"),
+    (_Residual(), {}, "unsupported"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2, 1)), {"input_shape": (1, 3, 3)},
+     "fully connected"),
+    (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"rho": 3, "eps": 0.01}, "counting bound rho >= 7"),
+    (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"eps": 2.0}, "eps must be in (0, 1)"),
+    (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"objective": "x"}, "objective"),
+])
+def test_bad_input_is_one_line(target, options, needle) -> None:
+    with pytest.raises(InputError) as info:
+        lplus1.construct(target, **options)
+    msg = str(info.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_rho_too_small_names_what_the_theory_asks() -> None:
+    net = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    with pytest.raises(InputError, match=r"theorem's rho for delta = 0.01 is \d+"):
+        lplus1.construct(net, rho=3, eps=0.01)
+
+
+def test_default_rho_is_the_theorem_form() -> None:
+    assert lplus1.theory_rho(266_610, 0.01, 0.01) == 15
+    assert lplus1.theory_rho(1000, 0.01, 0.01) == math.ceil(lplus1.LPLUS1_C * math.log2(1e5))

@@ -12,9 +12,9 @@ never gets there, local search minimises the error; a subset within ``eps`` is t
 candidates while the error stays within ``eps``.
 
 The kernels are compiled with numba and parallel over targets; they work in any dimension d (scalar
-RSS is d = 1), comparing ℓ∞ norms or squared ℓ2 norms of the residual ``z - sum``. ``solvers.md``
-measured these heuristics at 10^3-10^6 times the optimal error for n >= 20: use them only where the
-exact methods cannot go. Reference for the neighbourhoods: the "ls12" prototype of ``solvers.md``.
+RSS is d = 1), comparing ℓ∞ norms or squared ℓ2 norms of the residual ``z - sum``. ``docs/solvers.md``
+records these heuristics at 10^3-10^6 times the optimal error for n >= 20: use them only where the
+exact methods cannot go. The neighbourhoods are those of the measured "ls12" prototype (``docs/solvers.md``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Subset sum as an integer program, solved by OR-Tools CP-SAT (methods ``milp`` and ``mrss_milp``).
 
-The slow reference and the tool for side constraints (``solvers.md``: CP-SAT proves optimality at
+The slow reference and the tool for side constraints (``docs/solvers.md``: CP-SAT proves optimality at
 n <= 16 in milliseconds and stops proving it around n = 24; use ``exact`` for plain nearest sums).
-The model follows Pensia et al. 2020's Gurobi experiment (``constructions.md`` §2.4): binary x_i and an
+The model follows the Gurobi experiment of Pensia et al. 2020 (arXiv 2006.07990): binary x_i and an
 error variable e with ``±(z - Σ a_i x_i) <= e`` (one pair per coordinate for MRSS, so e is the ℓ∞
 error), in the OR-Tools sample style (model, solve, read status).
 

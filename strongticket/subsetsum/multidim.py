@@ -10,18 +10,18 @@ approximate a target z in R^d by a subset sum of n vectors, error in ℓ∞ or �
   the nearest first coordinate, and the scan fans out from it only while the first-coordinate gap is
   within the best error so far (any norm is at least the gap of one coordinate), so it is exact and,
   for small d, visits a handful of pairs per half-sum. This is the sorted projection index of a
-  nearest-neighbour search (``solvers.md`` used a k-d tree; the projection sweep is compiled, needs no
+  nearest-neighbour search (a k-d tree prototype (``docs/solvers.md``) was slower; the projection sweep is compiled, needs no
   tree build and was several times faster at d = 2). From d = 3 (and n >= 16) min_error pairs the
   halves through a grid on the first two coordinates instead, with cells as wide as a radius guessed
   from the sums' spread and grown until it holds the optimum (18x faster than the sweep at d = 4,
   n = 32; the extra option ``index="sweep"|"grid"|"auto"`` forces one). ``sparsest`` groups both halves by subset size and,
   for k = 0, 1, ..., pairs sizes (a, k - a) with an ε window on the first coordinate: the ε-decision
-  query that ``solvers.md`` found much cheaper than full minimisation. Ties go to the smaller subset,
+  query, measured much cheaper than full minimisation. Ties go to the smaller subset,
   then the smaller bitmask (:mod:`strongticket.subsetsum.keys`).
 * ``mrss_greedy`` and ``mrss_local_search``: the kernels of :mod:`strongticket.subsetsum.heuristics` with
   vector residuals. They prove nothing: their lower bound is the trivial 0.
 
-Exact search is practical for d <= 4 and n <= 32 (``solvers.md``); beyond, use the heuristics or
+Exact search is practical for d <= 4 and n <= 32 (measured: ``docs/solvers.md``); beyond, use the heuristics or
 ``mrss_milp`` with a time limit and compare with the counting lower bound n >= d·log2(1/ε)
 (:func:`strongticket.subsetsum.theory.counting_lower_bound`).
 """
@@ -44,7 +44,7 @@ MRSS_EXACT_MAX_N = 34
 MRSS_EXACT_MAX_CELLS = 1 << 23
 #: Above d = 4 the first-coordinate window prunes little and the scan nears all 2^n pairs: refuse
 #: when d·2^n exceeds MRSS_EXACT_MAX_PAIR_WORK (d = 16 allows n <= 26; measured here: d = 16, n = 24
-#: ~80 ms/target; solvers.md measured d = 16, n = 32 at ~10 s/target).
+#: ~80 ms/target; d = 16, n = 32 was measured at ~10 s/target).
 MRSS_EXACT_SWEEP_MAX_D = 4
 MRSS_EXACT_MAX_PAIR_WORK = 1 << 30
 _PC_SHIFT = 56

@@ -1,6 +1,6 @@
 """Sample-size bounds of the random subset-sum theorems, as functions of ε, δ and the shapes.
 
-Sources (see ``shared/theory/constructions.md`` §1, §2, §5, §9 C/D):
+Sources (each construction's theorem and how the code uses it: ``docs/constructions.md``):
 
 * Lueker 1998, "Exponentially small bounds on the expected optimum of the partition and subset sum
   problems", Random Structures & Algorithms 12:51-62, Corollary 2.5 (RSS tail bound);
@@ -80,7 +80,7 @@ def lueker_failure_bound(n: int, eps: float, C: float = 1.0) -> float:
 def lueker_sample_size(eps: float, delta: float, C: float = 1.0) -> int:
     """Smallest n for which :func:`lueker_failure_bound` ``(n, eps, C) <= delta``.
 
-    Rearranging Lueker 1998, Corollary 2.5 (``constructions.md`` §1.1): the bound is <= δ iff
+    Rearranging Lueker 1998, Corollary 2.5: the bound is <= δ iff
     ``n >= 2C·log(1/ε) + 2·sqrt(2n·log(1/δ))``. With ``u = sqrt(n)`` this is the quadratic
     ``u² - 2·sqrt(2L)·u - 2a >= 0`` (``L = log(1/δ)``, ``a = C·log(1/ε)``), whose positive root gives
     ``n = ceil((sqrt(2L) + sqrt(2L + 2a))²)``; the result is then checked against the bound itself so
@@ -111,11 +111,11 @@ def rss_sample_size(eps: float, delta: float, num_instances: int = 1, C: float =
 
     Built on :func:`lueker_sample_size` (Lueker 1998, Corollary 2.5), which covers [-1/2, 1/2]:
 
-    * union bound: each instance may fail with probability ``δ / num_instances`` (``constructions.md``
-      §9 C.14; the log(d_in·d_out·l/δ) factor of Pensia et al. 2020);
+    * union bound: each instance may fail with probability ``δ / num_instances`` (the
+      log(d_in·d_out·l/δ) factor of Pensia et al. 2020, Theorem 1);
     * covering [-interval, interval]: ``k = ceil(2·interval)`` independent groups, each
       ``ε/k``-good on [-1/2, 1/2] with failure ``δ'/k``, approximate ``z = k·(z/k)`` (for interval 1:
-      two groups of ε/2, i.e. "doubling n", ``constructions.md`` §1.1).
+      two groups of ε/2, i.e. "doubling n", as Pensia et al. 2020 do to cover [-1, 1]).
 
     Returns
     -------
@@ -138,11 +138,11 @@ class PensiaWidth:
     Attributes
     ----------
     samples_per_weight : int
-        n, the candidates of one RSS instance (one sign of the ± split of ``constructions.md`` §2.2):
+        n, the candidates of one RSS instance (one sign of the ± split of Pensia et al. 2020's 2-layer block):
         ``ceil(C·log2(d_in·d_out·L / min(ε, δ)))``.
     hidden_width : int
         ``2·n·d_in``: every input feeds 2n univariate hidden ReLUs (n for σ(x), n for σ(-x)), shared by
-        all ``d_out`` outputs (§2.2, "m = 2n·d_in").
+        all ``d_out`` outputs ("m = 2n·d_in").
     """
 
     samples_per_weight: int
@@ -158,12 +158,11 @@ def pensia_width(d_in: int, d_out: int, num_layers: int, eps: float, delta: floa
                  C: float = 1.0) -> PensiaWidth:
     """Samples per weight and hidden width per target layer, Pensia et al. 2020, Theorem 1 (form [R]).
 
-    ``constructions.md`` §2.1: the random layer ``M_{2i-1}`` has ``C·d_{i-1}·log(d_{i-1}·d_i·L / min(ε, δ))``
-    rows; §2.2 realises it as ``2n·d_in`` univariate hidden neurons with
-    ``n = ceil(C·log2(d_in·d_out·L / min(ε, δ)))`` samples per weight and sign (the log2 follows the
-    paper's experiment, ``n = c·log2(1/ε)``, §2.4). The universal constant C is **not known** in the
-    literature (the theorem is recalled, not quoted): the result is a shape, to be calibrated against
-    measured success rates (§9 C.14, D.19).
+    The random layer ``M_{2i-1}`` has ``C·d_{i-1}·log(d_{i-1}·d_i·L / min(ε, δ))`` rows, realised as
+    ``2n·d_in`` univariate hidden neurons with ``n = ceil(C·log2(d_in·d_out·L / min(ε, δ)))`` samples per
+    weight and sign (the log2 follows the paper's experiment, ``n = c·log2(1/ε)``; see
+    ``docs/constructions.md``). The universal constant C is **not known** in the literature (the theorem
+    is recalled, not quoted): the result is a shape, to be calibrated against measured success rates.
 
     Parameters
     ----------
@@ -194,7 +193,7 @@ def pensia_width(d_in: int, d_out: int, num_layers: int, eps: float, delta: floa
 def pensia_per_weight_eps(eps: float, num_layers: int, d_in: int, d_out: int) -> float:
     """Per-weight error ε' = ε / (2·L·sqrt(d_in·d_out)) that keeps a depth-L network within ε.
 
-    ``constructions.md`` §2.3 (derived for Pensia et al. 2020's spectral-norm setting): with every
+    Derived for Pensia et al. 2020's spectral-norm setting (``docs/constructions.md``): with every
     layer's operator error η_i <= ε'·sqrt(d_in·d_out) = ε/(2L), the output error is
     <= exp(ε/2) - 1 <= ε for ε <= 1. Use the largest layer's ``d_in·d_out`` for a whole network.
     """
@@ -222,7 +221,7 @@ def mrss_sample_size_shape(d: int, eps: float, C: float = 1.0) -> float:
 def counting_lower_bound(eps: float, d: int = 1) -> float:
     """``d·log2(1/ε)``: fewer samples cannot ε-approximate every point of [-1, 1]^d (ℓ∞).
 
-    Counting argument (``constructions.md`` §5 and §9 D.23, after Pensia et al. 2020's lower bound):
+    Counting argument (after Pensia et al. 2020's lower bound):
     the 2^n subset sums are the centres of ℓ∞ balls of side 2ε, which must cover the cube of side 2,
     i.e. (1/ε)^d cells, so 2^n >= ε^-d. Holds for every sample law and is exact (no unknown constant).
     """
@@ -232,7 +231,7 @@ def counting_lower_bound(eps: float, d: int = 1) -> float:
 
 
 #: Lower bound of the density of a product u·v of two U[-1, 1] draws on [-1/2, 1/2]: ½·ln 2
-#: (``constructions.md`` §1.1 and §9 A.5: the density is ½·ln(1/|z|)).
+#: (the density of the product is ½·ln(1/|z|)).
 PRODUCT_DENSITY_HALF = 0.5 * math.log(2.0)
 
 
@@ -240,16 +239,16 @@ def malach_samples_per_weight(eps: float, delta: float = 0.01, density: float = 
     """Pool size for the "find one" baseline: samples per target weight so that, with probability at
     least 1 - δ, one single random product lands within ``eps`` of the weight.
 
-    Malach et al. 2020 (arXiv 2002.00585; ``constructions.md`` §3) approximate each target weight by
+    Malach et al. 2020 (arXiv 2002.00585) approximate each target weight by
     one random product v·u. Where the product's density is at least ``density`` = c, one draw lands in
     [w - ε, w + ε] with probability p >= 2ε·c, so n draws all miss with probability (1 - p)^n and
 
         n = ceil(ln(1/δ) / -ln(1 - p))  ≈  ln(1/δ) / (2ε·c),
 
-    i.e. ~1/ε per weight for a fixed δ ([D], derived here). The literature quotes ~1/ε² sampled
-    neurons per weight (Orseau et al. 2020's summary of Malach et al., §3, [quote];
-    :func:`malach_samples_per_weight_literature`); the papers' full texts were not available to
-    reconcile the two. Both are far above the O(log(1/ε)) samples of subset sums (§9 C.16).
+    i.e. ~1/ε per weight for a fixed δ (derived here). The literature quotes ~1/ε² sampled neurons per
+    weight (Orseau et al. 2020's summary of Malach et al.; :func:`malach_samples_per_weight_literature`);
+    the papers' full texts were not available to reconcile the two. Both are far above the
+    O(log(1/ε)) samples of subset sums.
 
     Parameters
     ----------
@@ -276,7 +275,8 @@ def malach_samples_per_weight(eps: float, delta: float = 0.01, density: float = 
 def malach_samples_per_weight_literature(eps: float, C: float = 1.0) -> float:
     """``C / ε²``: the per-weight count quoted for Malach et al. 2020 (shape only, C unknown).
 
-    ``constructions.md`` §3 and §9 C.16 ([quote]: Orseau et al. 2020's figure summary).
+    As quoted in Orseau, Hutter, Rivasplata 2020 ("Logarithmic Pruning is All You Need"), summarising
+    Malach et al. 2020.
     """
     eps = _unit_open("eps", eps)
     C = _positive("C", C)

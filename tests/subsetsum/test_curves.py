@@ -1,4 +1,4 @@
-"""Success curves and fits; the statistical RSS scaling law (constructions.md §9 C12) is marked slow."""
+"""Success curves and fits; the statistical RSS scaling law (Lueker 1998: required n linear in log(1/ε)) is marked slow."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sample-size formulas of strongticket.subsetsum.theory (constructions.md §1, §2, §3, §5, §9 C/D23)."""
+"""Sample-size formulas of strongticket.subsetsum.theory (Lueker 1998; Pensia et al. 2020; Malach et al. 2020; Becchetti et al. 2022)."""
 
 from __future__ import annotations
 

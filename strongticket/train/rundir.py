@@ -58,6 +58,13 @@ def _check_new(path: Path) -> None:
                          "choose another --out")
 
 
+# The fields of state.json that resuming reads as numbers, flags or tables, with their JSON types.
+_STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "step": (int,), "epoch": (int,), "done": (bool,), "metrics_lines": (int,), "tensors": (str,),
+    "sha256": (str,), "optimizer_groups": (list,),
+}
+
+
 class RunDir:
     """A run directory at ``path`` (see the module docstring for the layout)."""
 
@@ -164,10 +171,20 @@ class RunDir:
         if not p.is_file():
             return None
         try:
-            return json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
+            state = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"checkpoint state {str(p)!r} is damaged ({exc}); pass --overwrite to start "
                                   "over") from None
+        if not isinstance(state, dict):
+            raise CheckpointError(f"checkpoint state {str(p)!r} is damaged: it holds a {type(state).__name__}, "
+                                  "not an object; pass --overwrite to start over")
+        for key, kinds in _STATE_FIELDS.items():
+            value = state.get(key)
+            if not isinstance(value, kinds) or isinstance(value, bool) is not (kinds == (bool,)):
+                names = " or ".join(k.__name__ for k in kinds)
+                raise CheckpointError(f"checkpoint state {str(p)!r} is damaged: {key!r} must be {names}, got "
+                                      f"{value!r}; pass --overwrite to start over")
+        return state
 
     def load_checkpoint(self, phase: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """Return ``(tensors, state)`` of the phase's last checkpoint, None if none; damage is a CheckpointError."""

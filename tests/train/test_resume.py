@@ -132,3 +132,24 @@ def test_rerun_of_a_finished_run_verifies_its_files(name: str, damage: str, tmp_
         train_run(config, tmp_path / "run", device="cpu")
     assert not p.exists() if damage == "delete" else p.read_bytes() != data  # the evidence is left as it was
     assert train_run(config, tmp_path / "run", device="cpu", overwrite=True)["test_accuracy"] == s["test_accuracy"]
+
+
+@pytest.mark.parametrize("key,value", [("step", "x"), ("done", 1), ("metrics_lines", 2.5), ("epoch", None)])
+def test_resume_from_a_damaged_state_json_names_the_field(key: str, value: object, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state.json whose fields have the wrong types is a one-line CheckpointError naming the field."""
+    from strongticket.train.rundir import CheckpointError
+
+    config = tiny("dense", 1.0, {})
+    run = tmp_path / "run"
+    kill_at(monkeypatch, "save", 1)
+    with pytest.raises(Killed):
+        train_run(config, run, device="cpu")
+    monkeypatch.undo()
+    (state_path,) = run.glob("checkpoints/*/state.json")
+    state = json.loads(state_path.read_text())
+    state[key] = value
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=f"'{key}' must be") as info:
+        train_run(config, run, device="cpu")
+    assert "\n" not in str(info.value)

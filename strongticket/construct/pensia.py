@@ -108,15 +108,20 @@ def theory_samples(target: FCTarget, per_weight_eps: float, delta: float, C: flo
                                    C=C).samples_per_weight for w in target.weights)
 
 
+#: Largest pool the wider-pool retry solves exactly as a whole (the exact solver's own limit).
+WIDE_EXACT_LIMIT = EXACT_MAX_N
+
+
 def subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: float | None) -> Chooser:
     """The Pensia chooser: per instance, a subset of the candidate products by :func:`strongticket.subsetsum.solve`.
 
     First pass: ``solver`` over the instance's ``n`` candidates. Wider pool (instances that missed ``eps``):
-    every neuron of the instance's sign in its block. While that pool has at most ``EXACT_MAX_N`` (44)
-    candidates, ``solver`` (``auto`` picks the exact meet-in-the-middle solver) solves it whole. Beyond, the
-    exact solver's memory (2^(n/2) sums per half) rules it out, so it is explicit: ``exact`` over the pool's
-    first ``EXACT_MAX_N`` neurons (in block order; they contain the first ``n``), then ``local_search`` over
-    the whole pool for the instances still above ``eps``, keeping per instance the better of the two. The
+    every neuron of the instance's sign in its block. While that pool has at most :data:`WIDE_EXACT_LIMIT`
+    candidates (the exact solver's limit, 44), ``solver`` (``auto`` picks the exact meet-in-the-middle solver)
+    solves it whole. Beyond, the exact solver's memory (2^(n/2) sums per half) rules it out, so it is explicit:
+    ``exact`` over the pool's first :data:`WIDE_EXACT_LIMIT` neurons (in block order; they contain the first
+    ``n``), then ``local_search`` over the whole pool for the instances still above ``eps``, keeping per
+    instance the better of the two. The
     statuses then prove nothing about the whole pool (``feasible`` within ``eps``, ``unknown`` otherwise).
     """
 
@@ -126,19 +131,19 @@ def subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: floa
         return res.selection, res.status, {"method": res.method, "seconds": round(res.seconds, 4)}
 
     def choose_wide(targets: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-        c = cand.shape[1]
-        if c <= EXACT_MAX_N or solver not in ("auto", "exact"):
+        c, limit = cand.shape[1], WIDE_EXACT_LIMIT
+        if c <= limit or solver not in ("auto", "exact"):
             try:
                 return choose(targets, cand)
             except MethodUnavailableError:  # e.g. brute or torch cannot take the pool: the split below can
                 pass
-        head = solve(SubsetSumProblem(targets, np.ascontiguousarray(cand[:, :EXACT_MAX_N])), method="exact",
+        head = solve(SubsetSumProblem(targets, np.ascontiguousarray(cand[:, :limit])), method="exact",
                      objective=objective, eps=eps, time_limit=time_limit)
         sel = np.zeros(cand.shape, dtype=bool)
-        sel[:, :EXACT_MAX_N] = head.selection
+        sel[:, :limit] = head.selection
         errors = head.errors.copy()
         status = np.where(errors <= eps, np.int8(Status.FEASIBLE), np.int8(Status.UNKNOWN))
-        info = {"method": f"exact on the first {EXACT_MAX_N} of {c}, then local_search on all {c}",
+        info = {"method": f"exact on the first {limit} of {c}, then local_search on all {c}",
                 "seconds": round(head.seconds, 4), "local_search_instances": 0}
         miss = np.nonzero(errors > eps)[0]
         if miss.size:

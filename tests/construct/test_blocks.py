@@ -154,16 +154,21 @@ def test_a_weight_within_reach_but_between_the_sums_is_not_found_and_proved_so()
     assert miss["reason"] == "not_found" and miss["proved"] is True
 
 
-def test_the_wider_pool_beyond_the_exact_limit_is_split_explicitly():
-    from strongticket.construct.pensia import subset_sum_chooser
+def test_the_wider_pool_beyond_the_exact_limit_is_split_explicitly(monkeypatch):
+    from strongticket.construct import pensia
     from strongticket.subsetsum.exact import EXACT_MAX_N
 
+    assert pensia.WIDE_EXACT_LIMIT == EXACT_MAX_N
+    limit = 12  # the logic at a size that solves in milliseconds
+    monkeypatch.setattr(pensia, "WIDE_EXACT_LIMIT", limit)
     rng = np.random.default_rng(0)
-    c = EXACT_MAX_N + 2
-    cand = rng.uniform(-1, 1, (1, c)) * rng.uniform(0, 1, (1, c))
-    cand[0, EXACT_MAX_N:] = 3.0  # only reachable through the two candidates beyond the exact limit
-    target = np.array([6.0])
-    sel, status, info = subset_sum_chooser("auto", "min_error", 1e-2, None).choose_wide(target, cand)
-    assert sel.shape == (1, c) and info["method"].startswith(f"exact on the first {EXACT_MAX_N} of {c}")
+    c = limit + 2
+    cand = rng.uniform(-1, 1, (2, c)) * rng.uniform(0, 1, (2, c))
+    cand[:, limit:] = 3.0  # 6.0 is only reachable through the two candidates beyond the exact part
+    targets = np.array([6.0, cand[1, :3].sum()])  # the second is met by the exact part alone
+    sel, status, info = pensia.subset_sum_chooser("auto", "min_error", 1e-2, None).choose_wide(targets, cand)
+    assert sel.shape == (2, c) and info["method"] == f"exact on the first {limit} of {c}, then local_search on all {c}"
     assert info["local_search_instances"] == 1
-    assert abs(cand[0][sel[0]].sum() - 6.0) <= 1e-2 and sel[0, EXACT_MAX_N:].all()
+    assert abs(cand[0][sel[0]].sum() - 6.0) <= 1e-2 and sel[0, limit:].all()
+    assert abs(cand[1][sel[1]].sum() - targets[1]) <= 1e-2 and not sel[1, limit:].any()
+    assert status.tolist() == [1, 1]  # feasible: within eps, but nothing proved about the whole pool

@@ -204,65 +204,53 @@ def _pair_classes(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key):
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _merge_shifted(as_, ak, a0, na, bs, bk, b0, nb_, v, add, out_s, out_k, o0):
-    """Merge the sorted list ``as_[a0:a0+na]`` with ``bs[b0:b0+nb_] + v`` (keys + ``add``) into ``out[o0:]``,
-    keeping equal sums once with the smallest key; returns the count written.
+    """Merge the sorted list ``as_[a0:a0+na]`` with ``bs[b0:b0+nb_] + v`` (keys + ``add``) into ``out[o0:]``
+    by (sum, key), then a +inf sentinel; returns the count merged (``na + nb_``).
 
-    Both inputs are sorted by (sum, key) with distinct sums; so is the output.
+    Both inputs must end in a +inf sentinel: the loop then needs no bounds test and no branch (a
+    comparison picks the side), so it does not stall on mispredictions. Equal sums are all kept.
     """
-    i = 0
-    j = 0
-    o = o0
-    while i < na or j < nb_:
-        if j >= nb_:
-            sv = as_[a0 + i]
-            kk = ak[a0 + i]
-            i += 1
-        elif i >= na:
-            sv = bs[b0 + j] + v
-            kk = bk[b0 + j] + add
-            j += 1
-        else:
-            sa = as_[a0 + i]
-            sb = bs[b0 + j] + v
-            if sa < sb or (sa == sb and ak[a0 + i] <= bk[b0 + j] + add):
-                sv = sa
-                kk = ak[a0 + i]
-                i += 1
-            else:
-                sv = sb
-                kk = bk[b0 + j] + add
-                j += 1
-        if o > o0 and out_s[o - 1] == sv:
-            if kk < out_k[o - 1]:
-                out_k[o - 1] = kk
-        else:
-            out_s[o] = sv
-            out_k[o] = kk
-            o += 1
-    return o - o0
+    i = a0
+    j = b0
+    for o in range(o0, o0 + na + nb_):
+        sa = as_[i]
+        sb = bs[j] + v
+        ka = ak[i]
+        kb = bk[j] + add
+        take = (sa < sb) | ((sa == sb) & (ka <= kb))
+        out_s[o] = sa if take else sb
+        out_k[o] = ka if take else kb
+        i += take
+        j += 1 - take
+    out_s[o0 + na + nb_] = np.inf
+    out_k[o0 + na + nb_] = 0
+    return na + nb_
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _size_round(x, lo, h, a, ps, pk, poff, plen, cs, ck, coff, clen):
     """Subset sums of size ``a`` of every prefix of ``x[lo:lo+h]``, from those of size ``a - 1``.
 
-    ``C_a(j)``, the sorted sums of the size-``a`` subsets of the first ``j`` candidates, is
+    ``C_a(j)``, the sums of the size-``a`` subsets of the first ``j`` candidates sorted by (sum, key), is
     ``merge(C_a(j - 1), C_{a-1}(j - 1) + x_{j-1})``: the prefix lists of size ``a - 1`` (``ps``/``pk`` at
-    ``poff``/``plen``) give those of size ``a`` (written to ``cs``/``ck``, ``coff``/``clen``) in
-    ``C(h + 1, a + 1)`` merge steps, at most 2^h entries. Every sum is added left to right, as
-    :func:`_build_sorted_sums` adds it, and equal sums keep the smallest key, so ``C_a(h)`` is exactly
-    the size-``a`` class of the full sorted list.
+    ``poff``/``plen``, each followed by a +inf sentinel) give those of size ``a`` (written to
+    ``cs``/``ck``, ``coff``/``clen``) in ``C(h + 1, a + 1)`` merge steps, at most 2^h + h + 2 entries
+    with the sentinels. Every sum is added left to right, as :func:`_build_sorted_sums` adds it.
     """
     if a == 0:
         for j in range(h + 1):
-            cs[j] = 0.0
-            ck[j] = 0
-            coff[j] = j
+            cs[2 * j] = 0.0
+            ck[2 * j] = 0
+            cs[2 * j + 1] = np.inf
+            ck[2 * j + 1] = 0
+            coff[j] = 2 * j
             clen[j] = 1
         return
-    pos = 0
+    cs[0] = np.inf  # C_a(a - 1) is empty: only its sentinel
+    ck[0] = 0
     start = 0
-    count = 0  # C_a(a - 1) is empty
+    count = 0
+    pos = 1
     for j in range(a, h + 1):
         k = j - 1
         got = _merge_shifted(cs, ck, start, count, ps, pk, poff[k], plen[k], x[lo + k],
@@ -271,7 +259,22 @@ def _size_round(x, lo, h, a, ps, pk, poff, plen, cs, ck, coff, clen):
         clen[j] = got
         start = pos
         count = got
-        pos += got
+        pos += got + 1
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _copy_class(src_s, src_k, s0, m, dst_s, dst_k, d0):
+    """Copy the sorted list ``src[s0:s0+m]`` to ``dst[d0:]`` keeping equal sums once (the first, whose key
+    is the smallest); returns the new end: the size class of the full sorted list, de-duplicated."""
+    d = d0
+    for i in range(s0, s0 + m):
+        v = src_s[i]
+        if d > d0 and dst_s[d - 1] == v:
+            continue
+        dst_s[d] = v
+        dst_k[d] = src_k[i]
+        d += 1
+    return d
 
 
 @nb.njit(cache=True, nogil=True)
@@ -283,8 +286,8 @@ def _sparsest(x, z, hl, hr, eps, lbuf, lkey, rbuf, rkey, offs, ls, lk, rs, rk, l
     sums) and the pairs of classes (a, k - a) are swept; the first k with a pair within ``eps`` is the
     answer (then the smallest error, then the smallest key). Where no size qualifies, every class has
     been built, at the cost of one full sorted list per half, and the best pair over all sizes is
-    returned. ``lbuf``/``rbuf`` (2, >= 2^h) float64 and ``lkey``/``rkey`` (2, >= 2^h) int64 hold the
-    prefix lists of two consecutive rounds; ``offs`` (8, h + 2) int64 their offsets and lengths.
+    returned. ``lbuf``/``rbuf`` (2, >= 2^h + h + 2) float64 and ``lkey``/``rkey`` (2, >= 2^h + h + 2) int64
+    hold the prefix lists of two consecutive rounds; ``offs`` (8, h + 2) int64 their offsets and lengths.
     """
     g_err = np.inf
     g_key = _INT64_MAX
@@ -297,23 +300,15 @@ def _sparsest(x, z, hl, hr, eps, lbuf, lkey, rbuf, rkey, offs, ls, lk, rs, rk, l
             _size_round(x, 0, hl, k, lbuf[lcur], lkey[lcur], offs[lcur], offs[2 + lcur],
                         lbuf[1 - lcur], lkey[1 - lcur], offs[1 - lcur], offs[3 - lcur])
             lcur = 1 - lcur
-            src = offs[lcur, hl]
-            m = offs[2 + lcur, hl]
             lstart[k] = lpos
-            ls[lpos:lpos + m] = lbuf[lcur, src:src + m]
-            lk[lpos:lpos + m] = lkey[lcur, src:src + m]
-            lpos += m
+            lpos = _copy_class(lbuf[lcur], lkey[lcur], offs[lcur, hl], offs[2 + lcur, hl], ls, lk, lpos)
             lend[k] = lpos
         if k <= hr:
             _size_round(x, hl, hr, k, rbuf[rcur], rkey[rcur], offs[4 + rcur], offs[6 + rcur],
                         rbuf[1 - rcur], rkey[1 - rcur], offs[5 - rcur], offs[7 - rcur])
             rcur = 1 - rcur
-            src = offs[4 + rcur, hr]
-            m = offs[6 + rcur, hr]
             rstart[k] = rpos
-            rs[rpos:rpos + m] = rbuf[rcur, src:src + m]
-            rk[rpos:rpos + m] = rkey[rcur, src:src + m]
-            rpos += m
+            rpos = _copy_class(rbuf[rcur], rkey[rcur], offs[4 + rcur, hr], offs[6 + rcur, hr], rs, rk, rpos)
             rend[k] = rpos
         k_err = np.inf
         k_key = _INT64_MAX
@@ -511,10 +506,10 @@ def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, 
         lend = np.empty(hl + 2, np.int64)
         rend = np.empty(hr + 2, np.int64)
         if objective == _OBJ_SPARSEST:
-            sp_lbuf = np.empty((2, 1 << hl), np.float64)
-            sp_lkey = np.empty((2, 1 << hl), np.int64)
-            sp_rbuf = np.empty((2, cap), np.float64)
-            sp_rkey = np.empty((2, cap), np.int64)
+            sp_lbuf = np.empty((2, (1 << hl) + hl + 2), np.float64)
+            sp_lkey = np.empty((2, (1 << hl) + hl + 2), np.int64)
+            sp_rbuf = np.empty((2, cap + hr + 2), np.float64)
+            sp_rkey = np.empty((2, cap + hr + 2), np.int64)
             sp_offs = np.empty((8, hr + 2), np.int64)
         else:  # unused: keeps numba's types the same on both branches
             sp_lbuf = np.empty((2, 1), np.float64)

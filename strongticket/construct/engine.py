@@ -67,6 +67,10 @@ class LayerJob:
         :class:`BlockResult` -> ``(mask1, mask2)`` bool tensors in the random layers' own shapes.
     fan_in : int
         Fan-in of the second layer, for laws that scale with it.
+    errors_back : callable, optional
+        Per-weight errors ``(rows, d_in)`` -> the kind's own layout (e.g. kernel shape); None keeps the matrix.
+    label : str
+        How messages name the layer; empty: ``"block i (target layer i)"``.
     """
 
     names: tuple[str, str]
@@ -76,6 +80,8 @@ class LayerJob:
     second_as_matrix: Callable[[np.ndarray], np.ndarray]
     masks_back: Callable[[BlockResult], tuple[torch.Tensor, torch.Tensor]]
     fan_in: int
+    errors_back: Callable[[np.ndarray], np.ndarray] | None = None
+    label: str = ""
 
 
 def linear_jobs(target: FCTarget, spec: NetSpec, negatives: Sequence[bool]) -> list[LayerJob]:
@@ -87,6 +93,31 @@ def linear_jobs(target: FCTarget, spec: NetSpec, negatives: Sequence[bool]) -> l
             for (n1, n2), w, neg in zip(block_parameter_names(spec), target.weights, negatives)]
 
 
+def conv_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, ...]], kernel: np.ndarray, *,
+             negative_side: bool, fan_in: int, label: str = "") -> LayerJob:
+    """The Conv2d layer kind (da Cunha, Natale, Viennot 2022): a kxk target kernel over a random 1x1 + kxk pair.
+
+    ``kernel`` (``c_out x c_in x k x k``, augmented with the constant channel if any) is read as the matrix
+    ``K[(t, p, q), j]`` and the random kxk weight ``V`` as ``V[(t, p, q), j*H + r]``
+    (:func:`strongticket.construct.conv.kernel_as_matrix`, :func:`~strongticket.construct.conv.second_as_matrix`),
+    so instance ``((t, p, q), j)`` is kernel entry ``(t, j, p, q)``; masks and errors go back to the layers'
+    and the kernel's shapes.
+    """
+    from strongticket.construct import conv
+
+    k = int(kernel.shape[-1])
+    m, c_in = int(shapes[0][0]), int(shapes[0][1])
+
+    def masks_back(block: BlockResult) -> tuple[torch.Tensor, torch.Tensor]:
+        mask1 = block.mask1.numpy().reshape(m, c_in, 1, 1)
+        return (torch.from_numpy(np.ascontiguousarray(mask1)),
+                torch.from_numpy(conv.matrix_as_kernel(block.mask2.numpy(), k)))
+
+    return LayerJob(names=names, shapes=shapes, matrix=conv.kernel_as_matrix(kernel), negative_side=negative_side,
+                    second_as_matrix=conv.second_as_matrix, masks_back=masks_back, fan_in=int(fan_in),
+                    errors_back=lambda e: conv.matrix_as_kernel(e, k), label=label)
+
+
 @dataclass(frozen=True, eq=False)
 class EngineResult:
     """What :func:`run` returns: masks and per-weight errors of every layer, and their records.
@@ -96,7 +127,7 @@ class EngineResult:
     masks : dict of str to bool tensor
         Per random parameter name.
     arrays : dict of str to float64 array
-        ``errors.block{i}.pos`` / ``.neg``, each ``(rows, d_in)``.
+        ``errors.block{i}.pos`` / ``.neg``, each ``(rows, d_in)`` or the kind's layout (``errors_back``).
     layers : list of dict
         One JSON-able record per target layer (errors, statuses, wider-pool retries, misses, timings).
     warnings : list of str
@@ -156,7 +187,8 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
         short = short_inputs(u, samples, negative)
         if short:
             j, sign, have = short[0]
-            msg = (f"block {i + 1} (target layer {i + 1}): {len(short)} input(s) have fewer than n = {samples} "
+            where = job.label or f"block {i + 1} (target layer {i + 1})"
+            msg = (f"{where}: {len(short)} input(s) have fewer than n = {samples} "
                    f"first-layer weights of a needed sign among their {H} hidden neurons (first: input {j}, "
                    f"{have} with u {'>' if sign == '+' else '<'} 0)")
             if strict:
@@ -175,8 +207,9 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
         solve_seconds += t2 - t1
         masks[n1], masks[n2] = job.masks_back(block)
         err = np.maximum(block.errors_pos, block.errors_neg)
-        arrays[f"errors.block{i}.pos"] = block.errors_pos
-        arrays[f"errors.block{i}.neg"] = block.errors_neg
+        back = job.errors_back or (lambda e: e)
+        arrays[f"errors.block{i}.pos"] = back(block.errors_pos)
+        arrays[f"errors.block{i}.neg"] = back(block.errors_neg)
         counts = np.concatenate([block.counts_pos, block.counts_neg] if negative else [block.counts_pos])
         layers.append({
             "block": i, "target_shape": list(w.shape), "negative_side": negative, "random_layers": [n1, n2],
@@ -210,4 +243,4 @@ def miss_totals(layers: Sequence[dict[str, Any]]) -> tuple[dict[str, int], list[
     return reasons, listed
 
 
-__all__ = ["EngineResult", "LayerJob", "linear_jobs", "miss_totals", "run"]
+__all__ = ["EngineResult", "LayerJob", "conv_job", "linear_jobs", "miss_totals", "run"]

@@ -81,3 +81,27 @@ class _TransposedLaw:
 
     def iter_rows(self, *args, **kwargs):
         return self.law.iter_rows(*args, **kwargs)
+
+
+def test_the_conv2d_kind_through_the_engine_equals_the_conv_pair_assembly():
+    """A Conv2d job run by the engine gives the masks and kernel-shaped errors of conv.assemble_pair."""
+    from strongticket.construct import conv
+    from strongticket.construct.blocks import first_layer_diagonal
+
+    c_out, c_in, k, H, n, seed = 3, 2, 3, 12, 5, 7
+    kernel = np.random.default_rng(0).uniform(-0.3, 0.3, (c_out, c_in, k, k))
+    law = WeightDistribution.uniform()
+    names = ("layers.0.weight", "layers.1.weight")
+    shapes = ((H * c_in, c_in, 1, 1), (c_out, H * c_in, k, k))
+    chooser = pensia.subset_sum_chooser("exact", "min_error", 0.02, None)
+    out = engine.run([engine.conv_job(names, shapes, kernel, negative_side=True, fan_in=H * c_in * k * k)], chooser,
+                     distribution=law, seed=seed, block_size=H, samples=n, per_weight_eps=0.02, strict=False,
+                     wider_pool=True, short_fix=lambda: "")
+    u = first_layer_diagonal(law, names[0], (H * c_in, c_in), seed, H)
+    v = law.tensor(names[1], shapes[1], seed, fan_in=H * c_in * k * k)
+    pair = conv.assemble_pair(kernel, u, v, chooser, samples=n, negative_side=True, eps=0.02)
+    assert torch.equal(out.masks[names[0]], pair.mask1) and torch.equal(out.masks[names[1]], pair.mask2)
+    assert out.masks[names[1]].shape == shapes[1]
+    assert np.array_equal(out.arrays["errors.block0.pos"], pair.errors_pos)
+    assert np.array_equal(out.arrays["errors.block0.neg"], pair.errors_neg)
+    assert out.layers[0]["instances"] == 2 * kernel.size

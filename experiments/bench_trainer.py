@@ -30,7 +30,7 @@ from strongticket.train.run import resolve_device
 
 
 def fresh_net(device: torch.device) -> torch.nn.Module:
-    net = build_model("lenet300100")
+    net = build_model("lenet300100", seed=0)
     init_weights(net, "default", torch.Generator().manual_seed(0))
     return net.to(device)
 

@@ -60,13 +60,13 @@ def flag(option: str) -> str:
     return "--" + option.replace("_", "-")
 
 
-#: Options of every 2L construction on the network of :mod:`strongticket.construct.blocks`.
-_TWO_LAYER_OPTIONS = frozenset({"eps", "per_weight_eps", "delta", "samples", "block_size", "seed", "distribution",
-                                "strict", "input_shape", "nonneg_input", "record_target", "log"})
-
-#: Options of the constructions that choose subsets with :func:`strongticket.subsetsum.solve` (``wider_pool``:
+#: Options of every 2L construction on the network of :mod:`strongticket.construct.blocks` (``wider_pool``:
 #: retry a missed instance with every neuron of its sign in the block).
-_SUBSET_SUM_OPTIONS = frozenset({"solver", "objective", "time_limit", "wider_pool"})
+_TWO_LAYER_OPTIONS = frozenset({"eps", "per_weight_eps", "delta", "samples", "block_size", "seed", "distribution",
+                                "wider_pool", "strict", "input_shape", "nonneg_input", "record_target", "log"})
+
+#: Options of the constructions that choose subsets with :func:`strongticket.subsetsum.solve`.
+_SUBSET_SUM_OPTIONS = frozenset({"solver", "objective", "time_limit"})
 
 #: Objectives of the subset-sum construction (:func:`strongticket.subsetsum.solve`).
 SUBSET_SUM_OBJECTIVES = ("min_error", "sparsest")

@@ -49,7 +49,9 @@ def min_samples(build: Callable[..., Any], target: Any, per_weight_eps: float, *
                 n_max: int = 31, method: str = "", construct_kwargs: dict[str, Any] | None = None) -> WidthResult:
     """Bisection over ``n`` in ``[1, n_max]`` (after doubling up from 1) for the smallest all-seeds success.
 
-    ``construct_kwargs`` go to ``build`` unchanged (e.g. ``nonneg_input=True`` for image data).
+    ``construct_kwargs`` go to ``build`` (e.g. ``nonneg_input=True`` for image data). The wider-pool retry is
+    off unless ``construct_kwargs`` turn it on: the measurement is of ``n``, the candidates each instance is
+    given, and the retry would lend a missed instance the rest of its block.
     """
     if n_max < 1:
         raise InputError(f"n_max must be >= 1, got {n_max}")
@@ -59,7 +61,8 @@ def min_samples(build: Callable[..., Any], target: Any, per_weight_eps: float, *
     blocks: dict[int, int] = {}
 
     def ok(n: int) -> bool:
-        good, worst, blocks[n] = _succeeds(build, target, per_weight_eps, n, seeds, construct_kwargs or {})
+        good, worst, blocks[n] = _succeeds(build, target, per_weight_eps, n, seeds,
+                                           {"wider_pool": False, **(construct_kwargs or {})})
         tried.append((n, good))
         errs[n] = worst
         return good

@@ -24,7 +24,7 @@ from strongticket.train.masking import (
 
 
 def _net(seed: int = 0, name: str = "lenet300100") -> torch.nn.Module:
-    net = build_model(name, image_size=8)
+    net = build_model(name, image_size=8, seed=0)
     init_weights(net, "default", torch.Generator().manual_seed(seed))
     return net
 
@@ -86,7 +86,7 @@ def test_init_is_reproducible_and_leaves_global_rng_alone() -> None:
     before = torch.random.get_rng_state()
     a, b = _net(5), _net(5)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    net = build_model("lenet300100")
+    net = build_model("lenet300100", seed=0)
     init_weights(net, "signed_constant", torch.Generator().manual_seed(0))
     assert torch.allclose(net[1].weight.abs(), torch.full_like(net[1].weight, math.sqrt(2 / 784)))
     assert not torch.equal(_net(6)[1].weight, a[1].weight)

@@ -203,76 +203,82 @@ def _pair_classes(ls, lk, l0, l1, rs, rk, r0, r1, z, hl, best_err, best_key):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _merge_shifted(as_, ak, a0, na, bs, bk, b0, nb_, v, add, out_s, out_k, o0):
-    """Merge the sorted list ``as_[a0:a0+na]`` with ``bs[b0:b0+nb_] + v`` (keys + ``add``) into ``out[o0:]``
-    by (sum, key), then a +inf sentinel; returns the count merged (``na + nb_``).
+def _merge_shifted(buf, key, crow, a0, na, prow, b0, nb_, v, add, o0):
+    """Merge ``buf[crow, a0:a0+na]`` with ``buf[prow, b0:b0+nb_] + v`` (keys + ``add``) by (sum, key) into
+    ``buf[crow, o0:]``, then a +inf sentinel; returns the count merged (``na + nb_``).
 
     Both inputs must end in a +inf sentinel: the loop then needs no bounds test and no branch (a
-    comparison picks the side), so it does not stall on mispredictions. Equal sums are all kept.
+    comparison picks the side), so it does not stall on mispredictions. Equal sums are all kept. Rows
+    are passed by index, not as views: a view per call costs more than a small merge.
     """
     i = a0
     j = b0
     for o in range(o0, o0 + na + nb_):
-        sa = as_[i]
-        sb = bs[j] + v
-        ka = ak[i]
-        kb = bk[j] + add
+        sa = buf[crow, i]
+        sb = buf[prow, j] + v
+        ka = key[crow, i]
+        kb = key[prow, j] + add
         take = (sa < sb) | ((sa == sb) & (ka <= kb))
-        out_s[o] = sa if take else sb
-        out_k[o] = ka if take else kb
+        buf[crow, o] = sa if take else sb
+        key[crow, o] = ka if take else kb
         i += take
         j += 1 - take
-    out_s[o0 + na + nb_] = np.inf
-    out_k[o0 + na + nb_] = 0
+    buf[crow, o0 + na + nb_] = np.inf
+    key[crow, o0 + na + nb_] = 0
     return na + nb_
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _size_round(x, lo, h, a, ps, pk, poff, plen, cs, ck, coff, clen):
+def _size_round(x, lo, h, a, buf, key, offs, prow, crow, orow):
     """Subset sums of size ``a`` of every prefix of ``x[lo:lo+h]``, from those of size ``a - 1``.
 
     ``C_a(j)``, the sums of the size-``a`` subsets of the first ``j`` candidates sorted by (sum, key), is
-    ``merge(C_a(j - 1), C_{a-1}(j - 1) + x_{j-1})``: the prefix lists of size ``a - 1`` (``ps``/``pk`` at
-    ``poff``/``plen``, each followed by a +inf sentinel) give those of size ``a`` (written to
-    ``cs``/``ck``, ``coff``/``clen``) in ``C(h + 1, a + 1)`` merge steps, at most 2^h + h + 2 entries
-    with the sentinels. Every sum is added left to right, as :func:`_build_sorted_sums` adds it.
+    ``merge(C_a(j - 1), C_{a-1}(j - 1) + x_{j-1})``: the prefix lists of size ``a - 1`` (row ``prow`` of
+    ``buf``/``key``, each followed by a +inf sentinel; offsets and lengths in rows ``orow + prow`` and
+    ``orow + 2 + prow`` of ``offs``) give those of size ``a`` (row ``crow``) in ``C(h + 1, a + 1)``
+    merge steps, at most 2^h + h + 2 entries with the sentinels. Every sum is added left to right, as
+    :func:`_build_sorted_sums` adds it.
     """
+    coff = orow + crow
+    clen = orow + 2 + crow
     if a == 0:
         for j in range(h + 1):
-            cs[2 * j] = 0.0
-            ck[2 * j] = 0
-            cs[2 * j + 1] = np.inf
-            ck[2 * j + 1] = 0
-            coff[j] = 2 * j
-            clen[j] = 1
+            buf[crow, 2 * j] = 0.0
+            key[crow, 2 * j] = 0
+            buf[crow, 2 * j + 1] = np.inf
+            key[crow, 2 * j + 1] = 0
+            offs[coff, j] = 2 * j
+            offs[clen, j] = 1
         return
-    cs[0] = np.inf  # C_a(a - 1) is empty: only its sentinel
-    ck[0] = 0
+    poff = orow + prow
+    plen = orow + 2 + prow
+    buf[crow, 0] = np.inf  # C_a(a - 1) is empty: only its sentinel
+    key[crow, 0] = 0
     start = 0
     count = 0
     pos = 1
     for j in range(a, h + 1):
         k = j - 1
-        got = _merge_shifted(cs, ck, start, count, ps, pk, poff[k], plen[k], x[lo + k],
-                             PC_UNIT + (np.int64(1) << k), cs, ck, pos)
-        coff[j] = pos
-        clen[j] = got
+        got = _merge_shifted(buf, key, crow, start, count, prow, offs[poff, k], offs[plen, k], x[lo + k],
+                             PC_UNIT + (np.int64(1) << k), pos)
+        offs[coff, j] = pos
+        offs[clen, j] = got
         start = pos
         count = got
         pos += got + 1
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _copy_class(src_s, src_k, s0, m, dst_s, dst_k, d0):
-    """Copy the sorted list ``src[s0:s0+m]`` to ``dst[d0:]`` keeping equal sums once (the first, whose key
-    is the smallest); returns the new end: the size class of the full sorted list, de-duplicated."""
+def _copy_class(buf, key, row, s0, m, dst_s, dst_k, d0):
+    """Copy the sorted list ``buf[row, s0:s0+m]`` to ``dst[d0:]`` keeping equal sums once (the first, whose
+    key is the smallest); returns the new end: the size class of the full sorted list, de-duplicated."""
     d = d0
     for i in range(s0, s0 + m):
-        v = src_s[i]
+        v = buf[row, i]
         if d > d0 and dst_s[d - 1] == v:
             continue
         dst_s[d] = v
-        dst_k[d] = src_k[i]
+        dst_k[d] = key[row, i]
         d += 1
     return d
 
@@ -297,18 +303,16 @@ def _sparsest(x, z, hl, hr, eps, lbuf, lkey, rbuf, rkey, offs, ls, lk, rs, rk, l
     rpos = 0
     for k in range(hl + hr + 1):
         if k <= hl:
-            _size_round(x, 0, hl, k, lbuf[lcur], lkey[lcur], offs[lcur], offs[2 + lcur],
-                        lbuf[1 - lcur], lkey[1 - lcur], offs[1 - lcur], offs[3 - lcur])
+            _size_round(x, 0, hl, k, lbuf, lkey, offs, lcur, 1 - lcur, 0)
             lcur = 1 - lcur
             lstart[k] = lpos
-            lpos = _copy_class(lbuf[lcur], lkey[lcur], offs[lcur, hl], offs[2 + lcur, hl], ls, lk, lpos)
+            lpos = _copy_class(lbuf, lkey, lcur, offs[lcur, hl], offs[2 + lcur, hl], ls, lk, lpos)
             lend[k] = lpos
         if k <= hr:
-            _size_round(x, hl, hr, k, rbuf[rcur], rkey[rcur], offs[4 + rcur], offs[6 + rcur],
-                        rbuf[1 - rcur], rkey[1 - rcur], offs[5 - rcur], offs[7 - rcur])
+            _size_round(x, hl, hr, k, rbuf, rkey, offs, rcur, 1 - rcur, 4)
             rcur = 1 - rcur
             rstart[k] = rpos
-            rpos = _copy_class(rbuf[rcur], rkey[rcur], offs[4 + rcur, hr], offs[6 + rcur, hr], rs, rk, rpos)
+            rpos = _copy_class(rbuf, rkey, rcur, offs[4 + rcur, hr], offs[6 + rcur, hr], rs, rk, rpos)
             rend[k] = rpos
         k_err = np.inf
         k_key = _INT64_MAX

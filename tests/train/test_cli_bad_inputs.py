@@ -1,6 +1,7 @@
 """Bad input to ``strongticket train``: exit != 0, one ``error:`` line on stderr, no traceback, --out unchanged.
 
-Run through the installed entry point (a subprocess), so the top-level error handling is exercised too.
+The cases run in-process through the console entry point ``main``; one case also runs as a subprocess, so
+the interpreter-level path (imports, exit code) is exercised too.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+def run_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess:
+    from tests.cli.ticket_helpers import run
+
+    code, out, err = run(args, capsys)
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
 def snapshot(p: Path) -> dict[str, bytes] | None:
     if not p.exists():
         return None
@@ -47,7 +55,9 @@ def snapshot(p: Path) -> dict[str, bytes] | None:
 
 @pytest.mark.parametrize("name,args,extra,match", CASES, ids=[c[0] for c in CASES])
 def test_bad_train_input_is_one_error_line_and_leaves_out_unchanged(name: str, args: list[str], extra: str | None,
-                                                                     match: str, tmp_path: Path) -> None:
+                                                                     match: str, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import re
 
     out = tmp_path / "out"
@@ -61,9 +71,17 @@ def test_bad_train_input_is_one_error_line_and_leaves_out_unchanged(name: str, a
         out.mkdir()
         (out / "thesis.txt").write_text("mine")
     before = snapshot(out)
-    res = run_cli([*BASE, *args, "--out", str(out)], tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = run_in_process([*BASE, *args, "--out", str(out)], capsys)
     lines = res.stderr.strip().splitlines()
     assert res.returncode != 0
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert "Traceback" not in res.stderr and re.search(match, lines[0]), lines[0]
     assert snapshot(out) == before
+
+
+def test_bad_input_through_a_fresh_interpreter_is_one_error_line(tmp_path: Path) -> None:
+    res = run_cli([*BASE, "--device", "bogus", "--out", str(tmp_path / "out")], tmp_path)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert not (tmp_path / "out").exists()

@@ -156,6 +156,22 @@ class Ticket:
                 prune.custom_from_mask(sub, attr, mask.to(getattr(sub, attr).dtype))
         return module.eval()
 
+    def compact(self, dtype: torch.dtype = torch.float32) -> nn.Module:
+        """A physically smaller dense module with the ticket's function (to float rounding), in eval mode.
+
+        For tickets of 1x1 + kxk pairs with univariate 1x1 layers (the structured and cnn2l constructions on
+        Conv2d targets): pruned intermediate channels are removed and the 1x1 layer becomes a grouped
+        convolution on the gathered input channels (:func:`strongticket.compact.compact_module`).
+
+        Raises
+        ------
+        InputError
+            For a network the compaction does not cover (named layer).
+        """
+        from strongticket.compact import compact_module  # compact builds on Ticket: imported here
+
+        return compact_module(self, dtype=dtype)
+
     @classmethod
     def from_state_dict(cls, state: Mapping[str, torch.Tensor], spec: NetSpec, distribution: WeightDistribution,
                         seed: int, provenance: dict[str, Any] | None = None) -> Ticket:

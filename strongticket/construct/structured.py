@@ -150,7 +150,8 @@ def solve_pair(kernel: np.ndarray, u: np.ndarray, second: np.ndarray, g: int, ep
     -------
     dict
         ``mask1`` bool (H c_in, c_in, 1, 1), ``mask2`` bool (c_out, H c_in, k, k), ``errors_pos``/``errors_neg``
-        float64 (c_out, c_in) l_inf error of each slice's instance (0 where a side is not built),
+        float64 (c_out, c_in): the l_inf error of the instance each slice belongs to (the largest over its
+        output group; 0 where a side is not built),
         ``instances`` (list of per-instance dicts: j, group, side, n, error).
     """
     c_out, c_in, k, _ = kernel.shape

@@ -19,6 +19,7 @@ from torch import nn
 
 from strongticket.errors import InputError
 from strongticket.nets.distributions import check_seed
+from strongticket.validation import check_int, check_unit_open
 
 #: The two subset-sum objectives the demo compares (:func:`strongticket.subsetsum.solve`).
 OBJECTIVES = ("min_error", "sparsest")
@@ -48,12 +49,6 @@ def train_digits_target(data: Any, seed: int, hidden: int = 32, steps: int = 300
 
     optim = OptimConfig(optimizer="adam", lr=5e-3, weight_decay=1e-3, epochs=steps)
     return fit(digits_mlp(hidden, seed), data, optim, batch_size=None, seed=seed)
-
-
-def _positive_int(flag: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{flag} must be a positive integer, got {value!r}")
-    return value
 
 
 def check_demo_output(out: Path) -> None:
@@ -104,11 +99,11 @@ def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidd
     from strongticket.verify.accuracy import accuracy
     from strongticket.verify.report import check_options, verify_report
 
-    _positive_int("--hidden", hidden)
-    _positive_int("--samples", samples)
-    _positive_int("steps", steps)
+    check_int("--hidden", hidden)
+    check_int("--samples", samples)
+    check_int("steps", steps)
     seed = check_seed(seed)
-    pensia.check_eps("--per-weight-eps", per_weight_eps)
+    check_unit_open("--per-weight-eps", per_weight_eps)
     check_options(radius=1.0, count=count, restarts=restarts, steps=attack_steps, seed=seed)
     check_demo_output(out)
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -69,6 +69,7 @@ from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
 from strongticket.nets.trace import TracedNet, trace_module
 from strongticket.ticket import Ticket, fingerprint
+from strongticket.validation import check_unit_open
 from strongticket.verify.conv_bound import linf_network_bound
 
 METHOD = "dacunha2022"
@@ -347,7 +348,7 @@ def theory_samples(target: CNNTarget, per_weight_eps: float, delta: float) -> in
 def construct(
     target: nn.Module | TracedNet,
     *,
-    per_weight_eps: float | None = None,
+    per_weight_eps: float | Sequence[float] | None = None,
     eps: float | None = None,
     samples: int | None = None,
     delta: float = 0.01,
@@ -371,8 +372,9 @@ def construct(
     ----------
     target : nn.Module or TracedNet
         Conv2d, MaxPool2d/AvgPool2d, Flatten and Linear layers with ReLU or identity activations.
-    per_weight_eps : float in (0, 1), optional
-        Error allowed per kernel entry and per linear weight (the subset-sum tolerance).
+    per_weight_eps : float in (0, 1) or sequence of them, optional
+        Error allowed per kernel entry and per linear weight (the subset-sum tolerance); a sequence gives one
+        per Conv2d/Linear layer, in order (e.g. proportional to each layer's weight scale).
     eps : float in (0, 1), optional
         Network error in l_inf over ``|x|_inf <= 1`` (for ``|K_i|`` l_inf gains <= 1): gives ``per_weight_eps``
         (:func:`theory_per_weight_eps`) when that is not given, and the theorem's sample count.
@@ -425,10 +427,17 @@ def construct(
     if eps is None and per_weight_eps is None:
         raise InputError("give eps (network error) or per_weight_eps (error per target weight), both in (0, 1)")
     if eps is not None:
-        eps = pensia.check_eps("eps", eps)
-    if per_weight_eps is not None:
-        per_weight_eps = pensia.check_eps("per_weight_eps", per_weight_eps)
-    delta = pensia.check_eps("delta", delta)
+        eps = check_unit_open("eps", eps)
+    layer_eps: list[float] | None = None
+    if per_weight_eps is not None and not isinstance(per_weight_eps, (int, float)):
+        if isinstance(per_weight_eps, (str, bytes)) or not isinstance(per_weight_eps, Sequence) or not per_weight_eps:
+            raise InputError(f"per_weight_eps must be a number in (0, 1) or a non-empty sequence of them, "
+                             f"got {per_weight_eps!r}")
+        layer_eps = [check_unit_open(f"per_weight_eps[{i}]", e) for i, e in enumerate(per_weight_eps)]
+        per_weight_eps = min(layer_eps)
+    elif per_weight_eps is not None:
+        per_weight_eps = check_unit_open("per_weight_eps", per_weight_eps)
+    delta = check_unit_open("delta", delta)
     if objective not in ("min_error", "sparsest"):
         raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -436,10 +445,14 @@ def construct(
     if distribution is not None and not isinstance(distribution, WeightDistribution):
         raise InputError(f"distribution must be a WeightDistribution, got {type(distribution).__name__}")
     cnn = read_cnn_target(target, input_shape, nonneg_input=nonneg_input)
+    if layer_eps is not None and len(layer_eps) != len(cnn.params):
+        raise InputError(f"per_weight_eps must give one value per Conv2d/Linear layer of the target "
+                         f"({len(cnn.params)}), got {len(layer_eps)}")
     dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
     theory_eps = theory_per_weight_eps(cnn, eps) if eps is not None else None
     if per_weight_eps is None:
         per_weight_eps = theory_eps
+    layer_eps = layer_eps or [per_weight_eps] * len(cnn.params)
     theory_n = theory_samples(cnn, per_weight_eps, delta)
     if samples is None:
         samples = theory_n
@@ -457,7 +470,8 @@ def construct(
         H = block_size
     spec, names = random_spec(cnn, H)
     shapes = spec.parameter_shapes()
-    choose = _chooser or pensia.subset_sum_chooser(solver, objective, per_weight_eps, time_limit)
+    choosers = {e: _chooser or pensia.subset_sum_chooser(solver, objective, e, time_limit) for e in set(layer_eps)}
+    choose = choosers[layer_eps[0]]
 
     masks: dict[str, torch.Tensor] = {}
     arrays: dict[str, torch.Tensor] = {}
@@ -468,6 +482,8 @@ def construct(
     reasons: dict[str, int] = {}
     for li, p in enumerate(cnn.params):
         n1, n2 = names[p.index]
+        eps_l = layer_eps[li]
+        choose = choosers[eps_l]
         t0 = time.perf_counter()
         m, c_in = shapes[n1][:2]
         # the 1x1 weight (m, c_in, 1, 1) holds the same elements, in the same order and with the same fan-in,
@@ -492,11 +508,11 @@ def construct(
             f"{samples} candidates (block size {H})")
         if isinstance(p.layer, Conv2d):
             pair = conv_kind.assemble_pair(p.kernel, u, v, choose, samples=samples, negative_side=p.negative_side,
-                                           eps=per_weight_eps, wider_pool=wider_pool)
+                                           eps=eps_l, wider_pool=wider_pool)
             block, mask1, mask2, e_pos, e_neg = pair.block, pair.mask1, pair.mask2, pair.errors_pos, pair.errors_neg
         else:
             block = assemble_block(p.kernel, u, v, choose, samples=samples, negative_side=p.negative_side,
-                                   eps=per_weight_eps, wider_pool=wider_pool)
+                                   eps=eps_l, wider_pool=wider_pool)
             mask1, mask2, e_pos, e_neg = block.mask1, block.mask2, block.errors_pos, block.errors_neg
         del v
         t2 = time.perf_counter()
@@ -514,8 +530,8 @@ def construct(
             "bias": p.bias is not None, "bias_tap": p.tap, "constant_out": p.constant_out,
             "negative_side": p.negative_side, "random_layers": [n1, n2], "random_shapes": [list(shapes[n1]),
                                                                                           list(shapes[n2])],
-            "instances": int(instances), "short_inputs": len(short),
-            "errors": summarize_errors(err, per_weight_eps),
+            "instances": int(instances), "short_inputs": len(short), "per_weight_eps": eps_l,
+            "errors": summarize_errors(err, eps_l),
             "relative_error": relative_error(p, e_pos, e_neg),
             "bias_max_error": _bias_error(p, e_pos, e_neg),
             "status": block.status, "mean_subset_size": float(block.subset_sizes.mean()),
@@ -538,7 +554,7 @@ def construct(
     bound = linf_network_bound([p.kernel for p in cnn.params], ebars, radius)
     provenance = {
         "method": METHOD, "paper": PAPER,
-        "eps": eps, "per_weight_eps": per_weight_eps, "delta": delta,
+        "eps": eps, "per_weight_eps": per_weight_eps, "per_weight_eps_by_layer": layer_eps, "delta": delta,
         "objective": objective if _chooser is None else choose.name, "solver": solver if _chooser is None else None,
         "chooser": choose.name, "samples_per_weight": samples, "block_size": H,
         "block_size_rule": {

@@ -64,15 +64,9 @@ from strongticket.nets.trace import TracedNet
 from strongticket.subsetsum import Status, SubsetSumProblem, solve
 from strongticket.subsetsum.exact import EXACT_MAX_N
 from strongticket.ticket import Ticket, fingerprint
+from strongticket.validation import check_unit_open
 
 METHOD = "pensia2020"
-
-
-def check_eps(name: str, value: Any) -> float:
-    """``value`` as a float in (0, 1), or an :class:`InputError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1):
-        raise InputError(f"{name} must be in (0, 1), got {value!r}")
-    return float(value)
 
 
 #: The theorem's unknown constant C in ``n = ceil(C log2(d_in d_out L / min(eps', delta)))``, calibrated on our
@@ -268,10 +262,10 @@ def construct(
     if eps is None and per_weight_eps is None:
         raise InputError("give eps (network error) or per_weight_eps (error per target weight), both in (0, 1)")
     if eps is not None:
-        eps = check_eps("eps", eps)
+        eps = check_unit_open("eps", eps)
     if per_weight_eps is not None:
-        per_weight_eps = check_eps("per_weight_eps", per_weight_eps)
-    delta = check_eps("delta", delta)
+        per_weight_eps = check_unit_open("per_weight_eps", per_weight_eps)
+    delta = check_unit_open("delta", delta)
     if objective not in ("min_error", "sparsest"):
         raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -384,5 +378,5 @@ def hidden_width(block_size: int, d_in: int) -> int:
     return block_size * d_in
 
 
-__all__ = ["METHOD", "PENSIA_C", "check_eps", "construct", "hidden_width", "theory_per_weight_eps",
+__all__ = ["METHOD", "PENSIA_C", "construct", "hidden_width", "theory_per_weight_eps",
            "theory_samples"]

@@ -27,16 +27,11 @@ from torch import nn
 
 from strongticket.errors import InputError
 from strongticket.nets.activations import activation
+from strongticket.validation import check_int
 
 def _check_activation(name: str) -> str:
     activation(name)  # an InputError listing the registered names
     return name
-
-
-def _positive_int(what: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{what} must be a positive integer, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -50,8 +45,8 @@ class Linear:
     kind: ClassVar[str] = "linear"
 
     def __post_init__(self) -> None:
-        _positive_int("in_features", self.in_features)
-        _positive_int("out_features", self.out_features)
+        check_int("in_features", self.in_features)
+        check_int("out_features", self.out_features)
         _check_activation(self.activation)
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -89,7 +84,7 @@ class Conv2d:
 
     def __post_init__(self) -> None:
         for what in ("in_channels", "out_channels", "kernel_size", "stride"):
-            _positive_int(what, getattr(self, what))
+            check_int(what, getattr(self, what))
         if isinstance(self.padding, bool) or not isinstance(self.padding, int) or self.padding < 0:
             raise InputError(f"padding must be an integer >= 0, got {self.padding!r}")
         _check_activation(self.activation)
@@ -150,8 +145,8 @@ class Pool:
     def __post_init__(self) -> None:
         if self.mode not in ("max", "avg"):
             raise InputError(f"pool mode must be 'max' or 'avg', got {self.mode!r}")
-        _positive_int("kernel_size", self.kernel_size)
-        _positive_int("stride", self.stride)
+        check_int("kernel_size", self.kernel_size)
+        check_int("stride", self.stride)
         _check_activation(self.activation)
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -21,30 +21,9 @@ be calibrated against measurements before being read as absolute numbers.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
-from strongticket.errors import InputError
-
-
-def _unit_open(name: str, value: object) -> float:
-    """``value`` as a float in (0, 1), else an InputError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 < float(value) < 1.0):
-        raise InputError(f"{name} must be a number in (0, 1), got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive(name: str, value: object) -> float:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value))
-            or float(value) <= 0):
-        raise InputError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+from strongticket.validation import check_int, check_positive, check_unit_open
 
 
 def lueker_failure_bound(n: int, eps: float, C: float = 1.0) -> float:
@@ -68,9 +47,9 @@ def lueker_failure_bound(n: int, eps: float, C: float = 1.0) -> float:
     float
         The bound, in (0, 1].
     """
-    n = _positive_int("n", n)
-    eps = _unit_open("eps", eps)
-    C = _positive("C", C)
+    n = check_int("n", n)
+    eps = check_unit_open("eps", eps)
+    C = check_positive("C", C)
     margin = n / 2.0 - C * math.log(1.0 / eps)
     if margin <= 0.0:
         return 1.0
@@ -91,9 +70,9 @@ def lueker_sample_size(eps: float, delta: float, C: float = 1.0) -> int:
     int
         Samples needed for every x in [-1/2, 1/2] to be ε-approximable with probability >= 1 - δ.
     """
-    eps = _unit_open("eps", eps)
-    delta = _unit_open("delta", delta)
-    C = _positive("C", C)
+    eps = check_unit_open("eps", eps)
+    delta = check_unit_open("delta", delta)
+    C = check_positive("C", C)
     L = math.log(1.0 / delta)
     a = C * math.log(1.0 / eps)
     root = math.sqrt(2.0 * L) + math.sqrt(2.0 * L + 2.0 * a)
@@ -122,11 +101,11 @@ def rss_sample_size(eps: float, delta: float, num_instances: int = 1, C: float =
     int
         ``k · lueker_sample_size(ε/k, δ/(num_instances·k), C)``.
     """
-    eps = _unit_open("eps", eps)
-    delta = _unit_open("delta", delta)
-    num_instances = _positive_int("num_instances", num_instances)
-    C = _positive("C", C)
-    interval = _positive("interval", interval)
+    eps = check_unit_open("eps", eps)
+    delta = check_unit_open("delta", delta)
+    num_instances = check_int("num_instances", num_instances)
+    C = check_positive("C", C)
+    interval = check_positive("interval", interval)
     groups = max(1, math.ceil(2.0 * interval - 1e-12))
     return groups * lueker_sample_size(eps / groups, delta / (num_instances * groups), C)
 
@@ -180,12 +159,12 @@ def pensia_width(d_in: int, d_out: int, num_layers: int, eps: float, delta: floa
     PensiaWidth
         ``samples_per_weight`` n and ``hidden_width`` 2n·d_in.
     """
-    d_in = _positive_int("d_in", d_in)
-    d_out = _positive_int("d_out", d_out)
-    num_layers = _positive_int("num_layers", num_layers)
-    eps = _unit_open("eps", eps)
-    delta = _unit_open("delta", delta)
-    C = _positive("C", C)
+    d_in = check_int("d_in", d_in)
+    d_out = check_int("d_out", d_out)
+    num_layers = check_int("num_layers", num_layers)
+    eps = check_unit_open("eps", eps)
+    delta = check_unit_open("delta", delta)
+    C = check_positive("C", C)
     per_weight = max(1, math.ceil(C * math.log2(d_in * d_out * num_layers / min(eps, delta)) - 1e-12))
     return PensiaWidth(samples_per_weight=per_weight, hidden_width=2 * per_weight * d_in)
 
@@ -197,10 +176,10 @@ def pensia_per_weight_eps(eps: float, num_layers: int, d_in: int, d_out: int) ->
     layer's operator error η_i <= ε'·sqrt(d_in·d_out) = ε/(2L), the output error is
     <= exp(ε/2) - 1 <= ε for ε <= 1. Use the largest layer's ``d_in·d_out`` for a whole network.
     """
-    eps = _unit_open("eps", eps)
-    num_layers = _positive_int("num_layers", num_layers)
-    d_in = _positive_int("d_in", d_in)
-    d_out = _positive_int("d_out", d_out)
+    eps = check_unit_open("eps", eps)
+    num_layers = check_int("num_layers", num_layers)
+    d_in = check_int("d_in", d_in)
+    d_out = check_int("d_out", d_out)
     return eps / (2.0 * num_layers * math.sqrt(d_in * d_out))
 
 
@@ -211,9 +190,9 @@ def mrss_sample_size_shape(d: int, eps: float, C: float = 1.0) -> float:
     d-dimensional (Gaussian) samples approximate every z in [-1, 1]^d within ε with high probability.
     Only the shape is known to us; the constant C is not, so the value is a float, not a sample size.
     """
-    d = _positive_int("d", d)
-    eps = _unit_open("eps", eps)
-    C = _positive("C", C)
+    d = check_int("d", d)
+    eps = check_unit_open("eps", eps)
+    C = check_positive("C", C)
     log_inv = math.log(1.0 / eps)
     return C * d ** 3 * log_inv * (log_inv + math.log(d))
 
@@ -225,8 +204,8 @@ def counting_lower_bound(eps: float, d: int = 1) -> float:
     the 2^n subset sums are the centres of ℓ∞ balls of side 2ε, which must cover the cube of side 2,
     i.e. (1/ε)^d cells, so 2^n >= ε^-d. Holds for every sample law and is exact (no unknown constant).
     """
-    eps = _unit_open("eps", eps)
-    d = _positive_int("d", d)
+    eps = check_unit_open("eps", eps)
+    d = check_int("d", d)
     return d * math.log2(1.0 / eps)
 
 
@@ -263,9 +242,9 @@ def malach_samples_per_weight(eps: float, delta: float = 0.01, density: float = 
     int
         The pool size n (>= 1).
     """
-    eps = _unit_open("eps", eps)
-    delta = _unit_open("delta", delta)
-    density = _positive("density", density)
+    eps = check_unit_open("eps", eps)
+    delta = check_unit_open("delta", delta)
+    density = check_positive("density", density)
     p = min(1.0, 2.0 * eps * density)
     if p >= 1.0:
         return 1
@@ -278,6 +257,6 @@ def malach_samples_per_weight_literature(eps: float, C: float = 1.0) -> float:
     As quoted in Orseau, Hutter, Rivasplata 2020 ("Logarithmic Pruning is All You Need"), summarising
     Malach et al. 2020.
     """
-    eps = _unit_open("eps", eps)
-    C = _positive("C", C)
+    eps = check_unit_open("eps", eps)
+    C = check_positive("C", C)
     return C / (eps * eps)

@@ -478,5 +478,19 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
                         timed_out=timed_out)
 
 
-__all__ = ["DEFAULT_GROUP", "DEFAULT_RESTARTS", "DEFAULT_STEPS", "MAX_GROUP", "SearchResult", "mrss_search", "search_kernel",
+__all__ = ["DEFAULT_GROUP", "DEFAULT_RESTARTS", "DEFAULT_STEPS", "MAX_GROUP", "SearchResult", "mrss_search", "search_kernel", "solve_mrss_search",
            "selection_errors"]
+
+
+def solve_mrss_search(problem, options):
+    """The registry form ``fn(problem, options) -> SolverOutput`` (options ``group``, ``steps``, ``restarts``;
+    ``eps``, ``time_limit`` and ``seed`` from :class:`strongticket.subsetsum.method.SolveOptions`)."""
+    from strongticket.subsetsum.method import SolverOutput
+    from strongticket.subsetsum.problem import Status
+
+    extra = {k: options.extra[k] for k in ("group", "steps", "restarts") if k in options.extra}
+    res = mrss_search(problem.candidates, problem.targets, problem.norm, seed=options.seed, eps=options.eps,
+                      time_limit=options.time_limit, **extra)
+    status = np.where(res.timed_out, np.int8(Status.TIMEOUT), np.int8(Status.FEASIBLE)).astype(np.int8)
+    return SolverOutput(selection=res.selection, status=status, lower_bounds=np.zeros(problem.num_instances),
+                        info={"lower_bound": "0: a heuristic proves no lower bound"})

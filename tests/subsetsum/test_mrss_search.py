@@ -80,3 +80,13 @@ def test_bad_shapes_and_values():
     x[0, 0, 0] = np.nan
     with pytest.raises(InputError, match="finite"):
         mrss_search(x, z)
+
+
+def test_registry_adapter_returns_the_search_selection():
+    from strongticket.subsetsum.method import SolveOptions
+    from strongticket.subsetsum.mrss_search import solve_mrss_search
+
+    x, z = _nsn(4, 40, 9, 5)
+    out = solve_mrss_search(SubsetSumProblem(z, x), SolveOptions(objective="min_error", eps=None, time_limit=None,
+                                                                 size=None, seed=2, extra={"steps": 5}))
+    assert np.array_equal(out.selection, mrss_search(x, z, seed=2, steps=5).selection)

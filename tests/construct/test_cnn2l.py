@@ -180,3 +180,19 @@ def test_eps_gives_the_l1_linf_per_weight_budget():
     t = cnn2l.construct(target, eps=0.5, input_shape=(1, 4, 4), nonneg_input=True, strict=False)
     assert t.provenance["per_weight_eps"] == pytest.approx(0.5 / (2 * 2 * 18))  # L = 2, d_max = 18 (the Linear)
     assert t.provenance["samples_per_weight"] == t.provenance["theory_samples_per_weight"]
+
+
+def test_per_layer_eps_applies_to_its_own_layer():
+    target = _small_cnn()
+    t = cnn2l.construct(target, per_weight_eps=[1e-3, 1e-3, 0.2], samples=10, input_shape=(1, 8, 8),
+                        nonneg_input=True, seed=3, strict=False)
+    rows = t.provenance["layers"]
+    assert [r["per_weight_eps"] for r in rows] == [1e-3, 1e-3, 0.2]
+    for i, eps in enumerate((1e-3, 1e-3, 0.2)):
+        err = t.arrays[f"errors.layer{i}.pos"].numpy()
+        assert rows[i]["errors"]["above_eps"] == int((err > eps).sum())
+    assert rows[2]["wider_pool"]["instances"] < rows[1]["wider_pool"]["instances"]  # retried against its own eps
+    with pytest.raises(InputError, match="one value per Conv2d/Linear layer"):
+        cnn2l.construct(target, per_weight_eps=[1e-3, 1e-3], samples=10, input_shape=(1, 8, 8))
+    with pytest.raises(InputError, match=r"per_weight_eps\[1\]"):
+        cnn2l.construct(target, per_weight_eps=[1e-3, 2.0, 0.1], samples=10, input_shape=(1, 8, 8))

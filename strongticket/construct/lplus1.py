@@ -367,13 +367,12 @@ class _First:
 
     u: np.ndarray          # (n0, first_rho) float64, weight of block neuron (j, r) from input j
     keep: np.ndarray       # (n0, first_rho) bool, that weight kept
-    kappa: np.ndarray      # (first_rho * n0 + const_rho,) float64: output of constant-valued neurons, else 0
-    const_valued: np.ndarray  # (first_rho * n0 + const_rho,) bool: neuron outputs a constant
+    kappa: np.ndarray      # (first_rho * n0 + const_rho,) float64: a constant neuron's output; 0 if it reads x
 
 
 def _first_view(layout: Layout, act: Activation, w1: np.ndarray, mask1: np.ndarray) -> _First:
     """Read the copying layer's weights and masks: block weights, which are kept, constant outputs."""
-    n0, fr, rc = layout.widths[0], layout.first_rho, layout.const_rho
+    n0, fr = layout.widths[0], layout.first_rho
     rows = np.arange(n0 * fr)
     u = w1[rows, rows // fr].astype(np.float64).reshape(n0, fr)
     keep = mask1[rows, rows // fr].reshape(n0, fr)
@@ -381,10 +380,8 @@ def _first_view(layout: Layout, act: Activation, w1: np.ndarray, mask1: np.ndarr
     keepc = mask1[n0 * fr:, n0]
     kappa = np.full(layout.rows(0), act.phi0)  # a neuron whose input weight is pruned outputs phi(0)
     kappa[n0 * fr:] = np.where(keepc, _phi64(act, uc), act.phi0)
-    const_valued = np.ones(layout.rows(0), dtype=bool)
-    const_valued[:n0 * fr] = ~keep.reshape(-1)
     kappa[:n0 * fr][keep.reshape(-1)] = 0.0
-    return _First(u=u, keep=keep, kappa=kappa, const_valued=const_valued)
+    return _First(u=u, keep=keep, kappa=kappa)
 
 
 def _first_side_order(u: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

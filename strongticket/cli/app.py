@@ -13,6 +13,7 @@ except ImportError:
     from click.exceptions import NoArgsIsHelpError, UsageError
 
 from strongticket import __version__
+from strongticket.cli import compact as compact_cli
 from strongticket.cli import construct as construct_cli
 from strongticket.cli import demo as demo_cli
 from strongticket.cli import export as export_cli
@@ -37,6 +38,7 @@ app.command("demo")(demo_cli.demo)
 app.command("train")(train_cli.train)
 app.command("report")(train_cli.report)
 app.command("export")(export_cli.export)
+app.command("compact")(compact_cli.compact)
 
 
 def _version(value: bool) -> None:
@@ -69,9 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "strongticket"
         _fail(f"{exc.format_message()} (see '{where} --help')")
-    except (StrongTicketError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-            PermissionError) as exc:
+    except StrongTicketError as exc:
         _fail(str(exc))
+    except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        # the operating system refusing a path the user named (a file to read, a directory to list)
+        _fail(f"{exc.filename!r}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
     except (KeyboardInterrupt, typer.Abort):
         stderr.print("interrupted", highlight=False, markup=False)
         sys.exit(130)

@@ -34,11 +34,17 @@ def construct(
                                                     "(or give --per-weight-eps).")] = None,
     per_weight_eps: Annotated[float | None, _opt("--per-weight-eps", help="Error per target weight in (0, 1) "
                                                                           "(or give --eps).")] = None,
-    delta: Annotated[float, _opt("--delta", help="Failure probability for the theorem's width.")] = 0.01,
+    delta: Annotated[float | None, _opt("--delta", help="Failure probability for the theorem's width (default "
+                                                        "0.01).")] = None,
     samples: Annotated[int | None, _opt("--samples", help="Random products per weight, n (default: theorem).")] = None,
     block_size: Annotated[int | None, _opt("--block-size", help="Hidden neurons per input (default: from n and "
                                                                  "--delta by a binomial union bound).")] = None,
-    distribution: Annotated[str, _opt("--distribution", help="uniform, normal, ..., or target-range.")] = "uniform",
+    distribution: Annotated[str | None, _opt("--distribution", help="Law of the random weights: uniform (default), "
+                                                                    "normal, ..., or target-range.")] = None,
+    granularity: Annotated[str | None, _opt("--granularity", help="structured: what is kept or removed whole: "
+                                                                  "kernel (default), group or filter.")] = None,
+    group: Annotated[int | None, _opt("--group", help="structured, --granularity group: outputs that share one "
+                                                      "subset (must divide the layer's output channels).")] = None,
     objective: Annotated[str | None, _opt("--objective", help="pensia, cnn2l: min_error (default) or "
                                                               "sparsest.")] = None,
     solver: Annotated[str | None, _opt("--solver", help="pensia, cnn2l: subset-sum method (default "
@@ -58,9 +64,9 @@ def construct(
 ) -> None:
     """Construct a strong ticket for a target (zoo name + checkpoint, or spec + checkpoint) into OUT."""
     given = {"eps": eps, "per_weight_eps": per_weight_eps, "samples": samples, "block_size": block_size,
-             "solver": solver, "objective": objective}
-    options: dict[str, Any] = {"delta": delta, "seed": seed, "strict": strict, "distribution": distribution,
-                               **{k: v for k, v in given.items() if v is not None}}
+             "solver": solver, "objective": objective, "delta": delta, "distribution": distribution,
+             "granularity": granularity, "group": group}
+    options: dict[str, Any] = {"seed": seed, "strict": strict, **{k: v for k, v in given.items() if v is not None}}
     entry = check_options(method, options)
     if checkpoint is None:
         raise InputError("--checkpoint (the target's trained weights, .safetensors) is required, got none")
@@ -69,7 +75,8 @@ def construct(
                          image_size=image_size, width=width, bias=bias)
     if target.input_shape is not None and "input_shape" in entry.options:
         options["input_shape"] = target.input_shape
-    options["distribution"] = distribution_for(distribution, target.module)
+    if distribution is not None:
+        options["distribution"] = distribution_for(distribution, target.module)
     start = time.perf_counter()
     with status_line(not json_out, f"constructing the {method} ticket") as log:
         if "log" in entry.options:
@@ -80,8 +87,9 @@ def construct(
     summary = {"ticket": str(out), "method": ticket.provenance["method"], "seconds": round(seconds, 2),
                "max_per_weight_error": ticket.provenance["max_error"],
                "per_weight_eps": ticket.provenance["per_weight_eps"],
-               "weights_above_eps": ticket.provenance["weights_above_eps"],
-               "samples_per_weight": ticket.provenance["samples_per_weight"],
+               "weights_above_eps": ticket.provenance.get("weights_above_eps",
+                                                          ticket.provenance.get("instances_above_eps")),
+               "samples_per_weight": ticket.provenance.get("samples_per_weight"),
                "block_size": ticket.provenance["block_size"], "random_width": ticket.provenance.get("random_width"),
                "warnings": ticket.provenance["warnings"],
                "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
@@ -92,9 +100,11 @@ def construct(
         return
     print_table(f"ticket written to {out}", ["name", "params", "kept", "density"],
                 [[r["name"], r["params"], r["kept"], r["density"]] for r in ticket.density_table()])
+    n = summary["samples_per_weight"]
     stdout.print(f"max per-weight error {summary['max_per_weight_error']:.3g} "
-                 f"(eps' = {summary['per_weight_eps']:.3g}), n = {summary['samples_per_weight']} products per weight, "
-                 f"block size {summary['block_size']}, {seconds:.1f} s")
+                 f"(eps' = {summary['per_weight_eps']:.3g}), "
+                 + (f"n = {n} products per weight, " if n is not None else "")
+                 + f"block size {summary['block_size']}, {seconds:.1f} s")
 
 
 __all__ = ["construct"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from strongticket.construct import cnn2l, malach, pensia
+from strongticket.construct import cnn2l, malach, pensia, structured
 from strongticket.errors import InputError
 from strongticket.ticket import Ticket
 
@@ -103,6 +103,14 @@ CONSTRUCTIONS: Mapping[str, Construction] = MappingProxyType({c.name: c for c in
               "Networks\", ICLR 2022",
         summary="depth-2L random CNN; each kernel entry and linear weight approximated by a subset sum",
         options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum),
+    Construction(
+        name="structured", construct=structured.construct,
+        paper="A. da Cunha, F. d'Amore, E. Natale, \"Polynomially Over-Parameterized Convolutional Neural Networks "
+              "Contain Structured Strong Winning Lottery Tickets\", NeurIPS 2023",
+        summary="depth-2L normal random CNN; whole kernel slices (or channels shared by g outputs, or filters) "
+                "chosen by multidimensional subset sum",
+        options=frozenset({"per_weight_eps", "block_size", "granularity", "group", "seed", "strict", "nonneg_input",
+                           "input_shape", "search_options", "log", "record_target"})),
 )})
 
 

@@ -40,7 +40,7 @@ def test_construct_help_shows_no_placeholders_and_full_defaults():
     assert "<bool>" not in out and "{" not in out and "}" not in out
     assert re.search(r"Usage: \S+ construct \[OPTIONS\] OUT\b", out)
     rows = _option_rows(out)
-    for option, default in (("--delta", "0.01"), ("--bias", "no-bias"), ("--strict", "strict"), ("--seed", "0"),
+    for option, default in (("--bias", "no-bias"), ("--strict", "strict"), ("--seed", "0"),
                             ("--method", "pensia"), ("--width", "1.0")):
         assert f"[default: {default}]" in rows[option], rows[option]
     assert "…" not in out  # rich cut long cells with an ellipsis at 80 columns off a terminal

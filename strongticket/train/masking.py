@@ -25,6 +25,7 @@ from strongticket.errors import InputError
 from strongticket.nets.distributions import WeightDistribution
 from strongticket.nets.spec import NetSpec
 from strongticket.nets.trace import trace_module
+from strongticket.nets.zoo import default_init
 
 Masks = dict[str, torch.Tensor]
 
@@ -62,13 +63,14 @@ def init_weights(model: nn.Module, scheme: str, generator: torch.Generator) -> N
     is ±sqrt(2/fan_in), the "signed Kaiming constant" of Ramanujan et al. 2020 (§4.1). Biases follow the
     PyTorch default (zero for ``signed_constant``), BatchNorm weight 1 and bias 0.
     """
+    if scheme == "default":
+        default_init(model, generator)
+        return
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             w = m.weight
             fan_in = w[0].numel()
-            if scheme == "default":
-                nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=generator)
-            elif scheme == "kaiming_normal":
+            if scheme == "kaiming_normal":
                 nn.init.kaiming_normal_(w, nonlinearity="relu", generator=generator)
             elif scheme == "kaiming_uniform":
                 nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=generator)

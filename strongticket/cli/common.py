@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from strongticket.jsonio import emit_json, jsonable
+from strongticket.jsonio import emit_json
 
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of every random draw (networks, instances, data order).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
@@ -76,8 +76,7 @@ _readable_help()
 
 
 # JSON output lives in the bottom layer (strongticket.jsonio) so that proofs_check and the library print it the
-# same way; the commands import emit_json from here, and _jsonable is its former name here.
-_jsonable = jsonable
+# same way; the commands import emit_json from here.
 __all__ = ["JsonOption", "SeedOption", "emit_json", "fmt", "print_table", "progress", "status_line", "stderr",
            "stdout", "track"]
 

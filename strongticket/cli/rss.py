@@ -11,6 +11,7 @@ import typer
 
 from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_table, progress, stdout
 from strongticket.errors import InputError
+from strongticket.jsonio import jsonable
 
 app = typer.Typer(help="Random subset sum (RSS/MRSS): solve instance files, benchmark solvers, success curves.",
                   no_args_is_help=True)
@@ -284,7 +285,7 @@ def curve_cmd(
         "mrss_fit_vs_d": None if lin_d is None else lin_d.__dict__,
         "mrss_exponent_of_d": None if exp_d is None else exp_d.__dict__,
     }
-    write_json_atomic(out / "rss_curve.json", _plain(result))
+    write_json_atomic(out / "rss_curve.json", jsonable(result))
     if json:
         emit_json(result)
         return
@@ -327,8 +328,3 @@ def _interval(fit: Any) -> str:
         return f"n/a (needs >= 3 points, got {fit.points})"
     return f"[{lo:.2f}, {hi:.2f}]"
 
-
-def _plain(obj: Any) -> Any:
-    from strongticket.jsonio import jsonable
-
-    return jsonable(obj)

@@ -27,8 +27,9 @@ Algorithm (per target, compiled with numba, parallel over targets):
    ``restarts`` times with fresh draws and the best run kept.
 
 It proves nothing (lower bound 0); its figures against the plain 1/2-flip descent are in
-``docs/solvers.md``. Every random draw comes from a SplitMix64 stream seeded by ``(seed, t)``, so the
-selection of target ``t`` does not depend on the batch or on the number of threads.
+``docs/solvers.md``. Every random draw comes from a SplitMix64 stream seeded by ``seed`` and a key computed from
+the instance's own values, so an instance's selection depends neither on its place in the batch, nor on
+the other instances, nor on the number of threads.
 
 The arrays-in, arrays-out entry point :func:`mrss_search` takes any ``n`` (selections are bool
 ``(T, n)`` arrays, not bitmasks); :func:`solve_mrss_search` adapts it to the registry's
@@ -45,6 +46,9 @@ import numpy as np
 from numba import njit, prange
 
 from strongticket.errors import InputError
+from strongticket.subsetsum.method import MethodOption, SolveOptions, SolverOutput, is_int_at_least
+from strongticket.subsetsum.problem import Status, SubsetSumProblem
+from strongticket.validation import check_int, check_positive
 
 #: Default group size (candidates re-solved exactly per step) and its bound: 2^(k/2) half sums.
 DEFAULT_GROUP = 12
@@ -307,7 +311,7 @@ def _search_one(xt, zt, norm, k, steps, stop, state, order, sorted_norm, sel, r,
 
 
 @njit(cache=True, parallel=True)
-def search_kernel(x, z, norm, group, steps, restarts, stop, seed, first, out_sel, out_cost):
+def search_kernel(x, z, norm, group, steps, restarts, stop, seed, keys, out_sel, out_cost):
     """Greedy start + multi-scale large-neighbourhood search for every target (parallel over targets).
 
     Parameters
@@ -325,9 +329,10 @@ def search_kernel(x, z, norm, group, steps, restarts, stop, seed, first, out_sel
     stop : float
         Stop a target once its cost is <= stop (-1: never).
     seed : int
-        Seed of the draws; target t uses the stream of (seed, first + t).
-    first : int
-        Global index of target 0 of this call (for chunked calls).
+        Seed of the draws; target t uses the stream of (seed, keys[t]).
+    keys : uint64 (T,)
+        A key per instance computed from its own values (:func:`instance_keys`), so that an instance's draws
+        depend neither on its place in the batch nor on the other instances.
     out_sel : bool (T, n)
     out_cost : float64 (T,)
     """
@@ -337,7 +342,7 @@ def search_kernel(x, z, norm, group, steps, restarts, stop, seed, first, out_sel
     for t in prange(T):
         xt = x[t]
         state = np.zeros(1, dtype=np.uint64)
-        state[0] = _mix(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(first + t))
+        state[0] = _mix(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + keys[t])
         norms = np.empty(n)
         for i in range(n):
             norms[i] = _vec_norm(xt[i], norm)
@@ -379,14 +384,6 @@ class SearchResult:
     timed_out: np.ndarray
 
 
-def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi is not None
-                                                                                              and value > hi):
-        span = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
-        raise InputError(f"{name} must be {span}, got {value!r}")
-    return int(value)
-
-
 def selection_errors(candidates: np.ndarray, targets: np.ndarray, selection: np.ndarray, norm: str) -> np.ndarray:
     """``||z - sum_S x||`` per instance, the sum taken in candidate order in float64, shape (T,).
 
@@ -402,6 +399,19 @@ def selection_errors(candidates: np.ndarray, targets: np.ndarray, selection: np.
     return diff.max(axis=1) if norm == "linf" else np.sqrt((diff * diff).sum(axis=1))
 
 
+def instance_keys(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """A 64-bit key per instance from the bits of its own target and candidates, shape (T,) uint64.
+
+    The search seeds instance ``t``'s draws with ``(seed, key[t])``: the same instance gets the same
+    selection wherever it stands in a batch and whatever else the batch holds.
+    """
+    T = x.shape[0]
+    bits = np.concatenate([z.reshape(T, -1), x.reshape(T, -1)], axis=1).view(np.uint64)
+    weights = (np.arange(1, bits.shape[1] + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        return (bits * weights).sum(axis=1, dtype=np.uint64)
+
+
 def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf", *, seed: int = 0,
                 group: int = DEFAULT_GROUP, steps: int = DEFAULT_STEPS, restarts: int = DEFAULT_RESTARTS,
                 eps: float | None = None, time_limit: float | None = None) -> SearchResult:
@@ -413,7 +423,7 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
     targets : float array, shape (T, d)
     norm : {"linf", "l2"}
     seed : int
-        Seed of the group draws (target t's stream depends on ``(seed, t)`` only).
+        Seed of the group draws (instance t's stream depends on ``seed`` and its own values only).
     group : int in [2, 30]
         Candidates re-solved exactly per step: 2^(group/2) half sums per step; larger finds more per
         step and costs more.
@@ -440,8 +450,8 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
     z = np.asarray(targets)
     if x.ndim != 3 or z.ndim != 2 or x.shape[0] != z.shape[0] or x.shape[2] != z.shape[1]:
         raise InputError(f"candidates must have shape (T, n, d) and targets (T, d), got {x.shape} and {z.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
-        raise InputError(f"candidates must have T, n, d >= 1, got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[2] == 0:
+        raise InputError(f"candidates must have T, d >= 1, got shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(z.dtype, np.number)):
         raise InputError(f"candidates and targets must be real arrays, got {x.dtype} and {z.dtype}")
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -450,15 +460,14 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
         raise InputError("candidates and targets must be finite")
     if norm not in ("linf", "l2"):
         raise InputError(f"norm must be 'linf' or 'l2', got {norm!r}")
-    seed = _check_int("seed", seed, 0, (1 << 63) - 1)
-    group = _check_int("group", group, 2, MAX_GROUP)
-    steps = _check_int("steps", steps, 0)
-    restarts = _check_int("restarts", restarts, 1)
-    if eps is not None and not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise InputError(f"eps must be a finite number > 0, got {eps!r}")
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit)
-                                       and time_limit > 0):
-        raise InputError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
+    seed = check_int("seed", seed, lo=0, hi=(1 << 63) - 1)
+    group = check_int("group", group, lo=2, hi=MAX_GROUP)
+    steps = check_int("steps", steps, lo=0)
+    restarts = check_int("restarts", restarts, lo=1)
+    if eps is not None:
+        check_positive("eps", eps)
+    if time_limit is not None:
+        check_positive("time_limit (seconds)", time_limit)
     code = _LINF if norm == "linf" else _L2
     stop = -1.0 if eps is None else (float(eps) if code == _LINF else float(eps) ** 2)
     T, n, _ = x.shape
@@ -466,31 +475,42 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
     cost = np.zeros(T)
     timed_out = np.zeros(T, dtype=bool)
     start = time.perf_counter()
+    if n == 0:  # nothing to choose: the empty subset
+        return SearchResult(selection=sel, errors=selection_errors(x, z, sel, norm), seconds=0.0,
+                            timed_out=timed_out)
+    keys = instance_keys(x, z)
     chunk = T if time_limit is None else _CHUNK
     for a in range(0, T, chunk):
         b = min(T, a + chunk)
         late = time_limit is not None and time.perf_counter() - start > time_limit
-        search_kernel(x[a:b], z[a:b], code, group, 0 if late else steps, 1 if late else restarts, stop, seed, a,
-                      sel[a:b], cost[a:b])
+        search_kernel(x[a:b], z[a:b], code, group, 0 if late else steps, 1 if late else restarts, stop, seed,
+                      keys[a:b], sel[a:b], cost[a:b])
         timed_out[a:b] = late and steps > 0
     seconds = time.perf_counter() - start
     return SearchResult(selection=sel, errors=selection_errors(x, z, sel, norm), seconds=seconds,
                         timed_out=timed_out)
 
 
-__all__ = ["DEFAULT_GROUP", "DEFAULT_RESTARTS", "DEFAULT_STEPS", "MAX_GROUP", "SearchResult", "mrss_search", "search_kernel", "solve_mrss_search",
-           "selection_errors"]
+#: The method-specific options of ``solve(problem, "mrss_search", ...)``.
+MRSS_SEARCH_OPTIONS = (
+    MethodOption("group", f"candidates re-solved exactly per step (default {DEFAULT_GROUP})",
+                 f"an integer in [2, {MAX_GROUP}]", lambda v: is_int_at_least(2)(v) and v <= MAX_GROUP),
+    MethodOption("steps", f"search steps per run (default {DEFAULT_STEPS})", "an integer >= 0", is_int_at_least(0)),
+    MethodOption("restarts", f"independent runs per target, best kept (default {DEFAULT_RESTARTS})",
+                 "an integer >= 1", is_int_at_least(1)),
+)
 
 
-def solve_mrss_search(problem, options):
+def solve_mrss_search(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
     """The registry form ``fn(problem, options) -> SolverOutput`` (options ``group``, ``steps``, ``restarts``;
     ``eps``, ``time_limit`` and ``seed`` from :class:`strongticket.subsetsum.method.SolveOptions`)."""
-    from strongticket.subsetsum.method import SolverOutput
-    from strongticket.subsetsum.problem import Status
-
     extra = {k: options.extra[k] for k in ("group", "steps", "restarts") if k in options.extra}
     res = mrss_search(problem.candidates, problem.targets, problem.norm, seed=options.seed, eps=options.eps,
                       time_limit=options.time_limit, **extra)
     status = np.where(res.timed_out, np.int8(Status.TIMEOUT), np.int8(Status.FEASIBLE)).astype(np.int8)
     return SolverOutput(selection=res.selection, status=status, lower_bounds=np.zeros(problem.num_instances),
                         info={"lower_bound": "0: a heuristic proves no lower bound"})
+
+
+__all__ = ["DEFAULT_GROUP", "DEFAULT_RESTARTS", "DEFAULT_STEPS", "MAX_GROUP", "MRSS_SEARCH_OPTIONS", "SearchResult",
+           "instance_keys", "mrss_search", "search_kernel", "selection_errors", "solve_mrss_search"]

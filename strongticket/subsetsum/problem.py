@@ -123,8 +123,6 @@ class SubsetSumProblem:
             raise InputError(f"candidate vectors must have the targets' dimension d={z.shape[1]}, got {x.shape[2]}")
         if z.shape[0] == 0:
             raise InputError("the batch is empty: targets has T=0 instances, expected at least one")
-        if x.shape[1] > 62:
-            raise InputError(f"at most 62 candidates per instance are supported, got n={x.shape[1]}")
         if z.ndim == 2 and z.shape[1] == 0:
             raise InputError("MRSS targets must have dimension d >= 1, got d=0")
         object.__setattr__(self, "targets", z)

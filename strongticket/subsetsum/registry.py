@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from strongticket.errors import InputError, MethodUnavailableError
-from strongticket.subsetsum import brute, exact, exact_torch, heuristics, milp, multidim
+from strongticket.subsetsum import brute, exact, exact_torch, heuristics, milp, mrss_search, multidim
 from strongticket.subsetsum.method import MethodInfo, SolveOptions
 from strongticket.subsetsum.problem import SubsetSumProblem
 
@@ -63,6 +63,11 @@ METHODS: Mapping[str, MethodInfo] = MappingProxyType({m.name: m for m in (
         name="mrss_local_search", fn=multidim.solve_mrss_local_search, options=heuristics.LOCAL_SEARCH_OPTIONS,
         exact=False, one_dim=False, multidim=True, objectives=("min_error", "sparsest"),
         description="MRSS greedy then 1/2-flip descent, optional seeded random restarts (no proof)"),
+    MethodInfo(
+        name="mrss_search", fn=mrss_search.solve_mrss_search, options=mrss_search.MRSS_SEARCH_OPTIONS,
+        exact=False, one_dim=False, multidim=True, objectives=("min_error",),
+        description="MRSS multi-scale large-neighbourhood search: groups matched to the residual's scale "
+                    "re-solved exactly by meet-in-the-middle (any n; no proof)"),
 )})
 
 

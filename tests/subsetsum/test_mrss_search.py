@@ -52,7 +52,9 @@ def test_seeded_and_independent_of_batch():
     a = mrss_search(x, z, seed=5, steps=20, restarts=2)
     b = mrss_search(x[:3], z[:3], seed=5, steps=20, restarts=2)
     assert np.array_equal(a.selection, mrss_search(x, z, seed=5, steps=20, restarts=2).selection)
-    assert np.array_equal(a.selection[:3], b.selection)  # target t's draws depend on (seed, t) only
+    assert np.array_equal(a.selection[:3], b.selection)  # an instance's draws depend on seed and its own values
+    perm = np.array([7, 2, 5, 0, 1, 6, 3, 4])
+    assert np.array_equal(mrss_search(x[perm], z[perm], seed=5, steps=20, restarts=2).selection, a.selection[perm])
     c = mrss_search(x, z, seed=6, steps=20, restarts=2)
     assert not np.array_equal(a.selection, c.selection)
 

@@ -118,11 +118,12 @@ def test_exact_refuses_large_instances_and_names_alternatives():
         solve(wide, "mrss_exact")
 
 
-def test_auto_picks_exact_for_small_and_local_search_for_large_mrss():
+def test_auto_picks_exact_for_small_and_the_searches_for_large_mrss():
     small = random_problem(2, 10, d=2, seed=0, dist="normal")
     assert solve(small).method == "mrss_exact"
     large = random_problem(2, 40, d=8, seed=0, dist="normal")
-    assert solve(large).method == "mrss_local_search"
+    assert solve(large).method == "mrss_search"
+    assert solve(large, objective="sparsest", eps=0.5).method == "mrss_local_search"  # mrss_search: min_error
 
 
 def test_exact_at_d2_n24_reaches_the_calibrated_error():

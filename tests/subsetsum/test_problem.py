@@ -20,7 +20,6 @@ from strongticket.subsetsum import SubsetSumProblem, selection_sums, solve
     (np.zeros(0), np.zeros((0, 4)), r"batch is empty"),
     (np.zeros((1, 1, 1)), np.zeros((1, 1, 1, 1)), r"targets must have shape \(T,\) or \(T, d\)"),
     (np.array(["a"]), np.zeros((1, 2)), r"targets must be a real-valued array, got dtype <U1"),
-    (np.zeros(1), np.zeros((1, 70)), r"at most 62 candidates"),
 ])
 def test_bad_problems_are_refused_with_a_clear_message(targets, candidates, message):
     with pytest.raises(InputError, match=message):
@@ -78,3 +77,23 @@ def test_product_instances_sum_exactly_the_regenerated_products(seed, n, t):
         for i in np.flatnonzero(res.selection[k]):
             s += v2[k, i] * u2[k, i]
         assert res.sums[k] == s
+
+
+def test_more_candidates_than_a_bitmask_holds_are_solved_by_the_methods_that_take_any_n():
+    """n = 70 (beyond 64-bit masks): the problem is valid, `exact` says which method to use instead, and the
+    heuristics return a bool selection whose reported error is the recomputed one."""
+    from strongticket.errors import MethodUnavailableError
+    from strongticket.subsetsum import solve
+
+    rng = np.random.default_rng(0)
+    one = SubsetSumProblem(rng.uniform(-1, 1, 4), rng.uniform(-1, 1, (4, 70)))
+    with pytest.raises(MethodUnavailableError, match=r"takes n <= 44, got n=70"):
+        solve(one, "exact")
+    res = solve(one)  # auto: beyond exact, a heuristic
+    assert res.selection.shape == (4, 70) and res.selection.dtype == bool
+    np.testing.assert_array_equal(res.errors, np.abs(one.targets - (one.candidates * res.selection).sum(axis=1)))
+    multi = SubsetSumProblem(rng.uniform(-1, 1, (3, 9)), rng.normal(size=(3, 100, 1)) * rng.normal(size=(3, 100, 9)))
+    res = solve(multi)
+    assert res.method == "mrss_search" and res.selection.shape == (3, 100)
+    sums = (multi.candidates * res.selection[:, :, None]).sum(axis=1)
+    np.testing.assert_allclose(res.errors, np.abs(multi.targets - sums).max(axis=1), rtol=0, atol=1e-12)

@@ -37,7 +37,10 @@ from strongticket.nets.activations import activation
 from strongticket.nets.distributions import WeightDistribution
 from strongticket.nets.spec import Linear
 from strongticket.ticket import Ticket
+from strongticket.train.config import OptimConfig
 from strongticket.train.data import load_dataset
+from strongticket.train.loop import Trainer
+from strongticket.train.masking import MaskedModel
 from strongticket.verify.accuracy import accuracy
 from targets import train_adam
 
@@ -80,6 +83,31 @@ class SparseTicket(nn.Module):
         return x.T
 
 
+def magnitude_prune(model: nn.Module, ds, density: float, rounds: int, epochs: int, seed: int,
+                    log) -> nn.Module:
+    """Iterative magnitude pruning to ``density`` (layerwise, weights only) in ``rounds`` rounds, each followed by
+    ``epochs`` epochs of masked Adam training (no rewinding); the pruned weights end exactly zero."""
+    names = [n for n, p in model.named_parameters() if n.endswith("weight")]
+    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters() if n in names}
+    for r in range(1, rounds + 1):
+        keep = density ** (r / rounds)
+        params = dict(model.named_parameters())
+        for n in names:
+            k = max(1, round(keep * params[n].numel()))
+            thresh = params[n].detach().abs().where(masks[n], torch.tensor(-1.0)).flatten().kthvalue(
+                params[n].numel() - k + 1).values
+            masks[n] = params[n].detach().abs() >= thresh
+        wrapped = MaskedModel(model, masks)
+        Trainer(wrapped, ds, OptimConfig(optimizer="adam", lr=1e-3, epochs=epochs), list(model.parameters()),
+                seed=seed + r, batch_size=128).run()
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in masks:
+                    p.mul_(masks[n])
+        log(f"prune round {r}: density {keep:.3f}, test accuracy {accuracy(model.eval(), ds.test_x, ds.test_y):.4f}")
+    return model.eval()
+
+
 def ci95(values: list[float]) -> list[float]:
     """Mean and half-width ``1.96 std / sqrt(n)`` (sample std; 0 for one value)."""
     a = np.asarray(values, dtype=np.float64)
@@ -104,6 +132,9 @@ def main() -> None:
     ap.add_argument("--const-rho", type=int, default=None,
                     help="constant block size for activations with phi(0) != 0 (default 8 rho)")
     ap.add_argument("--error-images", type=int, default=500)
+    ap.add_argument("--density", type=float, default=1.0,
+                    help="IMP-style target: layerwise magnitude pruning to this weight density (1: dense)")
+    ap.add_argument("--prune-rounds", type=int, default=3, help="pruning rounds, each retrained --epochs epochs")
     args = ap.parse_args()
 
     def log(msg: str) -> None:
@@ -117,13 +148,16 @@ def main() -> None:
                     "platform": platform.platform(), "torch": torch.__version__},
         "settings": {"widths": widths, "rho": args.rho, "eps": args.eps, "objective": args.objective,
                      "seeds": args.seeds, "epochs": args.epochs, "target_seed": args.target_seed,
-                     "scale": args.scale, "error_images": args.error_images},
+                     "scale": args.scale, "error_images": args.error_images, "density": args.density,
+                     "prune_rounds": args.prune_rounds if args.density < 1 else 0},
         "rows": {},
     }
     xs = ds.test_x[:args.error_images].double()
     for act in args.acts.split(","):
         target = train_adam(lenet(widths, act, args.target_seed), ds, epochs=args.epochs, seed=args.target_seed,
                             log=log, label=f"{act} target: ")
+        if args.density < 1:
+            target = magnitude_prune(target, ds, args.density, args.prune_rounds, args.epochs, args.target_seed, log)
         target_acc = accuracy(target, ds.test_x, ds.test_y)
         f64 = lenet(widths, act, 0).double()
         f64.load_state_dict({k: v.double() for k, v in target.state_dict().items()})
@@ -163,6 +197,7 @@ def main() -> None:
             "first_layer_mode": mode, "distribution": dist.to_dict(), "const_rho": const_rho,
             "target_accuracy": target_acc,
             "target_params_k": sum(p.numel() for p in target.parameters()) / 1e3,
+            "target_nonzero_params_k": sum(int((p != 0).sum()) for p in target.parameters()) / 1e3,
             "ticket_accuracy_ci95": ci95([r["test_accuracy"] for r in runs]),
             "random_params_k": runs[0]["random_params"] / 1e3,
             "ticket_params_k_ci95": ci95([r["ticket_params"] / 1e3 for r in runs]),

@@ -273,19 +273,11 @@ def construct(
     fc = read_fc_target(target, input_shape, construction=_method)
     dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
 
-    theory_n = theory_eps = None
-    try:
-        if eps is not None:
-            theory_eps = theory_per_weight_eps(fc, eps)
-        if per_weight_eps is None:
-            per_weight_eps = theory_eps
-        theory_n = theory_samples(fc, per_weight_eps, delta)
-    except ImportError:
-        if per_weight_eps is None:
-            raise InputError("per_weight_eps is needed (strongticket.subsetsum.theory is not available)") from None
+    theory_eps = theory_per_weight_eps(fc, eps) if eps is not None else None
+    if per_weight_eps is None:
+        per_weight_eps = theory_eps
+    theory_n = theory_samples(fc, per_weight_eps, delta)
     if samples is None:
-        if theory_n is None:
-            raise InputError("samples is needed: give the samples per weight (the theory module is not available)")
         samples = theory_n
     if _chooser is None and samples > 62:
         raise InputError(f"samples per weight must be <= 62 for the subset-sum construction, got {samples}")

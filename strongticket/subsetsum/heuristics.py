@@ -33,8 +33,8 @@ _CHUNK = 1024
 
 
 @njit(cache=True, inline="always")
-def _cost(r, norm):
-    """ℓ∞ norm (norm 0) or squared ℓ2 norm (norm 1) of the residual r (d,)."""
+def residual_cost(r, norm):
+    """ℓ∞ norm (norm 0) or squared ℓ2 norm (norm 1) of the residual r (d,); compiled, for the MRSS searches."""
     c = 0.0
     if norm == 0:
         for k in range(r.shape[0]):
@@ -91,7 +91,7 @@ def _cost_step2(r, xi, si, xj, sj, norm, bound):
 def _greedy(x, sel, r, norm, stop):
     """Add the best candidate while it lowers the cost (and, if stop >= 0, until cost <= stop)."""
     n = x.shape[0]
-    cur = _cost(r, norm)
+    cur = residual_cost(r, norm)
     while not (stop >= 0.0 and cur <= stop):
         best = cur
         bi = -1
@@ -113,7 +113,7 @@ def _greedy(x, sel, r, norm, stop):
 def _descend(x, sel, r, norm, max_iter):
     """Steepest descent over 1-flips, then 2-flips, while the cost strictly decreases."""
     n = x.shape[0]
-    cur = _cost(r, norm)
+    cur = residual_cost(r, norm)
     for _ in range(max_iter):
         best = cur
         bi = -1
@@ -152,7 +152,7 @@ def _descend(x, sel, r, norm, max_iter):
 def _thin(x, sel, r, norm, stop):
     """Drop candidates, the one leaving the smallest cost first, while the cost stays <= stop."""
     n = x.shape[0]
-    cur = _cost(r, norm)
+    cur = residual_cost(r, norm)
     while True:
         best = np.inf
         bi = -1

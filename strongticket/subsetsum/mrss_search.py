@@ -46,6 +46,7 @@ import numpy as np
 from numba import njit, prange
 
 from strongticket.errors import InputError
+from strongticket.subsetsum.heuristics import residual_cost
 from strongticket.subsetsum.method import MethodOption, SolveOptions, SolverOutput, is_int_at_least
 from strongticket.subsetsum.problem import Status, SubsetSumProblem
 from strongticket.validation import check_int, check_positive
@@ -97,21 +98,6 @@ def _below(state, m):
 
 # ----- costs ---------------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
-def _cost(r, norm):
-    """ℓ∞ norm (norm 0) or squared ℓ2 norm (norm 1) of r (d,)."""
-    c = 0.0
-    if norm == _LINF:
-        for k in range(r.shape[0]):
-            a = abs(r[k])
-            if a > c:
-                c = a
-    else:
-        for k in range(r.shape[0]):
-            c += r[k] * r[k]
-    return c
-
-
-@njit(cache=True, inline="always")
 def _pair_cost(q, lv, rv, norm, bound):
     """Cost of q - lv - rv, stopping early (returning a value > bound) once above ``bound``."""
     c = 0.0
@@ -142,7 +128,7 @@ def _gap(cost, norm):
 def _greedy_flips(x, sel, r, norm, stop):
     """Best single flip (add or remove) while it lowers the cost; r = z - sum updated in place."""
     n, d = x.shape
-    c = _cost(r, norm)
+    c = residual_cost(r, norm)
     tmp = np.empty(d)
     while c > stop:
         best = c
@@ -151,7 +137,7 @@ def _greedy_flips(x, sel, r, norm, stop):
             s = -1.0 if sel[i] else 1.0
             for k in range(d):
                 tmp[k] = r[k] - s * x[i, k]
-            ci = _cost(tmp, norm)
+            ci = residual_cost(tmp, norm)
             if ci < best:
                 best = ci
                 bi = i
@@ -255,7 +241,7 @@ def _best_subset(e, k, q, norm, best, Lv, Lm, Rv, Rm, Bv, Bm):
 
 @njit(cache=True)
 def _vec_norm(v, norm):
-    c = _cost(v, norm)
+    c = residual_cost(v, norm)
     return c if norm == _LINF else math.sqrt(c)
 
 
@@ -306,7 +292,7 @@ def _search_one(xt, zt, norm, k, steps, stop, state, order, sorted_norm, sel, r,
                 sel[members[j]] = not sel[members[j]]
                 for a in range(d):
                     r[a] -= e[j, a]
-        c = _cost(r, norm)
+        c = residual_cost(r, norm)
     return c
 
 

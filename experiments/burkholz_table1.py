@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0,
                     help="U[-scale, scale] for linear-regime activations (ReLU-like ones always use U[-1, 1])")
     ap.add_argument("--const-rho", type=int, default=None,
-                    help="constant block size for activations with phi(0) != 0 (default 8 rho)")
+                    help="constant block size for activations with phi(0) != 0 (default min(4 rho, 62))")
     ap.add_argument("--error-images", type=int, default=500)
     ap.add_argument("--density", type=float, default=1.0,
                     help="IMP-style target: layerwise magnitude pruning to this weight density (1: dense)")
@@ -166,7 +166,7 @@ def main() -> None:
             WeightDistribution.uniform(-args.scale, args.scale)
         const_rho = None
         if activation(act).phi0 != 0:
-            const_rho = args.const_rho or 8 * args.rho
+            const_rho = args.const_rho or min(4 * args.rho, lplus1.MAX_CANDIDATES)
         runs = []
         for seed in range(args.seeds):
             log(f"{act}: constructing seed {seed} ...")

@@ -82,6 +82,9 @@ CONSTANT_TARGET = 1.0
 #: (N = 266 610, delta = 0.01), is the default. Give ``rho`` explicitly for anything else.
 LPLUS1_C = 0.6
 
+#: Most candidates one subset-sum instance may have (the solvers keep a subset as a 64-bit mask).
+MAX_CANDIDATES = 62
+
 #: Elements of a random layer generated (and turned into instances) at once.
 CHUNK_ELEMENTS = 1 << 22
 
@@ -501,6 +504,10 @@ def construct(
         raise InputError(f"first_rho = {first_rho} gives about {per_side} candidates per instance, too few for "
                          f"eps = {eps:g} (counting bound {need}; default 2 rho for the +- split)")
     const_rho = first_rho if const_rho is None else _check_count("const_rho", const_rho)
+    for what, n in (("rho", rho), ("first_rho", per_side), ("const_rho", const_rho)):
+        if n > MAX_CANDIDATES:
+            raise InputError(f"{what} = {n} gives more than {MAX_CANDIDATES} candidates per subset-sum instance, "
+                             f"more than the solvers take")
     dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
     layout = Layout(tgt.widths, rho, first_rho, const_rho)
     spec = random_spec(tgt, layout)
@@ -834,6 +841,6 @@ def structure(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-__all__ = ["CONSTANT_TARGET", "LPLUS1_C", "LPlus1Bound", "LPlus1Target", "Layout", "METHOD", "PAPER",
+__all__ = ["CONSTANT_TARGET", "LPLUS1_C", "LPlus1Bound", "LPlus1Target", "Layout", "MAX_CANDIDATES", "METHOD", "PAPER",
            "certified_bound", "construct", "counting_rho", "first_layer_mode", "layer_names", "layout_of",
            "random_spec", "read_target", "structure", "theory_rho"]

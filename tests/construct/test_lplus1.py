@@ -196,6 +196,7 @@ class _Residual(nn.Module):
     (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"rho": 3, "eps": 0.01}, "counting bound rho >= 7"),
     (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"eps": 2.0}, "eps must be in (0, 1)"),
     (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"objective": "x"}, "objective"),
+    (nn.Sequential(nn.Linear(3, 2), nn.Sigmoid(), nn.Linear(2, 1)), {"const_rho": 80}, "const_rho = 80"),
 ])
 def test_bad_input_is_one_line(target, options, needle) -> None:
     with pytest.raises(InputError) as info:

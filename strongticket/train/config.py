@@ -33,6 +33,7 @@ SCOPES = ("global", "layerwise")
 INITS = ("default", "kaiming_normal", "kaiming_uniform", "signed_constant")
 AUGMENTS = ("none", "flip_crop")
 RETRAINS = ("rewind", "finetune")
+EB_VARIANTS = ("channel", "magnitude")
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,14 @@ class PruneConfig:
         SynFlow: number of prune-rescore iterations (exponential density schedule).
     grasp_temperature : float
         GraSP: softmax temperature of the Hessian-gradient product.
+    eb_variant, eb_threshold, eb_window, eb_search, eb_l1
+        Early-Bird: channel or magnitude masks, the distance threshold, the FIFO length, the longest search (a
+        fraction of the schedule) and the network-slimming L1 coefficient (see
+        :mod:`strongticket.train.methods.early_bird`).
     """
 
     method: str = setting("dense", "Pruning method: dense, random, random-erk, magnitude, gmp, imp, imp-rewind, "
-                                   "edge-popup, snip, grasp, synflow.")
+                                   "edge-popup, snip, grasp, synflow, early-bird.")
     density: float | None = setting(None, "Fraction of prunable weights kept, in (0, 1] (required by every "
                                           "method but dense).", bound=Bound(0, 1, lo_open=True))
     scope: str | None = setting(None, "Pruning threshold scope: global or layerwise (default: the method's own).",
@@ -187,6 +192,18 @@ class PruneConfig:
     synflow_iters: int = setting(100, "synflow: prune-rescore iterations.", bound=AT_LEAST_1)
     grasp_temperature: float = setting(200.0, "grasp: softmax temperature of the Hessian-gradient product.",
                                        bound=POSITIVE)
+    eb_variant: str | None = setting(None, "early-bird: channel (BatchNorm scales, network slimming) or magnitude "
+                                           "(unstructured weights); default: channel for models with BatchNorm, "
+                                           "magnitude otherwise.", choices=EB_VARIANTS)
+    eb_threshold: float = setting(0.1, "early-bird: draw the ticket when every mask distance (fraction of entries "
+                                       "that differ) to the newest mask in the window is below this.",
+                                  bound=Bound(0, 1, lo_open=True))
+    eb_window: int = setting(5, "early-bird: number of most recent per-epoch masks compared (the FIFO).",
+                             bound=Bound(2))
+    eb_search: float = setting(0.5, "early-bird: the dense search phase lasts at most this fraction of the "
+                                    "optim.epochs schedule.", bound=Bound(0, 1, lo_open=True, hi_open=True))
+    eb_l1: float = setting(1e-4, "early-bird channel variant: L1 coefficient on BatchNorm scales during the search "
+                                 "(network slimming).", bound=NON_NEGATIVE)
 
     def __post_init__(self) -> None:
         validate_section(self, "prune")

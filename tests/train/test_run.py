@@ -40,7 +40,8 @@ def metrics_without_time(run: Path) -> list[dict]:
 METHODS = [("dense", 1.0, {}), ("random", 0.2, {}), ("random-erk", 0.2, {}), ("magnitude", 0.2, {}),
            ("gmp", 0.2, {"gmp_every": 4}), ("imp", 0.5, {"rate": 0.3}),
            ("imp-rewind", 0.5, {"rate": 0.3, "rewind_step": 3}),
-           ("edge-popup", 0.5, {}), ("snip", 0.2, {}), ("grasp", 0.2, {}), ("synflow", 0.2, {})]
+           ("edge-popup", 0.5, {}), ("snip", 0.2, {}), ("grasp", 0.2, {}), ("synflow", 0.2, {}),
+           ("early-bird", 0.2, {"eb_variant": "magnitude"})]
 
 
 def test_every_registered_method_is_tested() -> None:

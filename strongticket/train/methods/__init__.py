@@ -9,6 +9,7 @@ from __future__ import annotations
 from strongticket.errors import InputError
 from strongticket.train.methods.base import Method
 from strongticket.train.methods.dense import Dense
+from strongticket.train.methods.early_bird import EarlyBird
 from strongticket.train.methods.edge_popup import EdgePopup
 from strongticket.train.methods.gmp import GradualMagnitude
 from strongticket.train.methods.grasp import GraSP
@@ -20,7 +21,7 @@ from strongticket.train.methods.synflow import SynFlow
 
 _REGISTRY: dict[str, type[Method]] = {m.name: m for m in [
     Dense, RandomPrune, RandomERK, OneShotMagnitude, GradualMagnitude, IMP, IMPRewind, EdgePopup, SNIP, GraSP,
-    SynFlow,
+    SynFlow, EarlyBird,
 ]}
 
 

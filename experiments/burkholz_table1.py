@@ -129,6 +129,8 @@ def main() -> None:
     ap.add_argument("--objective", default="sparsest")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="U[-scale, scale] for linear-regime activations (ReLU-like ones always use U[-1, 1])")
+    ap.add_argument("--first-rho", type=int, default=None,
+                    help="copying-layer neurons per input (default: the construction's, 2 rho for ReLU-like, rho else)")
     ap.add_argument("--const-rho", type=int, default=None,
                     help="constant block size for activations with phi(0) != 0 (default min(4 rho, 62))")
     ap.add_argument("--error-images", type=int, default=500)
@@ -148,7 +150,7 @@ def main() -> None:
                     "platform": platform.platform(), "torch": torch.__version__},
         "settings": {"widths": widths, "rho": args.rho, "eps": args.eps, "objective": args.objective,
                      "seeds": args.seeds, "epochs": args.epochs, "target_seed": args.target_seed,
-                     "scale": args.scale, "error_images": args.error_images, "density": args.density,
+                     "scale": args.scale, "first_rho": args.first_rho, "error_images": args.error_images, "density": args.density,
                      "prune_rounds": args.prune_rounds if args.density < 1 else 0},
         "rows": {},
     }
@@ -172,7 +174,8 @@ def main() -> None:
             log(f"{act}: constructing seed {seed} ...")
             t0 = time.perf_counter()
             ticket = lplus1.construct(target, eps=args.eps, rho=args.rho, seed=seed, distribution=dist,
-                                      objective=args.objective, nonneg_input=True, const_rho=const_rho, log=log)
+                                      objective=args.objective, nonneg_input=True, const_rho=const_rho,
+                                      first_rho=args.first_rho, log=log)
             seconds = time.perf_counter() - t0
             g32 = SparseTicket(ticket, torch.float32)
             acc = accuracy(g32, ds.test_x, ds.test_y)

@@ -150,7 +150,8 @@ def main() -> None:
                     "platform": platform.platform(), "torch": torch.__version__},
         "settings": {"widths": widths, "rho": args.rho, "eps": args.eps, "objective": args.objective,
                      "seeds": args.seeds, "epochs": args.epochs, "target_seed": args.target_seed,
-                     "scale": args.scale, "first_rho": args.first_rho, "error_images": args.error_images, "density": args.density,
+                     "scale": args.scale, "first_rho": args.first_rho, "error_images": args.error_images,
+                     "density": args.density,
                      "prune_rounds": args.prune_rounds if args.density < 1 else 0},
         "rows": {},
     }

@@ -516,6 +516,8 @@ def construct(
             mask1, mask2, e_pos, e_neg = block.mask1, block.mask2, block.errors_pos, block.errors_neg
         del v
         t2 = time.perf_counter()
+        say(f"layer {li + 1}/{len(cnn.params)} done: max error {float(np.max(e_pos)):.3g}, "
+            f"{t1 - t0:.1f} s generating, {t2 - t1:.1f} s solving")
         masks[n1], masks[n2] = mask1, mask2
         arrays[f"errors.layer{li}.pos"] = torch.from_numpy(np.ascontiguousarray(e_pos))
         arrays[f"errors.layer{li}.neg"] = torch.from_numpy(np.ascontiguousarray(e_neg))

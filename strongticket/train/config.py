@@ -34,6 +34,7 @@ INITS = ("default", "kaiming_normal", "kaiming_uniform", "signed_constant")
 AUGMENTS = ("none", "flip_crop")
 RETRAINS = ("rewind", "finetune")
 EB_VARIANTS = ("channel", "magnitude")
+ISP_VOTES = ("majority", "at-least-one", "all")
 
 
 @dataclass(frozen=True)
@@ -168,10 +169,13 @@ class PruneConfig:
         Early-Bird: channel or magnitude masks, the distance threshold, the FIFO length, the longest search (a
         fraction of the schedule) and the network-slimming L1 coefficient (see
         :mod:`strongticket.train.methods.early_bird`).
+    isp_copies, isp_vote, isp_step, isp_main_fraction, isp_copy_fraction
+        Instant Soup Pruning: copies per stage, the vote rule, each copy's pruning step, the main model's and
+        each copy's share of an epoch per stage (see :mod:`strongticket.train.methods.isp`).
     """
 
     method: str = setting("dense", "Pruning method: dense, random, random-erk, magnitude, gmp, imp, imp-rewind, "
-                                   "edge-popup, snip, grasp, synflow, early-bird.")
+                                   "edge-popup, snip, grasp, synflow, early-bird, isp.")
     density: float | None = setting(None, "Fraction of prunable weights kept, in (0, 1] (required by every "
                                           "method but dense).", bound=Bound(0, 1, lo_open=True))
     scope: str | None = setting(None, "Pruning threshold scope: global or layerwise (default: the method's own).",
@@ -202,6 +206,17 @@ class PruneConfig:
                              bound=Bound(2))
     eb_search: float = setting(0.5, "early-bird: the dense search phase lasts at most this fraction of the "
                                     "optim.epochs schedule.", bound=Bound(0, 1, lo_open=True, hi_open=True))
+    isp_copies: int = setting(5, "isp: number of cheap copies per stage, each proposing a weak mask.",
+                              bound=AT_LEAST_1)
+    isp_vote: str = setting("majority", "isp: how the copies' masks combine: a weight is kept when at-least-one, "
+                                        "all, or a majority of the copies keep it.", choices=ISP_VOTES)
+    isp_step: float = setting(0.1, "isp: fraction of the remaining weights each copy prunes per stage.",
+                              bound=Bound(0, 1, lo_open=True, hi_open=True))
+    isp_main_fraction: float = setting(0.5, "isp: fraction of an epoch the main model trains per stage.",
+                                       bound=Bound(0, 1, lo_open=True))
+    isp_copy_fraction: float = setting(0.1, "isp: fraction of the training set each copy trains on (disjoint "
+                                            "subsets; isp_copies x isp_copy_fraction <= 1).",
+                                       bound=Bound(0, 1, lo_open=True))
     eb_l1: float = setting(1e-4, "early-bird channel variant: L1 coefficient on BatchNorm scales during the search "
                                  "(network slimming).", bound=NON_NEGATIVE)
 

@@ -41,7 +41,8 @@ METHODS = [("dense", 1.0, {}), ("random", 0.2, {}), ("random-erk", 0.2, {}), ("m
            ("gmp", 0.2, {"gmp_every": 4}), ("imp", 0.5, {"rate": 0.3}),
            ("imp-rewind", 0.5, {"rate": 0.3, "rewind_step": 3}),
            ("edge-popup", 0.5, {}), ("snip", 0.2, {}), ("grasp", 0.2, {}), ("synflow", 0.2, {}),
-           ("early-bird", 0.2, {"eb_variant": "magnitude"})]
+           ("early-bird", 0.2, {"eb_variant": "magnitude"}),
+           ("isp", 0.2, {"isp_copies": 3, "isp_step": 0.3, "isp_main_fraction": 0.25})]
 
 
 def test_every_registered_method_is_tested() -> None:

@@ -34,7 +34,7 @@ samples per weight default to Pensia et al.'s form with its calibrated constant
 (:data:`strongticket.construct.pensia.PENSIA_C`) at ``d_in = c_in k^2``; each block has the binomial
 union-bound block size of :func:`strongticket.construct.blocks.block_size_for`; the per-weight tolerance
 ``eps'`` for a network ``eps`` is the l1/l_inf rule ``eps / (2 L d_max)`` (``d_max`` the largest fan-in,
-``c_in k^2``), see :mod:`strongticket.verify.conv_bound`.
+``c_in k^2``), see :mod:`strongticket.construct.conv_bound`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
 from strongticket.nets.trace import TracedNet, trace_module
 from strongticket.ticket import Ticket, fingerprint
 from strongticket.validation import check_unit_open
-from strongticket.verify.conv_bound import linf_network_bound
+from strongticket.construct.conv_bound import LinfBound, linf_network_bound
 
 METHOD = "dacunha2022"
 PAPER = "da Cunha, Natale, Viennot, ICLR 2022"
@@ -327,7 +327,7 @@ def theory_per_weight_eps(target: CNNTarget, eps: float) -> float:
     """``eps'`` for network error ``eps``: the l1/l_inf rule ``eps / (2 L d_max)``, ``d_max`` the largest fan-in.
 
     With ``G(K_i) <= 1`` and ``|X|_inf <= 1``, ``e_L <= (1 + d_max eps')^L - 1 <= eps`` for ``eps <= 1``
-    (:mod:`strongticket.verify.conv_bound`).
+    (:mod:`strongticket.construct.conv_bound`).
     """
     return eps / (2 * len(target.params) * max(p.fan_in for p in target.params))
 
@@ -575,7 +575,7 @@ def construct(
         "max_error": total_err, "weights_above_eps": above, "miss_reasons": reasons, "misses": listed,
         "misses_format": "conv rows are t*k*k + p*k + q of kernel entry (t, j, p, q), col the input channel j",
         "certified_linf": {"radius": radius, "bound": bound.bound,
-                           "rule": "|f(x) - g(x)|_inf over |x|_inf <= radius (strongticket.verify.conv_bound)"},
+                           "rule": "|f(x) - g(x)|_inf over |x|_inf <= radius (strongticket.construct.conv_bound)"},
         "seconds": {"total": round(time.perf_counter() - start, 3)},
         "strongticket": __version__,
     }
@@ -586,6 +586,28 @@ def construct(
     if strict and above:
         raise InfeasibleError(f"{message}; or pass strict=False (CLI: --no-strict) to keep the ticket anyway")
     return ticket
+
+
+def certified_linf(ticket: Ticket, radius: float = 1.0, target: nn.Module | TracedNet | None = None) -> LinfBound:
+    """Certified bound on ``sup |f(x) - g(x)|_inf`` over inputs with ``|x|_inf <= radius`` for a cnn2l ticket.
+
+    The recurrence of :mod:`strongticket.construct.conv_bound` over the target's (augmented) kernels and the
+    per-weight errors the ticket recorded (``errors.layer{i}.pos/neg``), of which only those that can act count
+    (:func:`_acting_errors`). A constant channel of ones is part of the augmented input, so the bound is taken
+    over ``|x|_inf <= max(radius, 1)`` when biases are carried by it.
+    """
+    from strongticket.verify.measure import target_module
+
+    if ticket.provenance.get("method") != METHOD:
+        raise InputError(f"certified_linf needs a {METHOD} ticket, got method {ticket.provenance.get('method')!r}")
+    f = target_module(ticket) if target is None else target
+    cnn = read_cnn_target(f, ticket.spec.input_shape, nonneg_input=bool(ticket.provenance.get("nonneg_input")))
+    errors = []
+    for i, p in enumerate(cnn.params):
+        e_pos = ticket.arrays[f"errors.layer{i}.pos"].numpy()
+        e_neg = ticket.arrays[f"errors.layer{i}.neg"].numpy()
+        errors.append(_acting_errors(p, e_pos, e_neg))
+    return linf_network_bound([p.kernel for p in cnn.params], errors, max(radius, 1.0) if cnn.constant else radius)
 
 
 def _acting_errors(p: TargetLayer, e_pos: np.ndarray, e_neg: np.ndarray) -> np.ndarray:
@@ -652,6 +674,7 @@ def pair_kernels(ticket: Ticket, target: nn.Module | TracedNet | None = None,
     return out
 
 
-__all__ = ["CNNTarget", "METHOD", "PAPER", "SUPPORTED", "TargetLayer", "check_target_modules", "construct",
+__all__ = ["CNNTarget", "METHOD", "PAPER", "SUPPORTED", "TargetLayer", "certified_linf", "check_target_modules",
+           "construct",
            "pair_kernels", "random_spec", "read_cnn_target", "relative_error", "theory_per_weight_eps",
            "theory_samples"]

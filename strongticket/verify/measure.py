@@ -16,7 +16,7 @@ from strongticket.errors import InputError
 from strongticket.nets.spec import NetSpec
 from strongticket.ticket import Ticket
 
-DOMAINS = ("sphere", "ball")
+DOMAINS = ("sphere", "ball", "box", "box_nonneg")
 
 
 def target_module(ticket: Ticket, dtype: torch.dtype = torch.float64) -> nn.Module:
@@ -55,9 +55,13 @@ def input_shape(ticket: Ticket) -> tuple[int, ...]:
 
 def sample_inputs(shape: tuple[int, ...], count: int, domain: str, generator: torch.Generator,
                   radius: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``count`` inputs of ``shape`` uniform on the sphere or in the ball of ``radius`` (l2 over all entries)."""
+    """``count`` inputs of ``shape``: uniform on the sphere or in the ball of ``radius`` (l2 over all entries),
+    or uniform in the box ``[-radius, radius]`` (``box``) or ``[0, radius]`` (``box_nonneg``) entrywise (l_inf)."""
     if domain not in DOMAINS:
         raise InputError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    if domain.startswith("box"):
+        u = torch.rand((count,) + tuple(shape), generator=generator, dtype=torch.float64)
+        return (radius * (u if domain == "box_nonneg" else 2 * u - 1)).to(dtype)
     x = torch.randn((count,) + tuple(shape), generator=generator, dtype=torch.float64)
     flat = x.reshape(count, -1)
     flat = flat / flat.norm(dim=1, keepdim=True)
@@ -69,7 +73,8 @@ def sample_inputs(shape: tuple[int, ...], count: int, domain: str, generator: to
 
 @dataclass(frozen=True)
 class Measured:
-    """A measured error: the worst ``|f(x) - g(x)|_2`` found, its mean over the inputs tried, and how many."""
+    """A measured error: the worst ``|f(x) - g(x)|`` found (l2 or l_inf), its mean over the inputs tried, and how
+    many."""
 
     sup: float
     mean: float
@@ -77,11 +82,15 @@ class Measured:
 
 
 @torch.no_grad()
-def error_on(f: nn.Module, g: nn.Module, x: torch.Tensor, batch: int = 512) -> Measured:
-    """``|f(x) - g(x)|_2`` over the rows of ``x`` (in batches)."""
+def error_on(f: nn.Module, g: nn.Module, x: torch.Tensor, batch: int = 512, norm: str = "l2") -> Measured:
+    """``|f(x) - g(x)|`` over the rows of ``x`` (in batches), in the ``l2`` or ``linf`` norm of the outputs."""
+    if norm not in ("l2", "linf"):
+        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
+    order = 2 if norm == "l2" else float("inf")
     sup, total = 0.0, 0.0
     for s in range(0, x.shape[0], batch):
-        e = (f(x[s:s + batch]) - g(x[s:s + batch])).reshape(min(batch, x.shape[0] - s), -1).norm(dim=1)
+        diff = (f(x[s:s + batch]) - g(x[s:s + batch])).reshape(min(batch, x.shape[0] - s), -1)
+        e = torch.linalg.vector_norm(diff, ord=order, dim=1)
         sup = max(sup, float(e.max()))
         total += float(e.sum())
     return Measured(sup, total / max(1, x.shape[0]), int(x.shape[0]))
@@ -89,14 +98,14 @@ def error_on(f: nn.Module, g: nn.Module, x: torch.Tensor, batch: int = 512) -> M
 
 def empirical_error(ticket: Ticket, target: nn.Module | None = None, *, domain: str = "sphere",
                     count: int = 1000, radius: float = 1.0, data: torch.Tensor | None = None, seed: int = 0,
-                    dtype: torch.dtype = torch.float64, module: nn.Module | None = None) -> Measured:
-    """Sup of ``|f(x) - g(x)|_2`` over ``count`` random inputs of the ``domain``, or over the rows of ``data``."""
+                    dtype: torch.dtype = torch.float64, module: nn.Module | None = None, norm: str = "l2") -> Measured:
+    """Sup of ``|f(x) - g(x)|`` (``norm``) over ``count`` random inputs of the ``domain``, or the rows of ``data``."""
     f = target_module(ticket, dtype) if target is None else target.to(dtype).eval()
     g = ticket.to_module(dtype) if module is None else module
     if data is not None:
-        return error_on(f, g, data.to(dtype))
+        return error_on(f, g, data.to(dtype), norm=norm)
     gen = torch.Generator().manual_seed(int(seed))
-    return error_on(f, g, sample_inputs(input_shape(ticket), count, domain, gen, radius, dtype))
+    return error_on(f, g, sample_inputs(input_shape(ticket), count, domain, gen, radius, dtype), norm=norm)
 
 
 def adversarial_error(ticket: Ticket, target: nn.Module | None = None, *, radius: float = 1.0,

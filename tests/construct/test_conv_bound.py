@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strongticket.errors import InputError
-from strongticket.verify.conv_bound import conv_output_bound, linf_gain, linf_network_bound
+from strongticket.construct.conv_bound import conv_output_bound, linf_gain, linf_network_bound
 
 
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 5), stride=st.integers(1, 3), padding=st.integers(0, 4),

@@ -51,3 +51,49 @@ def test_data_whose_inputs_do_not_fit_is_refused_naming_both_shapes():
     small = pensia.construct(nn.Sequential(nn.Linear(4, 2, bias=False)), per_weight_eps=0.1, samples=6, strict=False)
     with pytest.raises(InputError, match=r"^--data digits: the ticket takes inputs of shape \(4,\).*\(1, 8, 8\)"):
         verify_report(small, **GOOD, dataset="digits")
+
+
+# ----- CNN tickets: l_inf checks -------------------------------------------------------------------------------
+
+def _cnn_ticket(nonneg: bool):
+    from strongticket.construct import cnn2l
+
+    g = torch.Generator().manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1, bias=False), torch.nn.ReLU(),
+                            torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10, bias=False))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.rand(p.shape, generator=g) - 0.5)
+    return cnn2l.construct(m.eval(), per_weight_eps=0.01, samples=8, input_shape=(1, 8, 8), seed=1,
+                           nonneg_input=nonneg, strict=False)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_cnn_ticket_certified_linf_bound_dominates_the_measured_linf_error(nonneg):
+    ticket = _cnn_ticket(nonneg)
+    report = verify_report(ticket, radius=2.0, count=300, seed=0)
+    assert report["empirical_box"] > 0  # the ticket is not exact: the check is not vacuous
+    assert report["certified_linf"] >= report["empirical_box"]
+    assert certified_dominates(report) is True
+    assert "certified" not in report  # the l2 recurrence does not apply to convolutions
+
+
+def test_cnn_ticket_on_digits_reports_accuracy_and_data_errors_under_their_bound():
+    ticket = _cnn_ticket(True)
+    report = verify_report(ticket, count=50, dataset="digits")
+    assert abs(report["ticket_accuracy"] - report["target_accuracy"]) <= 0.02
+    assert 0 < report["empirical_data_linf"] <= report["certified_data_linf"]
+    assert report["data_radius_linf"] == pytest.approx(1.0)
+
+
+def test_cnn_certified_linf_uses_the_recorded_errors():
+    """With the recorded per-weight errors zeroed, the bound collapses to 0 below the measured error: the bound
+    is made of those errors, so a ticket whose errors were dropped cannot pass."""
+    from strongticket.construct import cnn2l
+    from strongticket.ticket import Ticket
+
+    ticket = _cnn_ticket(False)
+    zeroed = Ticket(ticket.spec, ticket.distribution, ticket.seed, ticket.masks, ticket.provenance,
+                    {k: (torch.zeros_like(v) if k.startswith("errors.") else v) for k, v in ticket.arrays.items()})
+    assert cnn2l.certified_linf(zeroed, 1.0).bound == 0.0
+    assert cnn2l.certified_linf(ticket, 1.0).bound > 0.0

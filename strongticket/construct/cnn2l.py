@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -190,12 +190,6 @@ class CNNTarget:
     input_shape: tuple[int, ...]
 
 
-#: Whether :class:`NetSpec` can append a constant channel of ones to image inputs (``input_constant_channel``),
-#: which a CNN target with biases needs; ``input_constant`` appends one flattened coordinate, enough for fully
-#: connected targets.
-IMAGE_CONSTANT_CHANNEL = "input_constant_channel" in {f.name for f in fields(NetSpec)}
-
-
 def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] | None = None, *,
                     nonneg_input: bool = False) -> CNNTarget:
     """Check ``target`` and build, per Conv2d/Linear layer, the (augmented) kernel its pair must approximate.
@@ -234,11 +228,6 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
         first_flat = next((i for i, layer in enumerate(spec.layers) if isinstance(layer, (Flatten, Linear))),
                           len(spec.layers))
         needs_channel = image and any(isinstance(layer, (Conv2d, Pool)) for layer in spec.layers[:first_flat])
-        if needs_channel and not IMAGE_CONSTANT_CHANNEL:
-            raise InputError(
-                "cnn2l: this CNN target has biases, which need a constant input channel (a channel of ones beside "
-                "the image) that this NetSpec cannot express (its input constant is one flattened coordinate); "
-                "supported here: CNN targets without biases, or fully connected targets with biases")
         if needs_channel:
             layout, constant_kind = ("channel",), "channel"
         else:

@@ -185,11 +185,15 @@ class NetSpec:
     input_constant : bool
         When True the network appends one coordinate fixed to 1 to its (flattened) input before the first
         layer; constructions use it to realise a target's biases with bias-free random layers.
+    input_constant_channel : bool
+        When True the network appends one channel of ones to its image input ``(C, H, W) -> (C + 1, H, W)``:
+        the constant of a CNN construction, which convolutions must see as an image channel.
     """
 
     layers: tuple[Layer, ...]
     input_shape: tuple[int, ...] | None = None
     input_constant: bool = False
+    input_constant_channel: bool = False
     _shapes: tuple[tuple[int, ...], ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -200,6 +204,9 @@ class NetSpec:
             if not isinstance(layer, (Linear, Conv2d, Flatten, Pool)):
                 raise InputError(f"layer {i} must be one of {SUPPORTED_LAYERS}, got {type(layer).__name__}")
         object.__setattr__(self, "layers", layers)
+        if self.input_constant and self.input_constant_channel:
+            raise InputError("a NetSpec takes input_constant (one flattened coordinate) or input_constant_channel "
+                             "(a channel of ones beside an image), not both")
         shape = self.input_shape
         if shape is None and isinstance(layers[0], Linear):
             shape = (layers[0].in_features - (1 if self.input_constant else 0),)
@@ -211,6 +218,10 @@ class NetSpec:
     def _infer_shapes(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
         if self.input_constant:
             shape = (math.prod(shape) + 1,)
+        if self.input_constant_channel:
+            if len(shape) != 3:
+                raise InputError(f"input_constant_channel needs an image input shape (C, H, W), got {shape}")
+            shape = (shape[0] + 1, *shape[1:])
         out = [shape]
         for i, layer in enumerate(self.layers):
             try:
@@ -259,6 +270,7 @@ class NetSpec:
         return {
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "input_constant": self.input_constant,
+            "input_constant_channel": self.input_constant_channel,
             "layers": [{"type": layer.kind, **asdict(layer)} for layer in self.layers],
         }
 
@@ -289,7 +301,8 @@ class NetSpec:
                 raise InputError(f"layer {i} ({entry['type']}): {exc}") from None
         shape = data.get("input_shape")
         return cls(tuple(layers), input_shape=None if shape is None else tuple(shape),
-                   input_constant=bool(data.get("input_constant", False)))
+                   input_constant=bool(data.get("input_constant", False)),
+                   input_constant_channel=bool(data.get("input_constant_channel", False)))
 
     # ----- modules ---------------------------------------------------------------------------
     def build(self, dtype: torch.dtype = torch.float32) -> SpecNet:
@@ -334,6 +347,8 @@ class SpecNet(nn.Module):
         if self.spec.input_constant:
             x = x.flatten(1)
             x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
+        elif self.spec.input_constant_channel:
+            x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
         for layer, act in zip(self.layers, self._acts):
             x = act(layer(x))
         return x

@@ -55,12 +55,12 @@ def test_data_whose_inputs_do_not_fit_is_refused_naming_both_shapes():
 
 # ----- CNN tickets: l_inf checks -------------------------------------------------------------------------------
 
-def _cnn_ticket(nonneg: bool):
+def _cnn_ticket(nonneg: bool, bias: bool = False):
     from strongticket.construct import cnn2l
 
     g = torch.Generator().manual_seed(0)
-    m = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1, bias=False), torch.nn.ReLU(),
-                            torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10, bias=False))
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1, bias=bias), torch.nn.ReLU(),
+                            torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10, bias=bias))
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(torch.rand(p.shape, generator=g) - 0.5)
@@ -68,9 +68,9 @@ def _cnn_ticket(nonneg: bool):
                            nonneg_input=nonneg, strict=False)
 
 
-@pytest.mark.parametrize("nonneg", [False, True])
-def test_cnn_ticket_certified_linf_bound_dominates_the_measured_linf_error(nonneg):
-    ticket = _cnn_ticket(nonneg)
+@pytest.mark.parametrize("nonneg,bias", [(False, False), (True, False), (True, True), (False, True)])
+def test_cnn_ticket_certified_linf_bound_dominates_the_measured_linf_error(nonneg, bias):
+    ticket = _cnn_ticket(nonneg, bias)
     report = verify_report(ticket, radius=2.0, count=300, seed=0)
     assert report["empirical_box"] > 0  # the ticket is not exact: the check is not vacuous
     assert report["certified_linf"] >= report["empirical_box"]

@@ -45,6 +45,9 @@ def construct(
                                                                   "kernel (default), group or filter.")] = None,
     group: Annotated[int | None, _opt("--group", help="structured, --granularity group: outputs that share one "
                                                       "subset (must divide the layer's output channels).")] = None,
+    nonneg_input: Annotated[bool | None, _opt("--nonneg-input/--signed-input", help="The target's inputs are >= 0 "
+                                              "(images in [0, 1]): build only the positive side of the first "
+                                              "layer's split (default: signed inputs).")] = None,
     objective: Annotated[str | None, _opt("--objective", help="pensia, cnn2l: min_error (default) or "
                                                               "sparsest.")] = None,
     solver: Annotated[str | None, _opt("--solver", help="pensia, cnn2l: subset-sum method (default "
@@ -65,7 +68,7 @@ def construct(
     """Construct a strong ticket for a target (zoo name + checkpoint, or spec + checkpoint) into OUT."""
     given = {"eps": eps, "per_weight_eps": per_weight_eps, "samples": samples, "block_size": block_size,
              "solver": solver, "objective": objective, "delta": delta, "distribution": distribution,
-             "granularity": granularity, "group": group}
+             "granularity": granularity, "group": group, "nonneg_input": nonneg_input}
     options: dict[str, Any] = {"seed": seed, "strict": strict, **{k: v for k, v in given.items() if v is not None}}
     entry = check_options(method, options)
     if checkpoint is None:

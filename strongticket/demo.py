@@ -4,7 +4,9 @@ One call of :func:`run_demo` shows the whole pipeline on scikit-learn's digits (
 so no download): a 64-``hidden``-10 ReLU MLP without biases is trained by the library's training loop
 (:func:`strongticket.train.loop.fit`), the 2L construction of Pensia et al. (2020) prunes a random network
 into it once with the ``min_error`` subset-sum objective and once with ``sparsest``, and each ticket is
-checked by :func:`strongticket.verify.report.verify_report` and on the test digits.
+checked by :func:`strongticket.verify.report.verify_report` and on the test digits. A small CNN on the same
+digits is then pruned from a random CNN by the construction of da Cunha, Natale, Viennot (2022) and checked in
+the l_inf norms of its bound.
 """
 
 from __future__ import annotations
@@ -51,6 +53,47 @@ def train_digits_target(data: Any, seed: int, hidden: int = 32, steps: int = 300
     return fit(digits_mlp(hidden, seed), data, optim, batch_size=None, seed=seed)
 
 
+def digits_cnn(channels: int, seed: int) -> nn.Sequential:
+    """An untrained CNN for 1x8x8 digits: Conv2d(1, ``channels``, 3, padding 1) + bias, ReLU, 2x2 max-pool,
+    Flatten, Linear(16 ``channels``, 10) + bias; PyTorch's default laws drawn from a generator seeded by ``seed``."""
+    from strongticket.nets.zoo import default_init
+
+    model = nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(16 * channels, 10))
+    default_init(model, torch.Generator().manual_seed(seed))
+    return model
+
+
+def run_cnn_part(data: Any, *, channels: int, steps: int, per_weight_eps: float, samples: int, count: int,
+                 seed: int) -> dict[str, Any]:
+    """Train :func:`digits_cnn`, prune a random 2L CNN into it (every layer, biases included), verify in l_inf.
+
+    Returns the target's accuracy and the ticket's verify report (:func:`strongticket.verify.report.verify_report`
+    on the test digits) with the construction's seconds, block size and misses.
+    """
+    from strongticket.construct import cnn2l
+    from strongticket.train.config import OptimConfig
+    from strongticket.train.loop import fit
+    from strongticket.verify.report import verify_report
+
+    t0 = time.perf_counter()
+    target = fit(digits_cnn(channels, seed), data, OptimConfig(optimizer="adam", lr=1e-2, epochs=steps),
+                 batch_size=None, seed=seed)
+    t1 = time.perf_counter()
+    ticket = cnn2l.construct(target, per_weight_eps=per_weight_eps, samples=samples, input_shape=(1, 8, 8),
+                             nonneg_input=True, seed=seed, strict=False)
+    t2 = time.perf_counter()
+    report = verify_report(ticket, radius=1.0, count=count, seed=seed, dataset="digits")
+    report.update({"architecture": f"conv 1->{channels} 3x3 + bias, relu, maxpool 2, linear {16 * channels}->10 "
+                                   "+ bias",
+                   "target_weights": int(sum(p.numel() for p in target.parameters())),
+                   "weights_above_eps": ticket.provenance["weights_above_eps"],
+                   "block_size": ticket.provenance["block_size"],
+                   "seconds": {"train": round(t1 - t0, 3), "construct": round(t2 - t1, 3),
+                               "verify": round(time.perf_counter() - t2, 3)}})
+    return report
+
+
 def check_demo_output(out: Path) -> None:
     """Raise an :class:`InputError` before any work if the demo may not write into ``out``.
 
@@ -65,7 +108,8 @@ def check_demo_output(out: Path) -> None:
 
 
 def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidden: int = 32, steps: int = 300,
-             count: int = 1000, restarts: int = 3, attack_steps: int = 40, seed: int = 0) -> dict[str, Any]:
+             count: int = 1000, restarts: int = 3, attack_steps: int = 40, seed: int = 0,
+             cnn_channels: int = 4) -> dict[str, Any]:
     """Train, construct ``min_error`` and ``sparsest`` tickets, verify both, write a plot and a ticket.
 
     Parameters
@@ -84,13 +128,15 @@ def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidd
         Sampled inputs, ascent restarts and ascent steps of :func:`strongticket.verify.report.verify_report`.
     seed : int >= 0
         Seed of the target's initialisation, its data order and the random network.
+    cnn_channels : int >= 1
+        Channels of the digits CNN target (:func:`run_cnn_part`).
 
     Returns
     -------
     dict
         JSON-able summary: ``target``, ``random_network``, per-objective ``tickets`` (each a verify report
         with ``ticket_accuracy``, ``weights_above_eps``, ``weights``, ``mean_subset_size``, ``seconds``),
-        ``plot``, ``ticket``, ``seconds``.
+        ``cnn`` (:func:`run_cnn_part`), ``plot``, ``ticket``, ``seconds``.
     """
     from strongticket.construct import pensia
     from strongticket.construct.distribution import widened_uniform
@@ -102,6 +148,7 @@ def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidd
     check_int("--hidden", hidden)
     check_int("--samples", samples)
     check_int("steps", steps)
+    check_int("cnn_channels", cnn_channels)
     seed = check_seed(seed)
     check_unit_open("--per-weight-eps", per_weight_eps)
     check_options(radius=1.0, count=count, restarts=restarts, steps=attack_steps, seed=seed)
@@ -142,17 +189,20 @@ def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidd
               f"digits MLP 64-{hidden}-10 -> pruned random 2L net (n = {samples}, block size "
               f"{main.provenance['block_size']}, seed {seed})")
     main.save(out / "ticket", overwrite=True, what="--out ticket directory")
+    cnn = run_cnn_part(ds, channels=cnn_channels, steps=steps, per_weight_eps=per_weight_eps, samples=samples,
+                       count=count, seed=seed)
     summary = {
         "target": {"architecture": f"64-{hidden}-10, ReLU, no bias", "test_accuracy": target_acc,
                    "weights": int(sum(p.numel() for p in target.parameters())), "train_seconds": round(t_train, 3)},
         "random_network": {"distribution": dist.to_dict(), "samples_per_weight": samples,
                            "block_size": main.provenance["block_size"], "widths": main.provenance["random_width"],
                            "params": main.num_params},
-        "per_weight_eps": per_weight_eps, "seed": seed, "tickets": results,
+        "per_weight_eps": per_weight_eps, "seed": seed, "tickets": results, "cnn": cnn,
         "plot": str(plot), "ticket": str(out / "ticket"),
     }
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
 
 
-__all__ = ["OBJECTIVES", "check_demo_output", "digits_mlp", "run_demo", "train_digits_target"]
+__all__ = ["OBJECTIVES", "check_demo_output", "digits_cnn", "digits_mlp", "run_cnn_part", "run_demo",
+           "train_digits_target"]

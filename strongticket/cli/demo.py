@@ -14,7 +14,7 @@ from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_tab
 from strongticket.ticket import human_count
 
 #: ``--quick``: a small target, short training and a short attack (seconds instead of a minute).
-QUICK = {"hidden": 8, "steps": 150, "count": 200, "restarts": 1, "attack_steps": 15}
+QUICK = {"hidden": 8, "steps": 150, "count": 200, "restarts": 1, "attack_steps": 15, "cnn_channels": 2}
 
 
 def demo(
@@ -30,7 +30,7 @@ def demo(
     seed: SeedOption = 0,
     json_out: JsonOption = False,
 ) -> None:
-    """Train a small MLP on scikit-learn's digits, prune a random 2L network into it, verify, plot."""
+    """Train a small MLP and a small CNN on scikit-learn's digits, prune random 2L networks into them, verify, plot."""
     from strongticket.demo import run_demo
 
     kw: dict[str, Any] = dict(QUICK) if quick else {"hidden": hidden}
@@ -60,5 +60,18 @@ def demo(
     above = sum(r[k]["weights_above_eps"] for k in r)
     if above:
         stdout.print(f"[bold yellow]{above} weights miss eps' at this seed: raise --samples or try another --seed[/]")
+    c = summary["cnn"]
+    print_table(f"digits CNN ({c['architecture']}, {c['target_weights']} weights) pruned from a random 2L CNN "
+                f"(da Cunha et al. 2022): every layer, biases included, n = {rn['samples_per_weight']}, block size "
+                f"{c['block_size']}", ["check", "value"], [
+                    [f"test accuracy (target {c['target_accuracy']:.4f})", c["ticket_accuracy"]],
+                    [f"max per-weight error (eps' = {summary['per_weight_eps']:g})", c["max_per_weight_error"]],
+                    ["weights above eps'", c["weights_above_eps"]],
+                    ["output error |f - g|_inf, test digits", c["empirical_data_linf"]],
+                    ["output error |f - g|_inf, certified bound over the digits' box",
+                     c["certified_data_linf"]],
+                    ["params kept / random", f"{human_count(c['kept'])} / {human_count(c['params'])}"],
+                    ["train + construct + verify seconds", f"{c['seconds']['train']:.2f} + "
+                     f"{c['seconds']['construct']:.2f} + {c['seconds']['verify']:.2f}"]])
     stdout.print(f"plot: {summary['plot']}; ticket: {summary['ticket']} "
                  f"(check it with: strongticket verify {summary['ticket']}); {summary['seconds']:.1f} s in all")

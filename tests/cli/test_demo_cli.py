@@ -29,6 +29,9 @@ def test_quick_demo_emits_json_with_every_weight_within_eps(tmp_path, capsys):
         assert abs(rep["ticket_accuracy"] - summary["target"]["test_accuracy"]) <= 0.02
         assert 0 < rep["kept"] < rep["params"]
     assert summary["tickets"]["sparsest"]["kept"] <= summary["tickets"]["min_error"]["kept"]
+    cnn = summary["cnn"]
+    assert cnn["weights_above_eps"] == 0 and abs(cnn["ticket_accuracy"] - cnn["target_accuracy"]) <= 0.02
+    assert cnn["certified_data_linf"] >= cnn["empirical_data_linf"] and cnn["certified_linf"] >= cnn["empirical_box"]
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 1000
     ticket = Ticket.load(tmp_path / "demo" / "ticket")
     assert ticket.provenance["samples_per_weight"] == 21

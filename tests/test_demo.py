@@ -1,0 +1,21 @@
+"""The demo's CNN part: a trained digits CNN pruned from a random CNN, every layer and bias, checked in l_inf."""
+
+from __future__ import annotations
+
+from strongticket.demo import digits_cnn, run_cnn_part
+from strongticket.train.data import load_dataset
+
+
+def test_digits_cnn_is_a_function_of_its_seed():
+    a, b = digits_cnn(2, 5), digits_cnn(2, 5)
+    assert all((p == q).all() for p, q in zip(a.parameters(), b.parameters()))
+    assert any((p != q).any() for p, q in zip(a.parameters(), digits_cnn(2, 6).parameters()))
+
+
+def test_cnn_part_ticket_keeps_the_targets_accuracy_within_its_certified_bound():
+    report = run_cnn_part(load_dataset("digits"), channels=2, steps=40, per_weight_eps=0.01, samples=16, count=50,
+                          seed=0)
+    assert report["weights_above_eps"] == 0 and report["max_per_weight_error"] <= 0.01
+    assert abs(report["ticket_accuracy"] - report["target_accuracy"]) <= 0.02
+    assert 0 < report["empirical_data_linf"] <= report["certified_data_linf"]
+    assert report["target_accuracy"] > 0.5  # trained: the check is about a real target

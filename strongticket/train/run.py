@@ -39,7 +39,7 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
+        raise InputError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
     return dev

@@ -164,3 +164,19 @@ def test_channel_search_applies_the_network_slimming_l1_term_to_batchnorm_scales
 
     # one search epoch at lr 0.05: an L1 coefficient of 0.05 shrinks every |γ| by about 3 · 0.05 · 0.05
     assert scales(0.05) < scales(0.0) - 0.001
+
+
+def test_resuming_a_search_whose_record_is_missing_is_a_clear_error(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from strongticket.train.rundir import CheckpointError
+    from tests.train.test_resume import Killed, kill_at
+
+    cfg = config(density=0.3, eb_variant="magnitude")
+    with monkeypatch.context() as m:
+        kill_at(m, "save", 2)  # inside the search, after its second checkpoint
+        with pytest.raises(Killed):
+            train_run(cfg, tmp_path / "run", device="cpu")
+    (tmp_path / "run" / "checkpoints" / "early_bird.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="lacks the mask of epoch 2") as info:
+        train_run(cfg, tmp_path / "run", device="cpu")
+    assert "\n" not in str(info.value)

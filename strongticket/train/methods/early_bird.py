@@ -180,14 +180,18 @@ class EarlyBirdWatch(Callback):
 
     def load(self, up_to_epoch: int | None = None) -> None:
         """Restore the FIFO saved up to ``up_to_epoch`` (all of it when None) and the draw, if any."""
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         path = self.ctx.rundir.path / FIFO_FILE
         if not path.is_file():
             return
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read the early-bird search record {FIFO_FILE}: {exc}; pass --overwrite "
+                                  "to start over") from None
         epochs = [int(e) for e in meta.get("epochs", "").split(",") if e]
         keep = [e for e in epochs if up_to_epoch is None or e <= up_to_epoch]
         dev = self.ctx.device
@@ -204,6 +208,10 @@ class EarlyBirdWatch(Callback):
             self._push(0)  # the paper's first mask is taken at the start of epoch 0, from the initialisation
         else:
             self.load(trainer.epoch)  # a resumed search: masks saved after the checkpoint are recomputed
+            if not self.fifo or self.fifo[-1][0] != trainer.epoch:
+                # without the FIFO the rule would fire later than in the uninterrupted run: refuse
+                raise CheckpointError(f"the early-bird search record {FIFO_FILE} lacks the mask of epoch "
+                                      f"{trainer.epoch} the checkpoint needs; pass --overwrite to start over")
         trainer.stop = self.drawn_epoch is not None
 
     def on_epoch(self, trainer) -> None:  # noqa: D102

@@ -90,6 +90,10 @@ def test_isp_reaches_its_density_exactly_and_pruned_weights_stay_zero(vote: str,
         assert bool((weights[name][~m.bool()] == 0).all())
     # the stages and the fine-tuning share one schedule of 5 epochs of 3 steps
     assert s["phases"]["finetune"]["step"] == 15
+    # the copies' training counts in the cost: 5 copies x 1 step (77 images, batch 128) per stage
+    copies = s["phases"]["isp-copies"]
+    assert copies["steps"] == s["isp"]["copy_steps"] == 5 * len(stages)
+    assert s["wall_time_s"] >= copies["seconds"] > 0
 
 
 def test_staging_that_runs_out_of_schedule_one_shots_the_rest_and_says_so(tmp_path: Path) -> None:

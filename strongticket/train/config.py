@@ -100,6 +100,9 @@ class ModelConfig:
     bias: bool | None = setting(None, "Whether layers have biases (default: the model's own).")
     init: str | None = setting(None, "Initialisation: default, kaiming_normal, kaiming_uniform, signed_constant "
                                      "(default: the method's own; edge-popup: signed_constant).", choices=INITS)
+    init_from: str | None = setting(None, "A finished run directory whose final weights start this run (fine-tuning "
+                                          "a pre-trained model); its classifier is re-initialised when the class "
+                                          "count differs.")
 
     def __post_init__(self) -> None:
         validate_section(self, "model")

@@ -25,6 +25,7 @@ from strongticket.train.config import RunConfig, derive_seed
 from strongticket.train.data import Dataset, epoch_batches
 from strongticket.train.loop import Callback, EarlyStop, Trainer, evaluate
 from strongticket.train.masking import MaskedModel, Masks, density_report, init_weights, prunable_names
+from strongticket.train.pretrained import load_pretrained
 from strongticket.train.rundir import CheckpointError, RunDir
 
 
@@ -162,6 +163,11 @@ class RunContext:
                               width=m.width, bias=m.bias)
         net = net.to_empty(device="cpu")
         init_weights(net, m.init, self.generator(stream))
+        if m.init_from is not None and stream == "init":
+            transfer = load_pretrained(net, m.init_from)
+            if "init_from" not in self.extras and self.note is not None and self.is_main:
+                self.note(transfer.describe())
+            self.extras["init_from"] = transfer.to_dict()
         return net.to(self.device)
 
     def prunable(self, net: nn.Module) -> list[str]:

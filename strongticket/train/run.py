@@ -25,6 +25,7 @@ from strongticket.train.data import Dataset, dataset_entry, load_dataset
 from strongticket.train.loop import evaluate
 from strongticket.train.masking import Masks, density_report
 from strongticket.train.methods import method_entry
+from strongticket.train.pretrained import read_pretrained
 from strongticket.train.rundir import RunDir
 
 
@@ -63,13 +64,6 @@ def init_distributed(device: str = "auto") -> tuple[int, int, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size(), dev
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 # ------------------------------------------------------------------------------------------- entry point
@@ -127,6 +121,11 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     config = resolve_config(config, data)
     method = method_entry(config.prune.method)(config.prune)
     method.check()
+    if config.model.init_from is not None:
+        if config.prune.method == "edge-popup":
+            raise InputError("--init-from does not apply to --method edge-popup: its weights stay the random "
+                             "initialisation (a strong ticket), so pre-trained weights would never be used")
+        read_pretrained(config.model.init_from)  # a run that is not finished fails before the directory is made
     d = config.data
     if d.train_subset or d.test_subset:
         data = data.subset(d.train_subset, d.test_subset, seed=derive_seed(config.seed, "subset"))

@@ -277,3 +277,28 @@ def test_early_stop_ends_a_phase_without_improvement(tmp_path: Path) -> None:
     s = train_run(config, tmp_path / "run", device="cpu")
     evals = [m for m in metrics_without_time(tmp_path / "run") if m["event"] == "eval"]
     assert len(evals) == 3 and s["phases"]["train"]["step"] < 10 * 8
+
+
+def test_init_from_starts_a_run_from_another_runs_final_weights(tmp_path):
+    """Fine-tuning: the new run's first evaluation is the source's accuracy (same task, same weights), the
+    summary records the transfer, and an unfinished or edge-popup use is refused before anything is written."""
+    from strongticket.errors import InputError
+
+    base = RunConfig(data=DataConfig(dataset="digits", batch_size=128, train_subset=384, test_subset=100),
+                     model=ModelConfig(model="fc2", width=0.25), optim=OptimConfig(epochs=2, lr=0.05),
+                     prune=PruneConfig(method="dense"), seed=1)
+    source = train_run(base, tmp_path / "src", device="cpu")
+    tuned_cfg = RunConfig(data=base.data, model=ModelConfig(model="fc2", width=0.25, init_from=str(tmp_path / "src")),
+                          optim=OptimConfig(epochs=1, lr=1e-9), prune=PruneConfig(method="dense"), seed=2)
+    tuned = train_run(tuned_cfg, tmp_path / "tuned", device="cpu")
+    assert tuned["init_from"]["source"] == str(tmp_path / "src") and tuned["init_from"]["replaced"] == []
+    assert tuned["test_accuracy"] == pytest.approx(source["test_accuracy"], abs=0.011)  # lr ~ 0: the same weights
+    ep = RunConfig(data=base.data, model=tuned_cfg.model, optim=tuned_cfg.optim,
+                   prune=PruneConfig(method="edge-popup", density=0.5), seed=2)
+    with pytest.raises(InputError, match="does not apply to --method edge-popup"):
+        train_run(ep, tmp_path / "ep", device="cpu")
+    missing = RunConfig(data=base.data, model=ModelConfig(model="fc2", width=0.25, init_from=str(tmp_path / "no")),
+                        optim=tuned_cfg.optim, prune=PruneConfig(method="dense"), seed=2)
+    with pytest.raises(InputError, match="--init-from"):
+        train_run(missing, tmp_path / "m", device="cpu")
+    assert not (tmp_path / "ep").exists() and not (tmp_path / "m").exists()

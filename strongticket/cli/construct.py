@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongticket.cli.common import JsonOption, SeedOption, emit_json, print_table, status_line, stderr, stdout
+from strongticket.cli.common import JsonOption, SeedOption, emit_json, fmt, print_table, status_line, stderr, stdout
 from strongticket.construct import CONSTRUCTIONS, build, check_options
 from strongticket.construct.distribution import distribution_for
 from strongticket.errors import InputError
@@ -45,6 +45,8 @@ def construct(
                                                                   "kernel (default), group or filter.")] = None,
     group: Annotated[int | None, _opt("--group", help="structured, --granularity group: outputs that share one "
                                                       "subset (must divide the layer's output channels).")] = None,
+    rho: Annotated[int | None, _opt("--rho", help="lplus1: copies of every target neuron (default: the "
+                                                  "theorem's, from --eps and --delta).")] = None,
     nonneg_input: Annotated[bool | None, _opt("--nonneg-input/--signed-input", help="The target's inputs are >= 0 "
                                               "(images in [0, 1]): build only the positive side of the first "
                                               "layer's split (default: signed inputs).")] = None,
@@ -68,7 +70,7 @@ def construct(
     """Construct a strong ticket for a target (zoo name + checkpoint, or spec + checkpoint) into OUT."""
     given = {"eps": eps, "per_weight_eps": per_weight_eps, "samples": samples, "block_size": block_size,
              "solver": solver, "objective": objective, "delta": delta, "distribution": distribution,
-             "granularity": granularity, "group": group, "nonneg_input": nonneg_input}
+             "granularity": granularity, "group": group, "nonneg_input": nonneg_input, "rho": rho}
     options: dict[str, Any] = {"seed": seed, "strict": strict, **{k: v for k, v in given.items() if v is not None}}
     entry = check_options(method, options)
     if checkpoint is None:
@@ -87,14 +89,13 @@ def construct(
         ticket = build(method, target.module, **options)
     seconds = time.perf_counter() - start
     ticket.save(out, include_weights=include_weights, overwrite=overwrite, what="OUT")
-    summary = {"ticket": str(out), "method": ticket.provenance["method"], "seconds": round(seconds, 2),
-               "max_per_weight_error": ticket.provenance["max_error"],
-               "per_weight_eps": ticket.provenance["per_weight_eps"],
-               "weights_above_eps": ticket.provenance.get("weights_above_eps",
-                                                          ticket.provenance.get("instances_above_eps")),
-               "samples_per_weight": ticket.provenance.get("samples_per_weight"),
-               "block_size": ticket.provenance["block_size"], "random_width": ticket.provenance.get("random_width"),
-               "warnings": ticket.provenance["warnings"],
+    prov = ticket.provenance
+    summary = {"ticket": str(out), "method": prov["method"], "seconds": round(seconds, 2),
+               "max_per_weight_error": prov.get("max_error"),
+               "per_weight_eps": prov.get("per_weight_eps", prov.get("eps")),
+               "weights_above_eps": prov.get("weights_above_eps", prov.get("instances_above_eps")),
+               "samples_per_weight": prov.get("samples_per_weight"), "block_size": prov.get("block_size"),
+               "random_width": prov.get("random_width"), "warnings": prov.get("warnings", []),
                "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
     for w in summary["warnings"]:  # on stderr, so that --json output stays one object and warnings still show
         stderr.print(f"warning: {w}", style="bold yellow", highlight=False, markup=False)
@@ -103,11 +104,10 @@ def construct(
         return
     print_table(f"ticket written to {out}", ["name", "params", "kept", "density"],
                 [[r["name"], r["params"], r["kept"], r["density"]] for r in ticket.density_table()])
-    n = summary["samples_per_weight"]
-    stdout.print(f"max per-weight error {summary['max_per_weight_error']:.3g} "
-                 f"(eps' = {summary['per_weight_eps']:.3g}), "
-                 + (f"n = {n} products per weight, " if n is not None else "")
-                 + f"block size {summary['block_size']}, {seconds:.1f} s")
-
+    parts = [f"{label} {fmt(summary[key])}" for key, label in (
+        ("max_per_weight_error", "max per-weight error"), ("per_weight_eps", "eps'"),
+        ("samples_per_weight", "products per weight n ="), ("block_size", "block size"),
+        ("weights_above_eps", "instances above eps':")) if summary[key] is not None]
+    stdout.print(", ".join(parts + [f"{seconds:.1f} s"]))
 
 __all__ = ["construct"]

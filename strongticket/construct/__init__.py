@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from strongticket.construct import cnn2l, malach, pensia, structured
+from strongticket.construct import cnn2l, lplus1, malach, pensia, structured
 from strongticket.errors import InputError
 from strongticket.ticket import Ticket
 
@@ -111,6 +111,13 @@ CONSTRUCTIONS: Mapping[str, Construction] = MappingProxyType({c.name: c for c in
                 "chosen by multidimensional subset sum",
         options=frozenset({"per_weight_eps", "block_size", "granularity", "group", "seed", "strict", "nonneg_input",
                            "input_shape", "search_options", "log", "record_target"})),
+    Construction(
+        name="lplus1", construct=lplus1.construct, paper=lplus1.PAPER,
+        summary="depth-(L+1) random network for most activations: a univariate copying first layer, then rho "
+                "copies of every target neuron whose weights are subset sums (eps: per-instance tolerance)",
+        options=frozenset({"eps", "delta", "rho", "first_rho", "const_rho", "seed", "distribution", "solver",
+                           "objective", "time_limit", "strict", "nonneg_input", "input_shape", "record_target",
+                           "log"}), check=_check_subset_sum),
 )})
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from strongticket.construct import cnn2l
+from strongticket.construct import cnn2l, lplus1
 from strongticket.errors import InputError
 from strongticket.nets.distributions import check_seed
 from strongticket.ticket import Ticket
@@ -37,7 +37,7 @@ FIELDS: dict[str, Field] = {
     "eps": Field("requested network error eps (sup over |x|_2 <= 1)", "output l2"),
     "per_weight_eps": Field("requested per-weight error eps'", "weight"),
     "max_per_weight_error": Field("max per-weight error |subset sum - w|", "weight"),
-    "radius": Field("input radius R (l2 ball; l_inf box for CNN tickets)", "input"),
+    "radius": Field("input radius R (l2 ball; l_inf box for CNN and L+1 tickets)", "input"),
     "empirical_sphere": Field("output error |f(x) - g(x)|_2, max over samples with |x|_2 = R", "output l2"),
     "empirical_ball": Field("output error |f(x) - g(x)|_2, max over samples with |x|_2 <= R", "output l2"),
     "adversarial": Field("output error |f(x) - g(x)|_2, max by gradient ascent in |x|_2 <= R", "output l2"),
@@ -121,8 +121,10 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
     check_options(radius=radius, count=count, restarts=restarts, steps=steps, seed=seed)
     if "target" not in ticket.provenance:
         return task_report(ticket, dataset or ticket.provenance.get("dataset"), data_dir)
-    if ticket.provenance.get("method") == cnn2l.METHOD:
-        return _cnn_report(ticket, radius=radius, count=count, seed=seed, dataset=dataset, data_dir=data_dir)
+    certify = LINF_CERTIFIERS.get(ticket.provenance.get("method"))
+    if certify is not None:
+        return _linf_report(ticket, certify, radius=radius, count=count, seed=seed, dataset=dataset,
+                            data_dir=data_dir)
     test = _test_inputs(ticket, dataset, data_dir) if dataset else None  # a misfit fails before the long work
     weights = ticket.random_weights()
     g = ticket.to_module(torch.float64, weights=weights)
@@ -155,13 +157,26 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
     return report
 
 
-def _cnn_report(ticket: Ticket, *, radius: float, count: int, seed: int, dataset: str | None,
-                data_dir: Path | None) -> dict[str, Any]:
-    """The checks of a CNN ticket (da Cunha et al. 2022) in the l_inf norms its bound is stated in.
+def _lplus1_bound(ticket: Ticket, radius: float, target: torch.nn.Module) -> float:
+    return lplus1.certified_bound(ticket, target, radius=radius).bound
+
+
+def _cnn2l_bound(ticket: Ticket, radius: float, target: torch.nn.Module) -> float:
+    return cnn2l.certified_linf(ticket, radius, target).bound
+
+
+#: Constructions whose certified bound is stated in l_inf (inputs in a box, outputs entrywise), by the method
+#: name their tickets record: ``certify(ticket, R, target) -> bound``.
+LINF_CERTIFIERS: dict[str, Any] = {cnn2l.METHOD: _cnn2l_bound, lplus1.METHOD: _lplus1_bound}
+
+
+def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, seed: int, dataset: str | None,
+                 data_dir: Path | None) -> dict[str, Any]:
+    """The checks of a ticket whose bound is stated in l_inf (CNN tickets of da Cunha et al. 2022, depth-L+1
+    tickets of Burkholz 2022).
 
     Sampled inputs fill the box ``|x|_inf <= R`` (its non-negative half when the ticket was built for
-    non-negative inputs, such as images); the certified bound is
-    :func:`strongticket.construct.cnn2l.certified_linf` at the same ``R``.
+    non-negative inputs, such as images); the certified bound is the construction's own at the same ``R``.
     """
     from strongticket.verify.accuracy import accuracy
     from strongticket.verify.measure import empirical_error, error_on, target_module
@@ -172,12 +187,12 @@ def _cnn_report(ticket: Ticket, *, radius: float, count: int, seed: int, dataset
     f = target_module(ticket)
     nonneg = bool(ticket.provenance.get("nonneg_input", False))
     report: dict[str, Any] = {"radius": radius, "nonneg_input": nonneg,
-                              "per_weight_eps": ticket.provenance.get("per_weight_eps"),
+                              "per_weight_eps": ticket.provenance.get("per_weight_eps", ticket.provenance.get("eps")),
                               "max_per_weight_error": ticket.provenance.get("max_error"),
                               "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
     report["empirical_box"] = empirical_error(ticket, f, domain="box_nonneg" if nonneg else "box", count=count,
                                               radius=radius, seed=seed, module=g, norm="linf").sup
-    report["certified_linf"] = cnn2l.certified_linf(ticket, radius, f).bound
+    report["certified_linf"] = certify(ticket, radius, f)
     if test is not None:
         x, y = test
         report["data"] = dataset
@@ -185,7 +200,7 @@ def _cnn_report(ticket: Ticket, *, radius: float, count: int, seed: int, dataset
         report["ticket_accuracy"] = accuracy(g, x, y)
         report["empirical_data_linf"] = error_on(f, g, x.double(), norm="linf").sup
         report["data_radius_linf"] = float(x.abs().max())
-        report["certified_data_linf"] = cnn2l.certified_linf(ticket, report["data_radius_linf"], f).bound
+        report["certified_data_linf"] = certify(ticket, report["data_radius_linf"], f)
     return report
 
 
@@ -216,5 +231,5 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, Any, str]]:
             if isinstance(report.get(key), (int, float)) and not isinstance(report.get(key), bool)]
 
 
-__all__ = ["DOMINATED", "FIELDS", "MEASURED", "Field", "certified_dominates", "check_options", "report_rows", "task_report",
-           "verify_report"]
+__all__ = ["DOMINATED", "FIELDS", "LINF_CERTIFIERS", "MEASURED", "Field", "certified_dominates", "check_options",
+           "report_rows", "task_report", "verify_report"]

@@ -97,3 +97,19 @@ def test_cnn_certified_linf_uses_the_recorded_errors():
                     {k: (torch.zeros_like(v) if k.startswith("errors.") else v) for k, v in ticket.arrays.items()})
     assert cnn2l.certified_linf(zeroed, 1.0).bound == 0.0
     assert cnn2l.certified_linf(ticket, 1.0).bound > 0.0
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_lplus1_ticket_is_checked_in_linf_under_its_certified_bound(act):
+    from strongticket.construct import lplus1
+
+    g = torch.Generator().manual_seed(2)
+    m = nn.Sequential(nn.Linear(4, 5, bias=False), getattr(nn, {"tanh": "Tanh", "relu": "ReLU"}[act])(),
+                      nn.Linear(5, 3, bias=False))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 0.6)
+    ticket = lplus1.construct(m.eval(), eps=0.01, rho=12, seed=0)
+    report = verify_report(ticket, radius=1.0, count=300, seed=0)
+    assert 0 < report["empirical_box"] <= report["certified_linf"]
+    assert certified_dominates(report) is True

@@ -145,7 +145,8 @@ def test_channel_variant_on_a_model_without_batchnorm_is_a_one_line_error(tmp_pa
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("variant,model", [("magnitude", "fc2"), ("channel", "resnet20")])
+@pytest.mark.parametrize("variant,model", [("magnitude", "fc2"),
+                                           pytest.param("channel", "resnet20", marks=pytest.mark.slow)])
 def test_resume_after_a_kill_gives_the_identical_run(variant: str, model: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # kills: inside the search (after a mid-search checkpoint), right after an early_bird line (the FIFO not

@@ -70,6 +70,7 @@ from strongticket.nets.trace import TracedNet, trace_module
 from strongticket.subsetsum import SubsetSumProblem, solve
 from strongticket.subsetsum.problem import Status, approximation_errors, selection_sums
 from strongticket.ticket import Ticket, fingerprint
+from strongticket.validation import check_int, check_unit_open
 
 METHOD = "lplus1"
 PAPER = "R. Burkholz, \"Most Activation Functions Can Win the Lottery Without Excessive Depth\", NeurIPS 2022"
@@ -87,18 +88,6 @@ MAX_CANDIDATES = 62
 
 #: Elements of a random layer generated (and turned into instances) at once.
 CHUNK_ELEMENTS = 1 << 22
-
-
-def _check_unit(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1):
-        raise InputError(f"{name} must be in (0, 1), got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # ----- target -------------------------------------------------------------------------------------------------
@@ -481,8 +470,8 @@ def construct(
     start = time.perf_counter()
     say = log or (lambda _msg: None)
     seed = check_seed(seed)
-    eps = _check_unit("eps", eps)
-    delta = _check_unit("delta", delta)
+    eps = check_unit_open("eps", eps)
+    delta = check_unit_open("delta", delta)
     if objective not in ("min_error", "sparsest"):
         raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
     if not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and math.isfinite(radius)
@@ -493,17 +482,17 @@ def construct(
     mode = first_layer_mode(act0)
     theory = theory_rho(tgt.num_params, eps, delta)
     need = counting_rho(eps)
-    rho = theory if rho is None else _check_count("rho", rho)
+    rho = theory if rho is None else check_int("rho", rho)
     if rho < need:
         raise InputError(f"rho = {rho} is too small for eps = {eps:g}: the 2^rho subset sums cannot cover "
                          f"[-1, 1] within eps (counting bound rho >= {need}; the theorem's rho for delta = "
                          f"{delta:g} is {theory})")
-    first_rho = (2 * rho if mode == "split" else rho) if first_rho is None else _check_count("first_rho", first_rho)
+    first_rho = (2 * rho if mode == "split" else rho) if first_rho is None else check_int("first_rho", first_rho)
     per_side = first_rho // 2 if mode == "split" and not nonneg_input else first_rho
     if per_side < need:
         raise InputError(f"first_rho = {first_rho} gives about {per_side} candidates per instance, too few for "
                          f"eps = {eps:g} (counting bound {need}; default 2 rho for the +- split)")
-    const_rho = first_rho if const_rho is None else _check_count("const_rho", const_rho)
+    const_rho = first_rho if const_rho is None else check_int("const_rho", const_rho)
     for what, n in (("rho", rho), ("first_rho", per_side), ("const_rho", const_rho)):
         if n > MAX_CANDIDATES:
             raise InputError(f"{what} = {n} gives more than {MAX_CANDIDATES} candidates per subset-sum instance, "

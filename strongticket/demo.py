@@ -6,7 +6,7 @@ so no download): a 64-``hidden``-10 ReLU MLP without biases is trained by the li
 into it once with the ``min_error`` subset-sum objective and once with ``sparsest``, and each ticket is
 checked by :func:`strongticket.verify.report.verify_report` and on the test digits. A small CNN on the same
 digits is then pruned from a random CNN by the construction of da Cunha, Natale, Viennot (2022) and checked in
-the l_inf norms of its bound.
+the l_inf norms of its bound, and a tanh MLP is pruned from a random network of depth L+1 (Burkholz 2022).
 """
 
 from __future__ import annotations
@@ -94,6 +94,40 @@ def run_cnn_part(data: Any, *, channels: int, steps: int, per_weight_eps: float,
     return report
 
 
+def run_lplus1_part(data: Any, *, hidden: int, steps: int, rho: int, eps: float, count: int,
+                    seed: int) -> dict[str, Any]:
+    """Train a 64-``hidden``-10 tanh MLP, prune a random depth-(L+1) network into it (Burkholz 2022), verify in l_inf.
+
+    The target is trained with weight decay 1e-2 (weights stay within about 1) and the random weights are
+    U[-0.7, 0.7]: one law for every layer trades the first layer's Taylor remainder (small weights) against the
+    products' reach (large ones), and this pair keeps the ticket within a point of the target.
+    """
+    from strongticket.construct import lplus1
+    from strongticket.nets.distributions import WeightDistribution
+    from strongticket.nets.zoo import default_init
+    from strongticket.train.config import OptimConfig
+    from strongticket.train.loop import fit
+    from strongticket.verify.report import verify_report
+
+    t0 = time.perf_counter()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden, bias=False), nn.Tanh(), nn.Linear(hidden, 10, bias=False))
+    default_init(model, torch.Generator().manual_seed(seed))
+    target = fit(model, data, OptimConfig(optimizer="adam", lr=5e-3, weight_decay=1e-2, epochs=steps),
+                 batch_size=None, seed=seed)
+    t1 = time.perf_counter()
+    ticket = lplus1.construct(target, eps=eps, rho=rho, seed=seed, distribution=WeightDistribution.uniform(-0.7, 0.7),
+                              nonneg_input=True, input_shape=(1, 8, 8))
+    t2 = time.perf_counter()
+    report = verify_report(ticket, radius=1.0, count=count, seed=seed, dataset="digits")
+    report.update({"architecture": f"64-{hidden}-10, tanh, no bias", "rho": rho,
+                   "depth": len(ticket.spec.linear_layers), "target_depth": 2,
+                   "target_weights": int(sum(p.numel() for p in target.parameters())),
+                   "instances_above_eps": ticket.provenance["instances_above_eps"],
+                   "seconds": {"train": round(t1 - t0, 3), "construct": round(t2 - t1, 3),
+                               "verify": round(time.perf_counter() - t2, 3)}})
+    return report
+
+
 def check_demo_output(out: Path) -> None:
     """Raise an :class:`InputError` before any work if the demo may not write into ``out``.
 
@@ -136,7 +170,7 @@ def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidd
     dict
         JSON-able summary: ``target``, ``random_network``, per-objective ``tickets`` (each a verify report
         with ``ticket_accuracy``, ``weights_above_eps``, ``weights``, ``mean_subset_size``, ``seconds``),
-        ``cnn`` (:func:`run_cnn_part`), ``plot``, ``ticket``, ``seconds``.
+        ``cnn`` (:func:`run_cnn_part`), ``lplus1`` (:func:`run_lplus1_part`), ``plot``, ``ticket``, ``seconds``.
     """
     from strongticket.construct import pensia
     from strongticket.construct.distribution import widened_uniform
@@ -191,18 +225,20 @@ def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidd
     main.save(out / "ticket", overwrite=True, what="--out ticket directory")
     cnn = run_cnn_part(ds, channels=cnn_channels, steps=steps, per_weight_eps=per_weight_eps, samples=samples,
                        count=count, seed=seed)
+    deep = run_lplus1_part(ds, hidden=max(hidden // 2, 4), steps=steps, rho=15, eps=per_weight_eps, count=count,
+                           seed=seed)
     summary = {
         "target": {"architecture": f"64-{hidden}-10, ReLU, no bias", "test_accuracy": target_acc,
                    "weights": int(sum(p.numel() for p in target.parameters())), "train_seconds": round(t_train, 3)},
         "random_network": {"distribution": dist.to_dict(), "samples_per_weight": samples,
                            "block_size": main.provenance["block_size"], "widths": main.provenance["random_width"],
                            "params": main.num_params},
-        "per_weight_eps": per_weight_eps, "seed": seed, "tickets": results, "cnn": cnn,
+        "per_weight_eps": per_weight_eps, "seed": seed, "tickets": results, "cnn": cnn, "lplus1": deep,
         "plot": str(plot), "ticket": str(out / "ticket"),
     }
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
 
 
-__all__ = ["OBJECTIVES", "check_demo_output", "digits_cnn", "digits_mlp", "run_cnn_part", "run_demo",
+__all__ = ["OBJECTIVES", "check_demo_output", "digits_cnn", "digits_mlp", "run_cnn_part", "run_demo", "run_lplus1_part",
            "train_digits_target"]

@@ -19,3 +19,12 @@ def test_cnn_part_ticket_keeps_the_targets_accuracy_within_its_certified_bound()
     assert abs(report["ticket_accuracy"] - report["target_accuracy"]) <= 0.02
     assert 0 < report["empirical_data_linf"] <= report["certified_data_linf"]
     assert report["target_accuracy"] > 0.5  # trained: the check is about a real target
+
+
+def test_lplus1_part_is_one_layer_deeper_than_its_target_and_within_its_bound():
+    from strongticket.demo import run_lplus1_part
+
+    report = run_lplus1_part(load_dataset("digits"), hidden=16, steps=300, rho=15, eps=0.01, count=50, seed=0)
+    assert report["depth"] == report["target_depth"] + 1
+    assert abs(report["ticket_accuracy"] - report["target_accuracy"]) <= 0.02
+    assert 0 < report["empirical_data_linf"] <= report["certified_data_linf"]

@@ -30,7 +30,7 @@ def demo(
     seed: SeedOption = 0,
     json_out: JsonOption = False,
 ) -> None:
-    """Train a small MLP and a small CNN on scikit-learn's digits, prune random 2L networks into them, verify, plot."""
+    """Train small MLPs and a CNN on scikit-learn's digits, prune random 2L and L+1 networks into them, verify."""
     from strongticket.demo import run_demo
 
     kw: dict[str, Any] = dict(QUICK) if quick else {"hidden": hidden}
@@ -73,5 +73,16 @@ def demo(
                     ["params kept / random", f"{human_count(c['kept'])} / {human_count(c['params'])}"],
                     ["train + construct + verify seconds", f"{c['seconds']['train']:.2f} + "
                      f"{c['seconds']['construct']:.2f} + {c['seconds']['verify']:.2f}"]])
+    d = summary["lplus1"]
+    print_table(f"digits MLP {d['architecture']} pruned from a random network of depth L+1 = {d['depth']} "
+                f"(Burkholz 2022; 2L would be {2 * d['target_depth']}): rho = {d['rho']} copies per neuron",
+                ["check", "value"], [
+                    [f"test accuracy (target {d['target_accuracy']:.4f})", d["ticket_accuracy"]],
+                    [f"subset-sum instances above eps = {d['per_weight_eps']:g}", d["instances_above_eps"]],
+                    ["output error |f - g|_inf, test digits", d["empirical_data_linf"]],
+                    ["output error |f - g|_inf, certified bound over the digits' box", d["certified_data_linf"]],
+                    ["params kept / random", f"{human_count(d['kept'])} / {human_count(d['params'])}"],
+                    ["train + construct + verify seconds", f"{d['seconds']['train']:.2f} + "
+                     f"{d['seconds']['construct']:.2f} + {d['seconds']['verify']:.2f}"]])
     stdout.print(f"plot: {summary['plot']}; ticket: {summary['ticket']} "
                  f"(check it with: strongticket verify {summary['ticket']}); {summary['seconds']:.1f} s in all")

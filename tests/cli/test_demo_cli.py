@@ -32,6 +32,8 @@ def test_quick_demo_emits_json_with_every_weight_within_eps(tmp_path, capsys):
     cnn = summary["cnn"]
     assert cnn["weights_above_eps"] == 0 and abs(cnn["ticket_accuracy"] - cnn["target_accuracy"]) <= 0.02
     assert cnn["certified_data_linf"] >= cnn["empirical_data_linf"] and cnn["certified_linf"] >= cnn["empirical_box"]
+    deep = summary["lplus1"]
+    assert deep["depth"] == 3 and deep["certified_data_linf"] >= deep["empirical_data_linf"]
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 1000
     ticket = Ticket.load(tmp_path / "demo" / "ticket")
     assert ticket.provenance["samples_per_weight"] == 21

@@ -5,7 +5,7 @@ process; the trainer keeps MNIST as tensors on the device and gathers batches by
 textbook ``torch.utils.data.DataLoader(TensorDataset(...), batch_size=128, shuffle=True)`` loop. Reported:
 seconds per epoch (median of ``--repeats``) for each, with and without a mask, and the ratio.
 
-    python experiments/bench_trainer.py --data-dir ../shared/data [--device auto] [--repeats 3] [--json]
+    python experiments/bench_trainer.py --data-dir DATA [--device auto] [--repeats 3] [--json]
 
 The acceptance target is <= 1.5 s per epoch for the trainer on the 2-core CPU.
 """

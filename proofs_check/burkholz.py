@@ -5,15 +5,13 @@ activation constants are cross-checked against :mod:`strongticket.nets.activatio
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from fractions import Fraction
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from proofs_check.core import FAILED, NUMERIC, SKIPPED, Outcome, Proof, check
+from proofs_check.core import FAILED, NUMERIC, Outcome, Proof, check
 
 PAPER = "Burkholz 2022"
 
@@ -186,12 +184,44 @@ def lplus1_structure(seed: int) -> Outcome:
     """L+1 structural invariants: univariate layer-1 neurons, hidden widths ρ·(n_l + 1), zero source
     biases in layers ≥ 2, kept weights summing to within ε of w_ij (Burkholz 2022).
 
-    Structural: needs strongticket.construct.lplus1; its tests check it.
+    Checked on tickets built by :mod:`strongticket.construct.lplus1` for random targets of random depth (2 to 4),
+    widths and activations (tanh, relu, leaky_relu, gelu), read from the masks by ``lplus1.structure``.
     """
-    if importlib.util.find_spec("strongticket.construct.lplus1") is None:  # absent, not broken: a skip
-        return Outcome(SKIPPED, "strongticket.construct.lplus1 does not exist yet")
-    importlib.import_module("strongticket.construct.lplus1")  # present: an import error is a failure
-    return Outcome(SKIPPED, "structural property of the built ticket: checked by tests/construct")
+    import torch
+    from torch import nn
+
+    from strongticket.construct import lplus1
+
+    rng = np.random.default_rng(seed)
+    acts = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
+    for trial in range(4):
+        depth = int(rng.integers(2, 5))
+        widths = [int(w) for w in rng.integers(2, 5, size=depth + 1)]
+        act = list(acts)[trial % len(acts)]
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            layers.append(nn.Linear(widths[i], widths[i + 1], bias=bool(rng.integers(0, 2))))
+            if i < depth - 1:
+                layers.append(acts[act]())
+        target = nn.Sequential(*layers)
+        gen = torch.Generator().manual_seed(int(rng.integers(0, 2**31)))
+        with torch.no_grad():
+            for prm in target.parameters():
+                prm.copy_((torch.rand(prm.shape, generator=gen, dtype=prm.dtype) - 0.5) * 0.6)
+        ticket = lplus1.construct(target.eval(), eps=0.05, rho=6, seed=trial)
+        st = lplus1.structure(ticket)
+        problems = [name for name, ok in (
+            ("depth L+1", st["depth"] == st["target_depth"] + 1 == depth + 1),
+            ("univariate first layer", st["univariate_first_layer"]),
+            ("widths rho (n_l + 1)", st["widths"] == st["expected_widths"]),
+            ("output multiplicity 1", st["output_multiplicity"] == 1),
+            ("no random biases", not st["biases"]),
+            ("copies read their own inputs", st["copies_read_own_inputs"])) if not ok]
+        if problems:
+            return Outcome(FAILED, f"trial {trial} ({act}, widths {widths}): {', '.join(problems)} violated")
+    return Outcome(NUMERIC, "4 random targets (depth 2-4, tanh/relu/leaky_relu/gelu, rho = 6): depth L+1, "
+                             "univariate first layer, widths rho (n_l + 1), output multiplicity 1, no biases, "
+                             "copies read only their own inputs, all read from the masks")
 
 
 def _rand_frac(rng: np.random.Generator, bound: Fraction, denom: int = 1000) -> Fraction:

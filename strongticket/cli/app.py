@@ -13,6 +13,7 @@ except ImportError:
     from click.exceptions import NoArgsIsHelpError, UsageError
 
 from strongticket import __version__
+from strongticket.cli import bench as bench_cli
 from strongticket.cli import compact as compact_cli
 from strongticket.cli import construct as construct_cli
 from strongticket.cli import demo as demo_cli
@@ -31,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(rss.app, name="rss")
+app.add_typer(bench_cli.app, name="bench")
 app.command("proofs")(proofs.proofs)
 app.command("construct")(construct_cli.construct)
 app.command("verify")(verify_cli.verify)

@@ -4,7 +4,11 @@
 * :mod:`strongticket.construct.malach`: Malach et al. 2020, the "find one" baseline on the same network;
 * :mod:`strongticket.construct.cnn2l`: da Cunha, Natale, Viennot 2022, depth 2L for CNNs (subset sum per
   kernel entry, :mod:`strongticket.construct.conv`);
-* :mod:`strongticket.construct.blocks`: the 2L fully connected block shared by all three;
+* :mod:`strongticket.construct.structured`: da Cunha, d'Amore, Natale 2023, whole kernels or filters by
+  multidimensional subset sum;
+* :mod:`strongticket.construct.lplus1`: Burkholz 2022, depth L+1 for most activations;
+* :mod:`strongticket.construct.engine` over :mod:`strongticket.construct.blocks`: the one 2L engine (layer
+  jobs, choosers, block size, ticket assembly) shared by the 2L constructions;
 * :mod:`strongticket.construct.distribution`: the random weights' law, by name or relative to the target.
 
 :data:`CONSTRUCTIONS` is the one table of constructions (an explicit literal, nothing registers itself):

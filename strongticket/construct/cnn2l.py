@@ -51,6 +51,7 @@ from torch import nn
 
 from strongticket import __version__
 from strongticket.construct import conv as conv_kind
+from strongticket.construct import engine
 from strongticket.construct import pensia
 from strongticket.construct.blocks import (
     BLOCK_ACTIVATIONS,
@@ -58,19 +59,18 @@ from strongticket.construct.blocks import (
     Chooser,
     assemble_block,
     block_coefficients,
-    block_size_for,
     first_layer_diagonal,
     short_inputs,
     shortfall_probability,
     summarize_errors,
 )
+from strongticket.construct.conv_bound import LinfBound, linf_network_bound
 from strongticket.errors import InfeasibleError, InputError
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
 from strongticket.nets.trace import TracedNet, trace_module
 from strongticket.ticket import Ticket, fingerprint
 from strongticket.validation import check_unit_open
-from strongticket.construct.conv_bound import LinfBound, linf_network_bound
 
 METHOD = "dacunha2022"
 PAPER = "da Cunha, Natale, Viennot, ICLR 2022"
@@ -427,12 +427,7 @@ def construct(
     elif per_weight_eps is not None:
         per_weight_eps = check_unit_open("per_weight_eps", per_weight_eps)
     delta = check_unit_open("delta", delta)
-    if objective not in ("min_error", "sparsest"):
-        raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
-        raise InputError(f"samples must be a positive integer, got {samples!r}")
-    if distribution is not None and not isinstance(distribution, WeightDistribution):
-        raise InputError(f"distribution must be a WeightDistribution, got {type(distribution).__name__}")
+    engine.check_common_options(objective, samples, distribution)
     cnn = read_cnn_target(target, input_shape, nonneg_input=nonneg_input)
     if layer_eps is not None and len(layer_eps) != len(cnn.params):
         raise InputError(f"per_weight_eps must give one value per Conv2d/Linear layer of the target "
@@ -450,13 +445,7 @@ def construct(
     p_pos, p_neg = dist.sign_probabilities()
     needs = [(p.kernel.shape[1], p_pos) for p in cnn.params]
     needs += [(p.kernel.shape[1], p_neg) for p in cnn.params if p.negative_side]
-    needed_H = block_size_for(samples, delta, needs)
-    if block_size is None:
-        H = needed_H
-    elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < samples:
-        raise InputError(f"block_size must be an integer >= samples ({samples}), got {block_size!r}")
-    else:
-        H = block_size
+    needed_H, H = engine.choose_block_size(samples, delta, needs, block_size)
     spec, names = random_spec(cnn, H)
     shapes = spec.parameter_shapes()
     choosers = {e: _chooser or pensia.subset_sum_chooser(solver, objective, e, time_limit) for e in set(layer_eps)}
@@ -568,13 +557,8 @@ def construct(
         "seconds": {"total": round(time.perf_counter() - start, 3)},
         "strongticket": __version__,
     }
-    if record_target:
-        for name, t in cnn.traced.state.items():
-            arrays[f"target.{name}"] = t.detach().cpu()
-    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
-    if strict and above:
-        raise InfeasibleError(f"{message}; or pass strict=False (CLI: --no-strict) to keep the ticket anyway")
-    return ticket
+    return engine.finish_ticket(spec, dist, seed, masks, provenance, arrays, cnn.traced.state,
+                                record_target=record_target, strict=strict, miss_message=message if above else None)
 
 
 def certified_linf(ticket: Ticket, radius: float = 1.0, target: nn.Module | TracedNet | None = None) -> LinfBound:

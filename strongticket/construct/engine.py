@@ -36,14 +36,17 @@ from strongticket.construct.blocks import (
     Chooser,
     FCTarget,
     assemble_block,
+    block_size_for,
     block_parameter_names,
     first_layer_diagonal,
     short_inputs,
     summarize_errors,
 )
-from strongticket.errors import InfeasibleError
+from strongticket.errors import InfeasibleError, InputError
 from strongticket.nets.distributions import WeightDistribution
 from strongticket.nets.spec import NetSpec
+from strongticket.ticket import Ticket
+from strongticket.validation import check_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,4 +246,41 @@ def miss_totals(layers: Sequence[dict[str, Any]]) -> tuple[dict[str, int], list[
     return reasons, listed
 
 
-__all__ = ["EngineResult", "LayerJob", "conv_job", "linear_jobs", "miss_totals", "run"]
+def check_common_options(objective: str, samples: Any, distribution: Any) -> None:
+    """The argument checks every 2L construction shares (one-line :class:`InputError` naming the argument)."""
+    if objective not in ("min_error", "sparsest"):
+        raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
+    if samples is not None:
+        check_int("samples", samples)
+    if distribution is not None and not isinstance(distribution, WeightDistribution):
+        raise InputError(f"distribution must be a WeightDistribution, got {type(distribution).__name__}")
+
+
+def choose_block_size(samples: int, delta: float, needs: Sequence[tuple[int, float]],
+                      block_size: int | None) -> tuple[int, int]:
+    """``(needed, used)`` hidden neurons per input: the binomial union-bound rule's block size
+    (:func:`strongticket.construct.blocks.block_size_for` over ``needs``) and the one given, if any."""
+    needed = block_size_for(samples, delta, needs)
+    if block_size is None:
+        return needed, needed
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < samples:
+        raise InputError(f"block_size must be an integer >= samples ({samples}), got {block_size!r}")
+    return needed, block_size
+
+
+def finish_ticket(spec: NetSpec, distribution: WeightDistribution, seed: int, masks: dict[str, torch.Tensor],
+                  provenance: dict[str, Any], arrays: dict[str, torch.Tensor], target_state: dict[str, torch.Tensor],
+                  *, record_target: bool, strict: bool, miss_message: str | None) -> Ticket:
+    """The Ticket of a 2L construction, with the target's weights recorded if asked; with ``strict`` a miss
+    (``miss_message`` not None) raises :class:`InfeasibleError` instead."""
+    if record_target:
+        for name, t in target_state.items():
+            arrays[f"target.{name}"] = t.detach().cpu()
+    ticket = Ticket(spec, distribution, seed, masks, provenance, arrays)
+    if strict and miss_message is not None:
+        raise InfeasibleError(f"{miss_message}; or pass strict=False (CLI: --no-strict) to keep the ticket anyway")
+    return ticket
+
+
+__all__ = ["EngineResult", "LayerJob", "check_common_options", "choose_block_size", "conv_job", "finish_ticket",
+           "linear_jobs", "miss_totals", "run"]

@@ -58,7 +58,7 @@ from strongticket.construct.blocks import (
     shortfall_probability,
     subset_sum_reach,
 )
-from strongticket.errors import InfeasibleError, InputError, MethodUnavailableError
+from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.trace import TracedNet
 from strongticket.subsetsum import Status, SubsetSumProblem, solve
@@ -266,10 +266,7 @@ def construct(
     if per_weight_eps is not None:
         per_weight_eps = check_unit_open("per_weight_eps", per_weight_eps)
     delta = check_unit_open("delta", delta)
-    if objective not in ("min_error", "sparsest"):
-        raise InputError(f"objective must be 'min_error' or 'sparsest', got {objective!r}")
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
-        raise InputError(f"samples must be a positive integer, got {samples!r}")
+    engine.check_common_options(objective, samples, None)
     fc = read_fc_target(target, input_shape, construction=_method)
     dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
 
@@ -285,13 +282,7 @@ def construct(
     negatives = [not (nonneg_input if i == 0 else fc.activations[i - 1] == "relu") for i in range(fc.num_layers)]
     needs = [(w.shape[1], p_pos) for w in fc.weights]
     needs += [(w.shape[1], p_neg) for w, neg in zip(fc.weights, negatives) if neg]
-    needed_H = block_size_for(samples, delta, needs)
-    if block_size is None:
-        H = needed_H
-    elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < samples:
-        raise InputError(f"block_size must be an integer >= samples ({samples}), got {block_size!r}")
-    else:
-        H = block_size
+    needed_H, H = engine.choose_block_size(samples, delta, needs, block_size)
     spec = random_spec(fc, H)
     choose = _chooser or subset_sum_chooser(solver, objective, per_weight_eps, time_limit)
 
@@ -356,13 +347,8 @@ def construct(
                     "total": round(time.perf_counter() - start, 3)},
         "strongticket": __version__,
     }
-    if record_target:
-        for name, t in fc.traced.state.items():
-            arrays[f"target.{name}"] = t.detach().cpu()
-    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
-    if strict and above:
-        raise InfeasibleError(f"{message}; or pass strict=False (CLI: --no-strict) to keep the ticket anyway")
-    return ticket
+    return engine.finish_ticket(spec, dist, seed, masks, provenance, arrays, fc.traced.state,
+                                record_target=record_target, strict=strict, miss_message=message if above else None)
 
 
 def hidden_width(block_size: int, d_in: int) -> int:

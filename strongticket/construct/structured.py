@@ -50,7 +50,7 @@ from strongticket.construct import conv as conv_kind
 from strongticket.construct.blocks import first_layer_diagonal
 from strongticket.errors import InfeasibleError, InputError
 from strongticket.nets.distributions import WeightDistribution, check_seed
-from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
+from strongticket.nets.spec import Conv2d, Linear, NetSpec
 from strongticket.nets.trace import TracedNet, trace_module
 from strongticket.subsetsum import mrss_search as search
 from strongticket.ticket import Ticket, fingerprint

@@ -48,11 +48,12 @@ def _show(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _parse_list(flag: str, text: str) -> tuple[int, ...]:
+def _parse_list(flag: str, text: str, item: type) -> tuple[Any, ...]:
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        return tuple(item(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise InputError(f"{flag} must be comma-separated integers, got {text!r}") from None
+        kind = "integers" if item is int else "numbers"
+        raise InputError(f"{flag} must be comma-separated {kind}, got {text!r}") from None
 
 
 def config_from_flags(config: Path | None, flags: dict[str, Any]) -> RunConfig:
@@ -65,7 +66,7 @@ def config_from_flags(config: Path | None, flags: dict[str, Any]) -> RunConfig:
             value = flags.get(f.name)
             if value is not None and typing.get_origin(_flag_type(hints[f.name])) is None and \
                     typing.get_origin(hints[f.name]) is tuple:
-                value = _parse_list(flag_name(f), value)
+                value = _parse_list(flag_name(f), value, typing.get_args(hints[f.name])[0])
             updates.setdefault(section, {})[f.name] = value
     return cfg.with_updates(**updates)
 

@@ -35,6 +35,8 @@ AUGMENTS = ("none", "flip_crop")
 RETRAINS = ("rewind", "finetune")
 EB_VARIANTS = ("channel", "magnitude")
 ISP_VOTES = ("majority", "at-least-one", "all")
+GEM_REGULARISERS = ("l2", "l1")
+TRANSFER_WEIGHTS = ("source", "init")
 
 
 @dataclass(frozen=True)
@@ -175,10 +177,28 @@ class PruneConfig:
     isp_copies, isp_vote, isp_step, isp_main_fraction, isp_copy_fraction
         Instant Soup Pruning: copies per stage, the vote rule, each copy's pruning step, the main model's and
         each copy's share of an epoch per stage (see :mod:`strongticket.train.methods.isp`).
+    gsm_lottery
+        Global Sparse Momentum: also retrain the final mask from the initial weights (:mod:`~.methods.gsm`).
+    gem_reg, gem_regulariser, gem_period, gem_finetune
+        GEM-MINER: score regulariser and its coefficient, the freezing period in epochs, and whether the
+        weights are fine-tuned afterwards (:mod:`~.methods.gem_miner`).
+    bip_score_lr, bip_implicit, bip_finetune
+        BiP: the upper-level learning rate, the implicit-gradient coefficient and the optional fine-tuning
+        (:mod:`~.methods.bip`).
+    im_steps, im_lanczos, im_max_rank, im_batches
+        Inertial-manifold reconstruction: SGD steps before pruning, Lanczos iterations, the largest eigenspace
+        considered and the batches the Hessian averages over (:mod:`~.methods.inertial`).
+    pool_alphas, pool_candidates, pool_val
+        Lottery Pools: interpolation coefficients, candidate tickets and validation images
+        (:mod:`~.methods.lottery_pools`).
+    mask_from, transfer_weights, transfer_shuffle
+        Ticket transfer: the source run, where the surviving weights start, and the shuffled control
+        (:mod:`~.methods.transfer`).
     """
 
     method: str = setting("dense", "Pruning method: dense, random, random-erk, magnitude, gmp, imp, imp-rewind, "
-                                   "edge-popup, snip, grasp, synflow, early-bird, isp.")
+                                   "edge-popup, snip, grasp, synflow, early-bird, isp, gsm, gem-miner, bip, "
+                                   "inertial, lottery-pools, transfer.")
     density: float | None = setting(None, "Fraction of prunable weights kept, in (0, 1] (required by every "
                                           "method but dense).", bound=Bound(0, 1, lo_open=True))
     scope: str | None = setting(None, "Pruning threshold scope: global or layerwise (default: the method's own).",
@@ -222,6 +242,36 @@ class PruneConfig:
                                        bound=Bound(0, 1, lo_open=True))
     eb_l1: float = setting(1e-4, "early-bird channel variant: L1 coefficient on BatchNorm scales during the search "
                                  "(network slimming).", bound=NON_NEGATIVE)
+    gsm_lottery: bool = setting(False, "gsm: also apply the final mask to the initial weights and retrain them "
+                                       "(the lottery-ticket variant).")
+    gem_reg: float = setting(1e-4, "gem-miner: coefficient of the regulariser on the scores.", bound=NON_NEGATIVE)
+    gem_regulariser: str = setting("l2", "gem-miner: regulariser on the scores, l2 or l1.", choices=GEM_REGULARISERS)
+    gem_period: int = setting(5, "gem-miner: epochs between two freezings of the globally lowest scores.",
+                              bound=AT_LEAST_1)
+    gem_finetune: bool = setting(True, "gem-miner: fine-tune the weights of the found mask afterwards.")
+    bip_score_lr: float = setting(0.1, "bip: learning rate of the upper-level (score) steps.", bound=POSITIVE)
+    bip_implicit: float = setting(1e-4, "bip: coefficient of the implicit-gradient correction (1/gamma of the "
+                                        "lower-level L2 term).", bound=NON_NEGATIVE)
+    bip_finetune: bool = setting(False, "bip: fine-tune the weights of the found mask afterwards.")
+    im_steps: int = setting(200, "inertial: SGD steps towards a local minimum before the one-shot pruning.",
+                            bound=AT_LEAST_1)
+    im_lanczos: int = setting(40, "inertial: Lanczos iterations on Hessian-vector products.", bound=Bound(2))
+    im_max_rank: int = setting(20, "inertial: largest dominant-eigenspace size considered (the size is taken at "
+                                   "the largest spectral gap below it).", bound=AT_LEAST_1)
+    im_batches: int = setting(4, "inertial: training batches the Hessian is averaged over.", bound=AT_LEAST_1)
+    pool_alphas: tuple[float, ...] = setting((0.5,), "lottery-pools: interpolation coefficients tried per "
+                                                     "candidate ticket (comma-separated).",
+                                             bound=Bound(0, 1, lo_open=True, hi_open=True))
+    pool_candidates: int = setting(4, "lottery-pools: most neighbouring IMP-level tickets tried.", bound=AT_LEAST_1)
+    pool_val: int = setting(1000, "lottery-pools: training images held out as the validation split that "
+                                  "accepts a candidate.", bound=AT_LEAST_1)
+    mask_from: str | None = setting(None, "transfer: a finished run directory whose final mask is trained here "
+                                          "(ticket transfer across datasets or optimisers).")
+    transfer_weights: str = setting("source", "transfer: start the surviving weights from the source run's "
+                                              "initial (or rewound) weights, or from this run's own init.",
+                                    choices=TRANSFER_WEIGHTS)
+    transfer_shuffle: bool = setting(False, "transfer: shuffle the mask within each layer (the random control "
+                                            "with the source's per-layer densities).")
 
     def __post_init__(self) -> None:
         validate_section(self, "prune")
@@ -252,9 +302,12 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as a JSON-ready nested dict."""
-        d = asdict(self)
-        d["optim"]["milestones"] = list(self.optim.milestones)
-        return d
+        def lists(v: Any) -> Any:  # tuples (milestones, pool_alphas) are JSON lists
+            if isinstance(v, dict):
+                return {k: lists(x) for k, x in v.items()}
+            return list(v) if isinstance(v, tuple) else v
+
+        return lists(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:

@@ -40,7 +40,7 @@ def lr_factor(cfg: OptimConfig, step: int, total_steps: int, steps_per_epoch: in
     return f
 
 
-def make_optimizer(cfg: OptimConfig, params: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
+def make_optimizer(cfg: OptimConfig, params: Sequence[Any]) -> torch.optim.Optimizer:
     """Return SGD (with optional momentum/Nesterov) or Adam over ``params``, with weight decay from ``cfg``."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
@@ -78,6 +78,10 @@ class Callback:
     def on_start(self, trainer: Trainer) -> None:
         """Called once before the first step (also after a resume)."""
 
+    def on_backward(self, trainer: Trainer) -> None:
+        """Called after the backward pass, before the optimiser step: the place to edit gradients
+        (Global Sparse Momentum's passive weights, a regulariser's gradient, BiP's implicit term)."""
+
     def on_step(self, trainer: Trainer) -> None:
         """Called after every optimiser step (``trainer.step`` is the number of steps done)."""
 
@@ -107,8 +111,9 @@ class Trainer:
         Device-resident tensors.
     cfg : OptimConfig
         Optimiser and schedule.
-    trainable : list of tensors
-        Parameters the optimiser updates (edge-popup: the scores only).
+    trainable : list of tensors, or of parameter-group dicts
+        Parameters the optimiser updates (edge-popup: the scores only). A group dict may carry ``lr_scale``:
+        its learning rate is the schedule's times that factor (BiP's separate score learning rate).
     seed, batch_size, augment
         Data-order / augmentation seed, per-process batch size, augmentation name.
     step : int
@@ -118,7 +123,7 @@ class Trainer:
     model: MaskedModel
     data: Dataset
     cfg: OptimConfig
-    trainable: list[torch.Tensor]
+    trainable: list[Any]
     seed: int
     batch_size: int
     augment: str = "none"
@@ -169,12 +174,14 @@ class Trainer:
                     x = augment_batch(x, self.augment, torch.Generator().manual_seed(
                         derive_seed(self.seed, "aug", self.step, self.rank)))
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.lr
+                    group["lr"] = self.lr * group.get("lr_scale", 1.0)
                 with _autocast(dev, self.cfg.amp):
                     out = model(x)
                 loss = F.cross_entropy(out.float(), y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                for cb in self.callbacks:
+                    cb.on_backward(self)
                 self.optimizer.step()
                 loss_sum += loss.detach() * len(y)
                 seen += len(y)

@@ -256,6 +256,44 @@ class TopKStraightThrough(torch.autograd.Function):
         return grad, None
 
 
+class ThresholdStraightThrough(torch.autograd.Function):
+    """Forward ``1[x > threshold]``; backward passes the gradient straight through to ``x``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:  # noqa: D102
+        return (x > threshold).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        return grad, None
+
+
+def _rule_topk(scores: Mapping[str, torch.Tensor], density: float) -> dict[str, torch.Tensor]:
+    return {n: TopKStraightThrough.apply(s.abs(), density) for n, s in scores.items()}
+
+
+def _rule_global_topk(scores: Mapping[str, torch.Tensor], density: float) -> dict[str, torch.Tensor]:
+    if not scores:
+        return {}
+    flat = torch.cat([s.detach().abs().reshape(-1) for s in scores.values()])
+    j = flat.numel() - max(1, int(round(density * flat.numel())))  # entries dropped
+    if j == 0:
+        return {n: torch.ones_like(s) for n, s in scores.items()}
+    threshold = flat.kthvalue(j).values
+    return {n: ThresholdStraightThrough.apply(s.abs(), threshold) for n, s in scores.items()}
+
+
+def _rule_round(scores: Mapping[str, torch.Tensor], density: float) -> dict[str, torch.Tensor]:
+    return {n: ThresholdStraightThrough.apply(s, 0.5) for n, s in scores.items()}
+
+
+# how trainable scores become masks (every rule passes the gradient straight through to the scores):
+#   topk         the top-``density`` fraction of |s| in each tensor (edge-popup, Ramanujan et al. 2020)
+#   global-topk  the top-``density`` fraction of |s| over all scored tensors together (BiP, Zhang et al. 2022)
+#   round        1[s > 0.5] for scores kept in [0, 1] (GEM-MINER, Sreenivasan et al. 2022); density unused
+SCORE_RULES = {"topk": _rule_topk, "global-topk": _rule_global_topk, "round": _rule_round}
+
+
 # ---------------------------------------------------------------------------------------------- the model
 
 
@@ -269,20 +307,28 @@ class MaskedModel(nn.Module):
     masks : dict of name -> bool tensor, optional
         Fixed masks keyed by ``net``'s state_dict names (registered as buffers).
     scores : dict of name -> float tensor, optional
-        Edge-popup scores: the mask of each named tensor is the straight-through top-``score_density``
-        of ``|score|`` (trainable parameters).
+        Trainable scores (edge-popup, BiP, GEM-MINER): the mask of each named tensor is computed from the
+        scores by ``score_rule`` at every forward, with a straight-through backward. A fixed mask of the same
+        name multiplies it (GEM-MINER's frozen weights).
     score_density : float
-        Density of the score masks (layer-wise, as in the reference implementation).
+        Density of the score masks (per tensor for ``topk``, over all scored tensors for ``global-topk``).
+    score_rule : str
+        A key of :data:`SCORE_RULES`: ``topk`` (default, edge-popup's layer-wise rule), ``global-topk`` or
+        ``round``.
     """
 
     def __init__(self, net: nn.Module, masks: Mapping[str, torch.Tensor] | None = None,
-                 scores: Mapping[str, torch.Tensor] | None = None, score_density: float = 1.0) -> None:
+                 scores: Mapping[str, torch.Tensor] | None = None, score_density: float = 1.0,
+                 score_rule: str = "topk") -> None:
         super().__init__()
+        if score_rule not in SCORE_RULES:
+            raise InputError(f"score_rule must be one of {', '.join(SCORE_RULES)}, got {score_rule!r}")
         self.net = net
         self._mask_names: list[str] = []
         self.scores = nn.ParameterDict()
         self._score_keys: dict[str, str] = {}
         self.score_density = float(score_density)
+        self.score_rule = score_rule
         for name, s in (scores or {}).items():
             key = name.replace(".", "__")
             self.scores[key] = nn.Parameter(s.detach().clone())
@@ -335,10 +381,17 @@ class MaskedModel(nn.Module):
         """The current masks as bool tensors (fixed masks and, for edge-popup, the top-k of the scores)."""
         out = {n: getattr(self, _buf(n)).clone() for n in self._mask_names}
         with torch.no_grad():
-            for name, key in self._score_keys.items():
-                m = TopKStraightThrough.apply(self.scores[key].abs(), self.score_density).bool()
+            for name, m in self._score_masks().items():
+                m = m.bool()
                 out[name] = out[name] & m if name in out else m
         return out
+
+    def _score_masks(self) -> dict[str, torch.Tensor]:
+        """The 0/1 float masks of the scored tensors under ``score_rule`` (straight-through differentiable)."""
+        if not self._score_keys:
+            return {}
+        scores = {name: self.scores[key] for name, key in self._score_keys.items()}
+        return SCORE_RULES[self.score_rule](scores, self.score_density)
 
     def effective_params(self) -> dict[str, torch.Tensor]:
         """The tensors the forward uses: ``w * mask`` for masked names (differentiable)."""
@@ -346,10 +399,10 @@ class MaskedModel(nn.Module):
         out: dict[str, torch.Tensor] = {}
         for name in self._mask_names:
             out[name] = params[name] * getattr(self, _buf(name))
-        for name, key in self._score_keys.items():
-            w = out.get(name, params[name])
-            # |s| outside the Function, so the straight-through gradient picks up sign(s) as in the reference
-            out[name] = w * TopKStraightThrough.apply(self.scores[key].abs(), self.score_density)
+        # the rules take |s| outside the Function, so the straight-through gradient picks up sign(s) as in
+        # the reference code of edge-popup
+        for name, m in self._score_masks().items():
+            out[name] = out.get(name, params[name]) * m
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -94,6 +94,17 @@ def resolve_config(config: RunConfig, data: Dataset | None = None) -> RunConfig:
     return config
 
 
+def meta_model(config: RunConfig, data: Dataset) -> torch.nn.Module:
+    """The run's zoo model on the meta device (shapes and modules, no values): what :meth:`Method.check_run`
+    inspects before anything is written."""
+    from strongticket.nets.zoo import build_model
+
+    m, c = config.model, data.input_shape
+    with torch.device("meta"):
+        return build_model(m.model, num_classes=data.num_classes, in_channels=c[0], image_size=c[1],
+                           width=m.width, bias=m.bias)
+
+
 def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str | os.PathLike[str] | None = None,
               device: str = "auto", overwrite: bool = False, bar: Any = None,
               note: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -121,6 +132,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     config = resolve_config(config, data)
     method = method_entry(config.prune.method)(config.prune)
     method.check()
+    method.check_run(config, meta_model(config, data))
     if config.model.init_from is not None:
         if config.prune.method == "edge-popup":
             raise InputError("--init-from does not apply to --method edge-popup: its weights stay the random "

@@ -143,6 +143,7 @@ def test_channel_variant_on_a_model_without_batchnorm_is_a_one_line_error(tmp_pa
     with pytest.raises(InputError, match="eb_variant=channel .* needs a model with BatchNorm, got fc2") as info:
         train_run(config(density=0.3, eb_variant="channel"), tmp_path / "run", device="cpu")
     assert "\n" not in str(info.value)
+    assert not (tmp_path / "run").exists()  # refused before the run directory (config.json) is written
 
 
 @pytest.mark.parametrize("variant,model", [("magnitude", "fc2"),

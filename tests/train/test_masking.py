@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -150,3 +151,28 @@ def test_edge_popup_scores_train_while_weights_stay_frozen() -> None:
 def test_density_report_flags_collapsed_layers() -> None:
     rep = density_report({"a": torch.zeros(4, dtype=torch.bool), "b": torch.ones(4, dtype=torch.bool)})
     assert rep["collapsed"] == ["a"] and rep["density"] == 0.5
+
+
+def test_global_topk_score_rule_keeps_the_globally_largest_scores_and_passes_gradients() -> None:
+    net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))
+    # layer 0 holds all the large scores: a layer-wise rule would keep half of each layer, the global rule
+    # keeps layer 0 almost whole and prunes layer 1 entirely
+    scores = {"0.weight": torch.arange(1.0, 13.0).reshape(3, 4) + 100, "1.weight": -torch.arange(1.0, 7.0).reshape(2, 3)}
+    model = MaskedModel(net, scores=scores, score_density=0.5, score_rule="global-topk")
+    masks = model.masks
+    assert int(masks["0.weight"].sum()) == 9 and int(masks["1.weight"].sum()) == 0
+    model(torch.randn(5, 4)).sum().backward()
+    assert all(s.grad is not None for s in model.scores.values())
+
+
+def test_round_score_rule_keeps_scores_above_one_half_and_respects_a_frozen_mask() -> None:
+    net = nn.Sequential(nn.Linear(2, 2, bias=False))
+    scores = {"0.weight": torch.tensor([[0.9, 0.2], [0.6, 0.7]])}
+    frozen = {"0.weight": torch.tensor([[True, True], [False, True]])}
+    model = MaskedModel(net, masks=frozen, scores=scores, score_rule="round")
+    assert model.masks["0.weight"].tolist() == [[True, False], [False, True]]
+
+
+def test_unknown_score_rule_is_refused() -> None:
+    with pytest.raises(InputError, match="score_rule must be one of topk, global-topk, round"):
+        MaskedModel(nn.Linear(2, 2), score_rule="median")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
-from strongticket.train.config import PruneConfig
+from strongticket.train.config import PruneConfig, RunConfig
 from strongticket.train.masking import MaskedModel, Masks, mask_from_scores
 
 if TYPE_CHECKING:
@@ -33,6 +33,10 @@ class Method:
 
     def check(self) -> None:
         """Raise :class:`InputError` if ``cfg`` does not suit this method (called before anything is written)."""
+
+    def check_run(self, config: RunConfig, net: nn.Module) -> None:
+        """Raise :class:`InputError` if the method cannot run ``config`` on ``net`` (the run's model, built on
+        the meta device: shapes and modules, no values). Called before the run directory is touched."""
 
     def score(self, net: nn.Module, names: list[str], ctx: RunContext) -> dict[str, torch.Tensor]:
         """Return ``{name: score tensor of the parameter's shape}``; higher scores are kept."""

@@ -226,12 +226,19 @@ class EarlyBird(Method):
     name = "early-bird"
     paper = "You et al. 2020, Drawing Early-Bird Tickets, §3"
 
-    def run(self, ctx):  # noqa: D102
-        c = self.cfg
-        epochs = ctx.config.optim.epochs
+    def check_run(self, config, net):  # noqa: D102
+        epochs = config.optim.epochs
         if epochs < 2:
             raise InputError(f"early-bird needs optim.epochs (--epochs) >= 2 (a search, then training of the "
                              f"ticket), got {epochs}")
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+        if self.cfg.eb_variant == "channel" and not has_bn:
+            raise InputError(f"eb_variant=channel (--eb-variant) needs a model with BatchNorm, got "
+                             f"{config.model.model}; use --eb-variant magnitude")
+
+    def run(self, ctx):  # noqa: D102
+        c = self.cfg
+        epochs = ctx.config.optim.epochs
         cap = min(epochs - 1, max(1, math.floor(c.eb_search * epochs)))
         net = ctx.new_net()
         names = ctx.prunable(net)
@@ -239,9 +246,6 @@ class EarlyBird(Method):
         variant = c.eb_variant or ("channel" if bns else "magnitude")
         hooks = []
         if variant == "channel":
-            if not bns:
-                raise InputError(f"eb_variant=channel (--eb-variant) needs a model with BatchNorm, got "
-                                 f"{ctx.config.model.model}; use --eb-variant magnitude")
             producers = bn_producers(net, tuple(ctx.input_shape), ctx.device)
             modules = dict(net.named_modules())
 

@@ -15,6 +15,7 @@ from strongticket.train.methods.gmp import GradualMagnitude
 from strongticket.train.methods.grasp import GraSP
 from strongticket.train.methods.imp import IMP, IMPRewind
 from strongticket.train.methods.isp import InstantSoup
+from strongticket.train.methods.lottery_pools import LotteryPools
 from strongticket.train.methods.magnitude import OneShotMagnitude
 from strongticket.train.methods.random import RandomERK, RandomPrune
 from strongticket.train.methods.snip import SNIP
@@ -22,7 +23,7 @@ from strongticket.train.methods.synflow import SynFlow
 
 _REGISTRY: dict[str, type[Method]] = {m.name: m for m in [
     Dense, RandomPrune, RandomERK, OneShotMagnitude, GradualMagnitude, IMP, IMPRewind, EdgePopup, SNIP, GraSP,
-    SynFlow, EarlyBird, InstantSoup,
+    SynFlow, EarlyBird, InstantSoup, LotteryPools,
 ]}
 
 

@@ -48,6 +48,11 @@ class IMP(Method):
     def score(self, net, names, ctx):  # noqa: D102
         return magnitude_scores(net, names)
 
+    def level_done(self, ctx, level: int, model: MaskedModel) -> None:
+        """Called after each level of the trajectory is trained (level 0: the dense network, level r: the
+        ticket of round r), also when a finished level is loaded on resume. IMP itself keeps nothing here;
+        Lottery Pools keeps every level's ticket."""
+
     def check(self) -> None:  # noqa: D102
         if self.rewinding and self.cfg.rewind_step <= 0:
             raise InputError("imp-rewind needs rewind_step > 0 (--rewind-step K); use imp to reset to init")
@@ -60,6 +65,7 @@ class IMP(Method):
         model = MaskedModel(net)
         callbacks = [CaptureRewind(ctx, model, k)] if k > 0 else []
         ctx.train("round0", model, callbacks=callbacks)
+        self.level_done(ctx, 0, model)
         start = ctx.load_rewind() if k > 0 else init
         masks = None
         for r, d in enumerate(imp_densities(self.cfg.density, self.cfg.rate), start=1):
@@ -68,6 +74,7 @@ class IMP(Method):
             net.load_state_dict(start)
             model = MaskedModel(net, masks)
             ctx.train(f"round{r}", model, start_step=k)
+            self.level_done(ctx, r, model)
         if self.cfg.reinit_control and masks is not None:
             ctx.reinit_control(masks)
         return model

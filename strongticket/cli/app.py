@@ -15,6 +15,7 @@ except ImportError:
 from strongticket import __version__
 from strongticket.cli import bench as bench_cli
 from strongticket.cli import compact as compact_cli
+from strongticket.cli import compare as compare_cli
 from strongticket.cli import construct as construct_cli
 from strongticket.cli import demo as demo_cli
 from strongticket.cli import export as export_cli
@@ -41,6 +42,7 @@ app.command("train")(train_cli.train)
 app.command("report")(train_cli.report)
 app.command("export")(export_cli.export)
 app.command("compact")(compact_cli.compact)
+app.command("compare")(compare_cli.compare)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,307 @@
+"""The configuration of a comparison: one task, the constructions and the finders, the seeds.
+
+A comparison is read from a TOML file (``strongticket compare CONFIG.toml``)::
+
+    name = "LeNet-300-100 on MNIST"       # the report's title
+    seeds = [0, 1, 2]                      # one target and one random network per seed
+
+    [train]                                # a training run's configuration (``strongticket train --config``):
+    [train.data]                           # the dense target of every seed is trained with it, and every
+    dataset = "mnist"                      # finder starts from it
+    [train.model]
+    model = "lenet300100"
+    [train.optim]
+    epochs = 3
+
+    [[construct]]                          # a strong ticket constructed from the seed's target (no training)
+    method = "pensia"                      # a name of ``strongticket.construct.CONSTRUCTIONS``
+    label = "2L min_error"                 # optional: the table's row name
+    [construct.options]                    # keyword options of the construction (``--per-weight-eps`` ...)
+    per_weight_eps = 0.01
+
+    [[find]]                               # a ticket found by training or search
+    method = "imp"                         # a name of ``strongticket.train.methods``
+    densities = [0.1, 0.02]
+    [find.train]                           # overrides of [train] for this finder only
+    prune = { rate = 0.5 }
+
+Every key is checked where the file is read: an unknown key or a value of the wrong type is one
+:class:`InputError` naming the key and the allowed keys or values, before anything is written. The
+configuration's :meth:`CompareConfig.digest` (a hash of its canonical JSON) marks the output directory, so a
+rerun resumes only a comparison of the same configuration, and shards of different configurations never
+merge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strongticket.errors import InputError
+from strongticket.train.config import RunConfig
+
+TOP_KEYS = ("name", "seeds", "train", "construct", "find")
+CONSTRUCT_KEYS = ("method", "label", "options")
+FIND_KEYS = ("method", "label", "densities", "train")
+
+#: construction options the comparison sets itself, per unit: a configuration may not set them
+RESERVED_OPTIONS = ("seed", "log", "input_shape", "record_target")
+
+
+@dataclass(frozen=True)
+class ConstructEntry:
+    """One construction of the comparison.
+
+    Attributes
+    ----------
+    method : str
+        A construction name (``pensia``, ``malach``, ``cnn2l``, ``structured``, ``lplus1``).
+    label : str
+        The row's name in the table (default: the method and its options).
+    options : dict
+        Keyword options of the construction (JSON values; ``distribution`` by name).
+    """
+
+    method: str
+    label: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FindEntry:
+    """One ticket finder of the comparison, run at each of ``densities``.
+
+    Attributes
+    ----------
+    method : str
+        A training method name (``imp``, ``edge-popup``, ``synflow`` ...).
+    label : str
+        The row's name in the table (default: the method).
+    densities : tuple of float
+        Fractions of prunable weights kept, each in (0, 1].
+    train : dict
+        Overrides of the comparison's ``[train]`` tables for this finder (``{"prune": {"rate": 0.5}}``).
+    """
+
+    method: str
+    label: str
+    densities: tuple[float, ...]
+    train: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """A whole comparison (see the module docstring for the TOML form)."""
+
+    name: str
+    seeds: tuple[int, ...]
+    train: Mapping[str, Any]
+    construct: tuple[ConstructEntry, ...] = ()
+    find: tuple[FindEntry, ...] = ()
+
+    def base_run(self, seed: int) -> RunConfig:
+        """The training configuration of the dense target of ``seed`` (method ``dense``)."""
+        return RunConfig.from_dict(_with_seed(_merge(self.train, {"prune": {"method": "dense", "density": 1.0}}),
+                                              seed))
+
+    def find_run(self, entry: FindEntry, density: float, seed: int) -> RunConfig:
+        """The training configuration of finder ``entry`` at ``density`` for ``seed``."""
+        over = _merge(entry.train, {"prune": {"method": entry.method, "density": density}})
+        return RunConfig.from_dict(_with_seed(_merge(self.train, over), seed))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as canonical JSON-ready data (what :meth:`digest` hashes)."""
+        return {"name": self.name, "seeds": list(self.seeds), "train": _plain(self.train),
+                "construct": [{"method": c.method, "label": c.label, "options": _plain(c.options)}
+                              for c in self.construct],
+                "find": [{"method": f.method, "label": f.label, "densities": list(f.densities),
+                          "train": _plain(f.train)} for f in self.find]}
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of :meth:`to_dict` (16 hex digits): equal configurations only."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "the configuration") -> CompareConfig:
+        """Build and check a comparison from parsed TOML; every problem is one :class:`InputError`."""
+        if not isinstance(d, Mapping):
+            raise InputError(f"{where} must be a table of settings, got {d!r}")
+        _check_keys(d, TOP_KEYS, "the top level")
+        name = d.get("name", "comparison")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"name must be a non-empty string, got {name!r}")
+        seeds = d.get("seeds", [0])
+        if not isinstance(seeds, list) or not seeds or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise InputError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise InputError(f"seeds must not repeat, got {seeds!r}")
+        train = d.get("train", {})
+        if not isinstance(train, Mapping):
+            raise InputError(f"[train] must be a table, got {train!r}")
+        if "prune" in train:
+            raise InputError("[train] may not hold a [train.prune] table: the target is dense and each [[find]] "
+                             "names its method (put method settings in [find.train.prune])")
+        if "seed" in train:
+            raise InputError("[train] may not set seed: the comparison's seeds = [...] list gives each run its seed")
+        if isinstance(train.get("data"), Mapping) and train["data"].get("test_subset") is not None:
+            raise InputError("[train.data] may not set test_subset: a comparison measures every row on the whole "
+                             "test split, so that rows compare")
+        constructs = _entries(d.get("construct", []), "construct")
+        finds = _entries(d.get("find", []), "find")
+        if not constructs and not finds:
+            raise InputError("the configuration names no [[construct]] and no [[find]] entry: nothing to compare")
+        config = cls(name=name, seeds=tuple(seeds), train=dict(train),
+                     construct=tuple(_construct_entry(c, i) for i, c in enumerate(constructs)),
+                     find=tuple(_find_entry(f, i) for i, f in enumerate(finds)))
+        config.check()
+        return config
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> CompareConfig:
+        """Read and check a comparison from a TOML file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InputError(f"CONFIG {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"cannot parse CONFIG {str(path)!r} as TOML: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except InputError as exc:
+            raise InputError(f"CONFIG {str(path)!r}: {exc}") from None
+
+    def check(self) -> None:
+        """Check every entry against its registry, before any work: construction names and options, training
+        settings of the target and of every finder (types, ranges, method names), distinct labels."""
+        from strongticket.construct import check_options
+        from strongticket.train.run import resolve_config
+
+        try:
+            resolve_config(self.base_run(self.seeds[0]))
+        except InputError as exc:
+            raise InputError(f"[train]: {exc}") from None
+        labels: set[str] = set()
+        for i, c in enumerate(self.construct):
+            try:
+                check_options(c.method, {**c.options, "seed": 0})
+            except InputError as exc:
+                raise InputError(f"[[construct]] #{i + 1} ({c.label}): {exc}") from None
+            labels = _unique_label(labels, c.label)
+        for i, f in enumerate(self.find):
+            for density in f.densities:
+                try:
+                    resolve_config(self.find_run(f, density, self.seeds[0]))
+                except InputError as exc:
+                    raise InputError(f"[[find]] #{i + 1} ({f.label}): {exc}") from None
+            labels = _unique_label(labels, f.label)
+
+
+# ------------------------------------------------------------------------------------------- parsing helpers
+
+
+def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r} in {where}; allowed keys: {', '.join(allowed)}")
+
+
+def _entries(value: Any, name: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise InputError(f"{name} must be a list of tables ([[{name}]] entries), got {value!r}")
+    return value
+
+
+def _construct_entry(d: Mapping[str, Any], i: int) -> ConstructEntry:
+    where = f"[[construct]] #{i + 1}"
+    _check_keys(d, CONSTRUCT_KEYS, where)
+    method = d.get("method")
+    if not isinstance(method, str):
+        raise InputError(f"{where}: method must be a construction name (a string), got {method!r}")
+    options = d.get("options", {})
+    if not isinstance(options, Mapping):
+        raise InputError(f"{where}: options must be a table, got {options!r}")
+    reserved = sorted(set(options) & set(RESERVED_OPTIONS))
+    if reserved:
+        raise InputError(f"{where}: option {reserved[0]!r} is set by the comparison itself (seed from seeds = "
+                         "[...], the input shape from the data); remove it")
+    label = d.get("label", _default_label(method, options))
+    if not isinstance(label, str) or not label.strip():
+        raise InputError(f"{where}: label must be a non-empty string, got {label!r}")
+    return ConstructEntry(method=method, label=label, options=dict(options))
+
+
+def _find_entry(d: Mapping[str, Any], i: int) -> FindEntry:
+    where = f"[[find]] #{i + 1}"
+    _check_keys(d, FIND_KEYS, where)
+    method = d.get("method")
+    if not isinstance(method, str):
+        raise InputError(f"{where}: method must be a training method name (a string), got {method!r}")
+    densities = d.get("densities", [1.0] if method == "dense" else None)
+    if not isinstance(densities, list) or not densities or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x <= 1 for x in densities):
+        raise InputError(f"{where} ({method}): densities must be a non-empty list of numbers in (0, 1], "
+                         f"got {densities!r}")
+    if len(set(densities)) != len(densities):
+        raise InputError(f"{where} ({method}): densities must not repeat, got {densities!r}")
+    train = d.get("train", {})
+    if not isinstance(train, Mapping) or not all(isinstance(v, Mapping) for v in train.values()):
+        raise InputError(f"{where} ({method}): train must be a table of tables ([find.train.optim] ...), "
+                         f"got {train!r}")
+    if "seed" in train:
+        raise InputError(f"{where} ({method}): train may not set seed: the comparison's seeds = [...] list does")
+    label = d.get("label", method)
+    if not isinstance(label, str) or not label.strip():
+        raise InputError(f"{where}: label must be a non-empty string, got {label!r}")
+    return FindEntry(method=method, label=label, densities=tuple(float(x) for x in densities), train=dict(train))
+
+
+def _default_label(method: str, options: Mapping[str, Any]) -> str:
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return f"{method} ({shown})" if shown else method
+
+
+def _unique_label(seen: set[str], label: str) -> set[str]:
+    if label in seen:
+        raise InputError(f"two entries share the label {label!r}: give each [[construct]]/[[find]] its own "
+                         "label = \"...\"")
+    return seen | {label}
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in, table by table (``over`` wins)."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in base.items()}
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _with_seed(d: dict[str, Any], seed: int) -> dict[str, Any]:
+    return {**d, "seed": seed}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in sorted(v.items())}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text``: letters, digits, ``.``, ``_`` and ``-`` (``2L min_error`` ->
+    ``2L-min_error``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"

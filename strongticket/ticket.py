@@ -7,10 +7,12 @@ Ticket directory (format version :data:`FORMAT_VERSION`)
 ---------------------------------------------------------
 ``ticket.json``
     ``format`` (``"strongticket-ticket"``), ``format_version``, the random ``spec`` (every layer's type,
-    shapes, stride, padding, activation), ``distribution``, ``seed``, ``provenance`` (method, eps, solver,
-    target fingerprint, versions, ...) and ``files``: the sha256 of every other file. Its JSON Schema ships
-    with the package (``strongticket/schemas/ticket.schema.json``, :func:`strongticket.schemas.load_schema`;
-    described in docs/formats.md): unknown keys are refused everywhere but in ``provenance``.
+    shapes, stride, padding, activation), ``distribution`` (law, ``scale`` and optional per-parameter
+    ``tensor_scales``; absent means factor 1, as in tickets written before they existed), ``seed``,
+    ``provenance`` (method, eps, solver, target fingerprint, versions, ...) and ``files``: the sha256 of
+    every other file. Its JSON Schema ships with the package (``strongticket/schemas/ticket.schema.json``,
+    :func:`strongticket.schemas.load_schema`; described in docs/formats.md): unknown keys are refused
+    everywhere but in ``provenance``.
 ``masks.safetensors``
     One bool tensor per parameter of the spec, named like the ``state_dict`` key (``layers.3.weight``).
 ``provenance.safetensors`` (optional)
@@ -86,7 +88,7 @@ class Ticket:
     spec : NetSpec
         The random network's architecture.
     distribution : WeightDistribution
-        The law of its weights.
+        The law of its weights, with optional per-parameter factors (``tensor_scales``, names of ``spec``).
     seed : int
         Seed of the weights (one generator per parameter, seeded by (seed, name)).
     masks : dict of str to bool tensor
@@ -112,6 +114,10 @@ class Ticket:
             raise InputError(f"distribution must be a WeightDistribution, got {type(self.distribution).__name__}")
         object.__setattr__(self, "seed", check_seed(self.seed))
         object.__setattr__(self, "masks", _check_masks(self.spec, self.masks))
+        unknown = [n for n, _ in self.distribution.tensor_scales if n not in self.masks]
+        if unknown:  # a factor for no parameter would be silently ignored on regeneration
+            raise InputError(f"distribution tensor_scales name {unknown} that are not parameters of the spec "
+                             f"{list(self.masks)}")
         try:
             json.dumps(self.provenance, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -319,9 +325,13 @@ class Ticket:
             distribution = WeightDistribution.from_dict(meta["distribution"])
         except InputError as exc:
             raise TicketFormatError(f"{TICKET_JSON} in {where}: {exc}") from None
+        shapes = spec.parameter_shapes()
+        unknown = [n for n, _ in distribution.tensor_scales if n not in shapes]
+        if unknown:
+            raise TicketFormatError(f"{TICKET_JSON} in {where}: 'distribution.tensor_scales' names {unknown}, "
+                                    f"which are not parameters of the spec")
         files = meta["files"]
         masks = _read_tensors(directory, MASKS_FILE, files[MASKS_FILE])
-        shapes = spec.parameter_shapes()
         missing = [n for n in shapes if n not in masks]
         extra = [n for n in masks if n not in shapes]
         if missing or extra:

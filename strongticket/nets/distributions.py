@@ -10,7 +10,13 @@ How a draw becomes a weight, so that the same seed gives the same bits everywher
 1. the generator yields integers ``k`` in ``[0, 2^53)`` (``torch.randint``: one 64-bit Mersenne Twister
    output per integer, a serial and fully specified stream), ``r`` of them per element, element-major;
 2. ``u = k * 2^-53`` is an exact float64 in ``[0, 1)``;
-3. the law maps ``u`` to a float64 value and the result is rounded once to float32.
+3. the law maps ``u`` to a float64 value, which is multiplied (float64) by the law's ``scale`` when it is not
+   1, then by the tensor's own scale (:attr:`WeightDistribution.tensor_scales`) when it is not 1, and the
+   result is rounded once to float32.
+
+A per-tensor scale is therefore a deterministic multiplication after the draw: it changes neither the
+stream nor how many draws a tensor consumes, so every other tensor is unchanged bit for bit, and a law
+without tensor scales (every ticket written before they existed) gives the same bits as before.
 
 The uniform family (``uniform``, ``kaiming_uniform``, ``signed_constant``) uses only additions and
 multiplications, which IEEE 754 rounds exactly, so its bits are identical on every platform. ``normal``,
@@ -68,9 +74,13 @@ def check_seed(seed: Any) -> int:
 
 @dataclass(frozen=True)
 class WeightDistribution:
-    """A law for random weights: ``name`` (one of :data:`LAWS`), its parameters and a ``scale``.
+    """A law for random weights: ``name`` (one of :data:`LAWS`), its parameters, a ``scale`` and per-tensor scales.
 
-    Every draw is multiplied by ``scale`` (float64, before rounding to float32).
+    Every draw is multiplied by ``scale``, then parameter ``name``'s draws by ``tensor_scales[name]`` (both
+    float64, before rounding to float32; a factor of 1 is skipped). ``tensor_scales`` holds ``(name, factor)``
+    pairs sorted by name, factors finite and > 0; a parameter it does not name has factor 1. The depth-L+1
+    construction uses them to put the copying layer of a smooth activation in its linear regime and to
+    compensate in the next layer (:mod:`strongticket.construct.lplus1`).
 
     Laws
     ----
@@ -88,6 +98,7 @@ class WeightDistribution:
     name: str = "uniform"
     params: tuple[tuple[str, float], ...] = ()
     scale: float = 1.0
+    tensor_scales: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.name not in LAWS:
@@ -113,6 +124,7 @@ class WeightDistribution:
             raise InputError(f"{self.name} needs gain > 0, got {full['gain']}")
         object.__setattr__(self, "params", tuple(sorted(full.items())))
         object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "tensor_scales", _check_tensor_scales(self.tensor_scales))
 
     # ----- constructors ----------------------------------------------------------------------
     @classmethod
@@ -145,30 +157,59 @@ class WeightDistribution:
         """Density proportional to 1/|w| on ``low <= |w| <= high``, random sign."""
         return cls("hyperbolic", (("low", low), ("high", high)), scale)
 
+    def with_tensor_scales(self, scales: Mapping[str, float]) -> WeightDistribution:
+        """The same law with ``tensor_scales`` replaced by ``scales`` (factors of exactly 1 are dropped)."""
+        return WeightDistribution(self.name, self.params, self.scale,
+                                  tuple((n, f) for n, f in scales.items() if f != 1.0))
+
+    def tensor_scale(self, name: str) -> float:
+        """The factor parameter ``name``'s draws are multiplied by after ``scale`` (1 when not listed)."""
+        return dict(self.tensor_scales).get(name, 1.0)
+
     # ----- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """``{"name", "params", "scale"}``, JSON-able."""
-        return {"name": self.name, "params": dict(self.params), "scale": self.scale}
+        """``{"name", "params", "scale"}`` plus ``"tensor_scales": {name: factor}`` when there are any; JSON-able.
+
+        Without tensor scales the dict is exactly what it was before they existed, so older tickets and
+        their readers are unaffected.
+        """
+        out: dict[str, Any] = {"name": self.name, "params": dict(self.params), "scale": self.scale}
+        if self.tensor_scales:
+            out["tensor_scales"] = dict(self.tensor_scales)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WeightDistribution:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; a missing ``tensor_scales`` means every factor is 1."""
         if not isinstance(data, Mapping) or "name" not in data:
             raise InputError(f"a distribution must be a mapping with a 'name', got {data!r}")
         params = data.get("params", {})
         if not isinstance(params, Mapping):
             raise InputError(f"distribution params must be a mapping, got {params!r}")
-        return cls(str(data["name"]), tuple(params.items()), float(data.get("scale", 1.0)))
+        scales = data.get("tensor_scales", {})
+        if not isinstance(scales, Mapping):
+            raise InputError(f"distribution tensor_scales must be a mapping of parameter name to factor, "
+                             f"got {scales!r}")
+        return cls(str(data["name"]), tuple(params.items()), float(data.get("scale", 1.0)),
+                   tuple(scales.items()))
 
     @property
     def bound(self) -> float | None:
-        """The largest |w| the law can produce for ``fan_in=1``-free laws (None for unbounded laws)."""
+        """The largest |w| the law can produce for ``fan_in``-free laws (None for unbounded laws).
+
+        Tensor scales are not included: see :meth:`bound_of`.
+        """
         p = dict(self.params)
         if self.name == "uniform":
             return self.scale * max(abs(p["low"]), abs(p["high"]))
         if self.name == "hyperbolic":
             return self.scale * p["high"]
         return None
+
+    def bound_of(self, name: str) -> float | None:
+        """:attr:`bound` times parameter ``name``'s tensor scale (None for unbounded laws)."""
+        b = self.bound
+        return None if b is None else b * self.tensor_scale(name)
 
     def sign_probabilities(self) -> tuple[float, float]:
         """``(P(w > 0), P(w < 0))`` of one draw (exact for every law; ``scale > 0`` keeps signs).
@@ -188,8 +229,9 @@ class WeightDistribution:
         return 0.5, 0.5  # symmetric laws: kaiming_*, signed_constant, hyperbolic
 
     # ----- drawing ---------------------------------------------------------------------------
-    def _map(self, u: np.ndarray, fan_in: int) -> np.ndarray:
-        """Map uniforms ``u`` of shape (N, r) in [0, 1) to float64 values of shape (N,)."""
+    def _map(self, u: np.ndarray, fan_in: int, factor: float = 1.0) -> np.ndarray:
+        """Map uniforms ``u`` of shape (N, r) in [0, 1) to float64 values of shape (N,), times ``scale`` then
+        ``factor`` (a tensor scale)."""
         p = dict(self.params)
         if self.name == "uniform":
             v = p["low"] + (p["high"] - p["low"]) * u[:, 0]
@@ -209,20 +251,22 @@ class WeightDistribution:
             lo, hi = math.log(p["low"]), math.log(p["high"])
             mag = np.exp(lo + (hi - lo) * u[:, 0])
             v = np.where(u[:, 1] < 0.5, -mag, mag)
-        return v * self.scale if self.scale != 1.0 else v
+        v = v * self.scale if self.scale != 1.0 else v
+        return v * factor if factor != 1.0 else v
 
-    def _draw(self, gen: torch.Generator, count: int, fan_in: int) -> np.ndarray:
+    def _draw(self, gen: torch.Generator, count: int, fan_in: int, factor: float = 1.0) -> np.ndarray:
         r = _DRAWS[self.name]
         k = torch.randint(0, 1 << 53, (count, r), generator=gen, dtype=torch.int64).numpy()
-        return self._map(k.astype(np.float64) * _TWO_M53, fan_in).astype(np.float32)
+        return self._map(k.astype(np.float64) * _TWO_M53, fan_in, factor).astype(np.float32)
 
     def iter_rows(self, name: str, shape: tuple[int, ...], seed: int, *, fan_in: int | None = None,
                   chunk_elements: int = CHUNK_ELEMENTS) -> Iterator[torch.Tensor]:
         """Yield parameter ``name`` in chunks of whole rows (first dimension), float32 on CPU.
 
-        The chunks concatenated along dim 0 equal :meth:`tensor` bit for bit.
+        The chunks concatenated along dim 0 equal :meth:`tensor` bit for bit. ``name``'s tensor scale applies.
         """
         seed = check_seed(seed)
+        factor = self.tensor_scale(name)
         shape = tuple(int(s) for s in shape)
         fan_in = _default_fan_in(shape) if fan_in is None else int(fan_in)
         gen = torch.Generator(device="cpu").manual_seed(parameter_seed(seed, name))
@@ -231,7 +275,7 @@ class WeightDistribution:
         step = max(1, chunk_elements // max(row_size, 1))
         for start in range(0, rows, step):
             stop = min(rows, start + step)
-            values = self._draw(gen, (stop - start) * row_size, fan_in)
+            values = self._draw(gen, (stop - start) * row_size, fan_in, factor)
             yield torch.from_numpy(values).reshape((stop - start,) + shape[1:])
 
     def tensor(self, name: str, shape: tuple[int, ...], seed: int, *, fan_in: int | None = None) -> torch.Tensor:
@@ -256,6 +300,26 @@ class WeightDistribution:
                 raise InputError(f"spec has no parameters {missing}; it has {list(shapes)}")
             shapes = {n: shapes[n] for n in names}
         return {n: self.tensor(n, s, seed, fan_in=spec.fan_in(n)) for n, s in shapes.items()}
+
+
+def _check_tensor_scales(scales: Any) -> tuple[tuple[str, float], ...]:
+    """``scales`` (pairs or a mapping) as sorted ``(name, float)`` pairs, or an :class:`InputError`."""
+    items = scales.items() if isinstance(scales, Mapping) else scales
+    try:
+        pairs = [(n, f) for n, f in items]
+    except (TypeError, ValueError):
+        raise InputError(f"tensor_scales must map parameter names to factors, got {scales!r}") from None
+    out: dict[str, float] = {}
+    for n, f in pairs:
+        if not isinstance(n, str) or not n:
+            raise InputError(f"tensor_scales keys must be parameter names (non-empty strings), got {n!r}")
+        if n in out:
+            raise InputError(f"tensor_scales names parameter {n!r} twice")
+        if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(f) and f > 0):
+            raise InputError(f"tensor_scales[{n!r}] must be a finite number > 0, got {f!r}")
+        out[n] = float(f)
+    return tuple(sorted(out.items()))
 
 
 def _default_fan_in(shape: tuple[int, ...]) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from strongticket.errors import InputError
 from strongticket.train.methods.base import Method
+from strongticket.train.methods.bip import BiP
 from strongticket.train.methods.dense import Dense
 from strongticket.train.methods.early_bird import EarlyBird
 from strongticket.train.methods.edge_popup import EdgePopup
@@ -23,7 +24,7 @@ from strongticket.train.methods.synflow import SynFlow
 
 _REGISTRY: dict[str, type[Method]] = {m.name: m for m in [
     Dense, RandomPrune, RandomERK, OneShotMagnitude, GradualMagnitude, IMP, IMPRewind, EdgePopup, SNIP, GraSP,
-    SynFlow, EarlyBird, InstantSoup, LotteryPools,
+    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP,
 ]}
 
 

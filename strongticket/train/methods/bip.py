@@ -1,0 +1,198 @@
+"""BiP: pruning as a bi-level optimisation problem (Zhang, Yao, Ram, Zhao, Chen, Hong, Wang, Liu 2022,
+"Advancing Model Pruning via Bi-level Optimization", NeurIPS, §3-§4; unstructured variant).
+
+The problem is
+
+.. math::
+
+    \\min_{m \\in S} \\ell(m \\odot \\theta^*(m)) \\quad\\text{s.t.}\\quad
+    \\theta^*(m) = \\arg\\min_\\theta \\ell(m \\odot \\theta) + \\tfrac{\\gamma}{2}\\lVert\\theta\\rVert^2,
+
+with ``S`` the binary masks at the target density: the upper level chooses the mask, the lower level retrains the
+weights under it. As implemented:
+
+1. A dense phase (``dense``) trains the network on the ordinary schedule, unless ``model.init_from`` names a
+   finished run: then the network from :meth:`RunContext.new_net` already holds its pre-trained weights and the
+   dense phase is skipped (its cost is not counted in this run's wall time).
+2. One score per prunable weight, initialised to the trained weight itself (``s = θ``, a copy), so the first
+   mask is exactly the global magnitude mask of the trained network. The reference code's
+   ``scaled_score_init`` does the same assignment, unscaled (``popup_scores.data = weight.data``, which in
+   PyTorch also makes the two share storage, so every weight update silently moved the score too: here they
+   are separate tensors). HYDRA's per-layer rescaling of the same initialisation (by ``sqrt(6/fan_in)/max|w|``)
+   is not used: under a global top-k it would change the ranking across layers.
+3. :class:`~strongticket.train.masking.MaskedModel` with ``score_rule="global-topk"`` (``scope=layerwise``:
+   ``topk``, the same density per tensor): every forward keeps the top-``density`` fraction of ``|s|`` and the
+   backward passes the gradient straight through to ``s``.
+4. Phase ``bip``: one optimiser over two parameter groups, the network's parameters (weights, biases,
+   BatchNorm) at ``optim.lr`` and the scores at ``bip_score_lr`` (the group's ``lr_scale`` is
+   ``bip_score_lr / optim.lr``; both follow the schedule). Steps alternate on consecutive, hence different,
+   batches (:class:`Bilevel`): an even step (0, 2, ...) is a lower-level step (an SGD step on the network with
+   the mask fixed), an odd step an upper-level step on the scores with the implicit-gradient correction
+   (:func:`implicit_score_gradient`). So a BiP epoch of T steps is ⌈T/2⌉ weight steps and ⌊T/2⌋ score steps,
+   each costing one forward and one backward like a dense step.
+5. The final mask is the global top-k of ``|s|`` (:func:`~strongticket.train.masking.mask_from_scores`:
+   exactly ``round(density · total)`` weights); with ``bip_finetune`` the weights under it are fine-tuned for
+   one more phase (``finetune``), otherwise they keep the values the lower level gave them.
+
+**Skipping a level without momentum leaks.** On each step the gradients of the level that does not move are set
+to ``None``, not to zero: ``torch.optim.SGD`` and ``Adam`` skip a parameter whose ``grad`` is ``None`` entirely,
+whereas a zero gradient would still move it by its momentum buffer and its weight decay.
+
+**The implicit gradient, derived.** Write ``z = m ⊙ θ`` and ``g = ∇_z ℓ(z)``. Because ``ℓ`` depends on ``m`` and
+``θ`` only through their product (the bi-linear structure), ``∇_θ ℓ = m ⊙ g`` and ``∇_m ℓ = θ ⊙ g``. The
+lower level's stationarity condition is ``m ⊙ g(m ⊙ θ*) + γ θ* = 0``; differentiating it in ``m`` gives
+``(∇²_θθ ℓ + γ I) dθ*/dm = -∇²_θm ℓ``, with ``∇²_θm ℓ = diag(g) + diag(m) H diag(θ)`` and
+``∇²_θθ ℓ = diag(m) H diag(m)``, ``H = ∇²_z ℓ``. Under the paper's Hessian-free assumption (``H ≈ 0``),
+``dθ*/dm = -(1/γ) diag(g)``, and the chain rule gives the upper-level gradient
+
+.. math::
+
+    \\frac{d\\ell(m \\odot \\theta^*(m))}{dm} = \\nabla_m \\ell - \\frac{1}{\\gamma}\\, g \\odot \\nabla_\\theta \\ell
+    = \\nabla_m \\ell - \\frac{1}{\\gamma}\\, m \\odot g^2 = \\nabla_m \\ell - \\frac{1}{\\gamma} (\\nabla_\\theta \\ell)^2,
+
+the last step because ``m`` is 0/1 in the forward pass (a kept entry has ``∇_θ ℓ = g``, a pruned one 0). So
+the correction on the mask is ``-bip_implicit · (∂ℓ/∂θ)²`` (``bip_implicit`` plays ``1/γ``), computed from the
+network's own gradient; it is zero on pruned entries and pushes kept entries whose weights still have large
+gradients to stay kept. It reaches the score through the same straight-through map as the mask's gradient,
+``∂|s|/∂s = sign(s)``. Note that the product is ``g ⊙ ∇_θ ℓ``, not ``∇_m ℓ ⊙ ∇_θ ℓ`` (the straight-through
+mask gradient ``θ ⊙ g`` times ``∇_θ ℓ`` would carry a spurious factor ``θ``). The reference code
+(``trainer/bilevel.py``) instead multiplies the score gradient by itself, ``-lr2 · (∂ℓ/∂s)²`` with
+``∂ℓ/∂s = θ ⊙ g ⊙ sign(s)``, on every entry including pruned ones; that is not the formula above and is not
+reproduced here.
+
+**Same batch.** Both factors of the correction and the score gradient come from the one backward pass of the
+upper-level step, on that step's batch, at the current ``(m, θ)``: the formula evaluates every term at the same
+point, and the reference code also takes them on one batch. The lower level's step uses the previous batch.
+
+Choices made here where the paper leaves a step open: the phase length is ``optim.epochs`` like every other
+phase; only the unstructured variant exists (the paper's filter and channel variants, masks over L1/L2 norms of
+score slices, are not implemented).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from strongticket.errors import InputError
+from strongticket.train.loop import Callback
+from strongticket.train.masking import MaskedModel, Masks, mask_from_scores
+from strongticket.train.methods.base import Method, magnitude_scores
+
+
+def implicit_score_gradient(weight_grad: torch.Tensor, scores: torch.Tensor, coeff: float) -> torch.Tensor:
+    """Return the implicit-gradient correction to add to the scores' gradient.
+
+    ``-coeff · (∂ℓ/∂θ)² ⊙ sign(s)``: the correction ``-(1/γ) ∇_z ℓ ⊙ ∇_θ ℓ = -(1/γ) (∇_θ ℓ)²`` on the 0/1 mask
+    (derivation in the module docstring), passed to the score through the straight-through map of ``|s|``.
+
+    Parameters
+    ----------
+    weight_grad : tensor
+        ``∂ℓ/∂θ`` of one prunable tensor through the masked forward (zero where the mask prunes), any shape.
+    scores : tensor
+        The tensor's scores ``s``, same shape (the mask keeps the largest ``|s|``).
+    coeff : float
+        ``bip_implicit``, the ``1/γ`` of the lower level's L2 term (>= 0).
+
+    Returns
+    -------
+    tensor
+        Same shape as ``scores``.
+    """
+    if weight_grad.shape != scores.shape:
+        raise InputError(f"weight gradient of shape {tuple(weight_grad.shape)} does not match scores of shape "
+                         f"{tuple(scores.shape)}")
+    return -coeff * weight_grad.detach().square() * torch.sign(scores.detach())
+
+
+class Bilevel(Callback):
+    """Alternate the two levels on consecutive batches by editing the gradients before each optimiser step.
+
+    Even steps (0, 2, ...): lower level, the scores' gradients are dropped (``None``). Odd steps: upper level,
+    the implicit correction is added to the scores' gradients, then the network's gradients are dropped.
+
+    Parameters
+    ----------
+    network : sequence of tensors
+        Every trainable parameter of the network (the lower level's variables).
+    scores : mapping of name -> tensor
+        The scores, keyed by the state_dict name of the weight each one masks.
+    weights : mapping of name -> tensor
+        The masked weights, same keys as ``scores``.
+    coeff : float
+        ``bip_implicit``.
+    """
+
+    def __init__(self, network: Sequence[torch.Tensor], scores: Mapping[str, torch.Tensor],
+                 weights: Mapping[str, torch.Tensor], coeff: float) -> None:
+        if set(scores) != set(weights):
+            raise InputError(f"scores and weights name different tensors: {sorted(set(scores) ^ set(weights))}")
+        self.network, self.scores, self.weights, self.coeff = list(network), dict(scores), dict(weights), coeff
+
+    @staticmethod
+    def is_upper(step: int) -> bool:
+        """Whether optimiser step ``step`` (0-based) is an upper-level (score) step."""
+        return step % 2 == 1
+
+    def on_backward(self, trainer: Any) -> None:  # noqa: D102
+        if not self.is_upper(trainer.step):
+            for s in self.scores.values():
+                s.grad = None  # None, not zero: the optimiser then skips the scores (no momentum, no decay)
+            return
+        if self.coeff > 0:
+            with torch.no_grad():
+                for name, s in self.scores.items():
+                    w = self.weights[name]
+                    if s.grad is not None and w.grad is not None:
+                        s.grad.add_(implicit_score_gradient(w.grad, s, self.coeff))
+        for p in self.network:
+            p.grad = None
+
+
+def mask_overlap(a: Masks, b: Masks) -> float:
+    """Fraction of the entries kept by ``a`` that ``b`` also keeps (1 when ``a`` keeps nothing)."""
+    kept = sum(int(m.sum()) for m in a.values())
+    both = sum(int((a[n].bool() & b[n].bool().to(a[n].device)).sum()) for n in a)
+    return both / kept if kept else 1.0
+
+
+class BiP(Method):
+    """Dense training, then alternating weight and score steps with the implicit-gradient correction."""
+
+    name = "bip"
+    paper = "Zhang et al. 2022, Advancing Model Pruning via Bi-level Optimization, §3-4"
+
+    def run(self, ctx):  # noqa: D102
+        c = ctx.config
+        net = ctx.new_net()
+        pretrained = c.model.init_from is not None
+        if not pretrained:
+            ctx.train("dense", MaskedModel(net))
+        names = ctx.prunable(net)
+        params = dict(net.named_parameters())
+        initial = mask_from_scores(magnitude_scores(net, names), self.cfg.density, self.cfg.scope)
+        ctx.log_masks("init", initial)
+        scores = {n: params[n].detach().clone() for n in names}  # s = θ: the first mask is the magnitude mask
+        rule = "global-topk" if self.cfg.scope == "global" else "topk"
+        model = MaskedModel(net, scores=scores, score_density=self.cfg.density, score_rule=rule)
+        score_params = {n: model.scores[model._score_keys[n]] for n in names}
+        network = [p for p in net.parameters() if p.requires_grad]
+        trainable = [{"params": network},
+                     {"params": list(score_params.values()), "lr_scale": self.cfg.bip_score_lr / c.optim.lr}]
+        bilevel = Bilevel(network, score_params, {n: params[n] for n in names}, self.cfg.bip_implicit)
+        res = ctx.train("bip", model, trainable=trainable, callbacks=[bilevel])
+        steps = int(res.get("step", 0))
+        final = mask_from_scores({n: s.detach().abs() for n, s in score_params.items()}, self.cfg.density,
+                                 self.cfg.scope)
+        ctx.log_masks("final", final)
+        ctx.extras["bip"] = {"dense_phase": not pretrained, "lower_steps": (steps + 1) // 2,
+                             "upper_steps": steps // 2, "kept_from_magnitude": mask_overlap(final, initial),
+                             "score_lr": self.cfg.bip_score_lr, "implicit": self.cfg.bip_implicit,
+                             "finetune": self.cfg.bip_finetune}
+        out = MaskedModel(net, final)
+        if self.cfg.bip_finetune:
+            ctx.train("finetune", out)
+        return out

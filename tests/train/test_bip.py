@@ -1,0 +1,175 @@
+"""BiP: the implicit-gradient term on a hand-computed example, the alternation of the two levels (with
+momentum and weight decay, which must not move the level that rests), exact densities, the pre-trained start,
+and resume after a kill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from strongticket.errors import InputError
+from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig
+from strongticket.train.data import load_dataset
+from strongticket.train.loop import Callback, Trainer
+from strongticket.train.masking import MaskedModel
+from strongticket.train.methods.bip import Bilevel, implicit_score_gradient, mask_overlap
+from strongticket.train.run import train_run
+from tests.train.test_resume import check_kills
+
+
+def config(epochs: int = 2, **prune) -> RunConfig:
+    return RunConfig(data=DataConfig(dataset="digits", batch_size=128, train_subset=384, test_subset=100),
+                     model=ModelConfig(model="fc2", width=0.25),
+                     optim=OptimConfig(epochs=epochs, lr=0.05, momentum=0.9),
+                     prune=PruneConfig(method="bip", **prune), seed=1)
+
+
+def one_weight_pair(implicit: float) -> tuple[MaskedModel, Bilevel, torch.Tensor, torch.Tensor]:
+    """``y = θ₀ m₀ x₀ + θ₁ m₁ x₁`` with θ = (2, -3), scores s = (-0.5, 0.1) (density 1/2 keeps entry 0), x = (3, 4)."""
+    net = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[2.0, -3.0]]))
+    model = MaskedModel(net, scores={"weight": torch.tensor([[-0.5, 0.1]])}, score_density=0.5,
+                        score_rule="global-topk")
+    s = model.scores["weight"]
+    cb = Bilevel([net.weight], {"weight": s}, {"weight": net.weight}, implicit)
+    model(torch.tensor([[3.0, 4.0]])).sum().backward()
+    return model, cb, net.weight, s
+
+
+def test_upper_step_adds_the_implicit_term_computed_by_hand() -> None:
+    # z = m ⊙ θ = (2, 0), g = ∂ℓ/∂z = x = (3, 4); ∂ℓ/∂θ = m ⊙ g = (3, 0);
+    # straight-through: ∂ℓ/∂s = θ ⊙ g ⊙ sign(s) = (2·3·(-1), -3·4·1) = (-6, -12);
+    # implicit: -λ (∂ℓ/∂θ)² sign(s) = -0.5 · (9, 0) · (-1, 1) = (4.5, 0)
+    _, cb, w, s = one_weight_pair(0.5)
+    assert torch.equal(w.grad, torch.tensor([[3.0, 0.0]]))
+    assert torch.equal(s.grad, torch.tensor([[-6.0, -12.0]]))
+    cb.on_backward(SimpleNamespace(step=1))
+    assert torch.equal(s.grad, torch.tensor([[-1.5, -12.0]]))
+    assert w.grad is None  # the network rests on an upper step
+
+
+def test_implicit_term_keeps_kept_weights_kept_whatever_the_score_sign() -> None:
+    g = torch.tensor([2.0, -2.0, 0.0])
+    for sign in (1.0, -1.0):
+        s = sign * torch.tensor([1.0, 1.0, 1.0])
+        corr = implicit_score_gradient(g, s, 0.25)
+        # a descent step s -= lr·corr moves |s| up where ∂ℓ/∂θ ≠ 0, not at all where it is 0 (a pruned entry)
+        assert torch.equal(corr, -sign * torch.tensor([1.0, 1.0, 0.0]))
+    with pytest.raises(InputError, match=r"weight gradient of shape \(3,\) does not match scores of shape \(2,\)"):
+        implicit_score_gradient(g, torch.ones(2), 0.1)
+
+
+def test_lower_step_drops_the_score_gradient_and_keeps_the_weights() -> None:
+    _, cb, w, s = one_weight_pair(0.5)
+    cb.on_backward(SimpleNamespace(step=0))
+    assert s.grad is None
+    assert torch.equal(w.grad, torch.tensor([[3.0, 0.0]]))
+
+
+def test_no_implicit_term_leaves_the_straight_through_gradient() -> None:
+    _, cb, _, s = one_weight_pair(0.0)
+    cb.on_backward(SimpleNamespace(step=3))
+    assert torch.equal(s.grad, torch.tensor([[-6.0, -12.0]]))
+
+
+class Snapshots(Callback):
+    """Record, after each step, whether the network and the scores changed in that step."""
+
+    def __init__(self, model: MaskedModel) -> None:
+        self.model = model
+        self.rows: list[tuple[int, bool, bool]] = []
+        self.prev = self._copy()
+
+    def _copy(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return ([p.detach().clone() for p in self.model.net.parameters()],
+                [s.detach().clone() for s in self.model.scores.values()])
+
+    def on_step(self, trainer) -> None:  # noqa: D102
+        now = self._copy()
+        net_moved = any(not torch.equal(a, b) for a, b in zip(self.prev[0], now[0]))
+        scores_moved = any(not torch.equal(a, b) for a, b in zip(self.prev[1], now[1]))
+        self.rows.append((trainer.step - 1, net_moved, scores_moved))
+        self.prev = now
+
+
+def test_levels_alternate_and_momentum_never_moves_the_resting_level() -> None:
+    data = load_dataset("digits").subset(256, 64, seed=0)
+    torch.manual_seed(0)  # the test's own network; the trainer draws nothing
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    names = ["1.weight", "3.weight"]
+    params = dict(net.named_parameters())
+    model = MaskedModel(net, scores={n: params[n].detach().clone() for n in names}, score_density=0.3,
+                        score_rule="global-topk")
+    scores = {n: model.scores[n.replace(".", "__")] for n in names}
+    network = list(net.parameters())
+    cfg = OptimConfig(epochs=2, lr=0.05, momentum=0.9, weight_decay=1e-3)
+    trainable = [{"params": network}, {"params": list(scores.values()), "lr_scale": 4.0}]
+    snaps = Snapshots(model)
+    trainer = Trainer(model, data, cfg, trainable, seed=0, batch_size=32,
+                      callbacks=[Bilevel(network, scores, {n: params[n] for n in names}, 1e-2), snaps])
+    trainer.run()
+    assert len(snaps.rows) == 16
+    for step, net_moved, scores_moved in snaps.rows:
+        upper = step % 2 == 1
+        assert net_moved != upper, f"step {step}: the network {'moved' if net_moved else 'stayed'}"
+        assert scores_moved == upper, f"step {step}: the scores {'moved' if scores_moved else 'stayed'}"
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_bip_reaches_its_density_exactly_and_pruned_weights_are_zero(scope: str, tmp_path: Path) -> None:
+    s = train_run(config(density=0.2, scope=scope), tmp_path / "run", device="cpu")
+    assert s["kept"] == round(0.2 * s["prunable"])
+    if scope == "layerwise":
+        for layer in s["layers"]:
+            assert layer["kept"] == max(1, round(0.2 * layer["numel"]))
+    masks = load_file(str(tmp_path / "run" / "mask.safetensors"))
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    for name, m in masks.items():
+        assert bool((weights[name][~m.bool()] == 0).all())
+    assert set(s["phases"]) == {"dense", "bip"}
+    b = s["bip"]
+    assert (b["lower_steps"], b["upper_steps"]) == (3, 3)  # 2 epochs of 3 steps (384 images, batch 128)
+    assert 0 < b["kept_from_magnitude"] <= 1
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["phase"] for x in lines if x["event"] == "mask"] == ["init", "final"]
+
+
+def test_pretrained_start_skips_the_dense_phase_and_scores_start_at_its_magnitudes(tmp_path: Path) -> None:
+    dense = RunConfig(data=config().data, model=config().model, optim=config().optim,
+                      prune=PruneConfig(method="dense"), seed=1)
+    train_run(dense, tmp_path / "dense", device="cpu")
+    cfg = config(density=0.2)
+    cfg = cfg.with_updates(model={"init_from": str(tmp_path / "dense")})
+    s = train_run(cfg, tmp_path / "run", device="cpu")
+    assert set(s["phases"]) == {"bip"} and s["bip"]["dense_phase"] is False
+    # the first mask is the global magnitude mask of the pre-trained weights
+    w = load_file(str(tmp_path / "dense" / "model.safetensors"))
+    flat = torch.cat([w[n].abs().reshape(-1) for n in s["prunable_names"]])
+    k = round(0.2 * flat.numel())
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    init = next(x for x in lines if x["event"] == "mask" and x["phase"] == "init")
+    top = torch.zeros(flat.numel(), dtype=torch.bool)
+    top[flat.topk(k).indices] = True
+    sizes = [w[n].numel() for n in s["prunable_names"]]
+    for name, part in zip(s["prunable_names"], top.split(sizes)):
+        assert init["layers"][name] == pytest.approx(float(part.float().mean()))
+
+
+def test_mask_overlap_counts_the_kept_entries_both_keep() -> None:
+    a = {"w": torch.tensor([True, True, False, True])}
+    b = {"w": torch.tensor([True, False, False, False])}
+    assert mask_overlap(a, b) == pytest.approx(1 / 3)
+    assert mask_overlap({"w": torch.zeros(4, dtype=torch.bool)}, b) == 1.0
+
+
+def test_resume_after_a_kill_gives_the_identical_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # kills: after the dense phase, mid-bip, after the initial and the final mask lines, mid fine-tuning, end
+    check_kills(config(density=0.3, bip_finetune=True), tmp_path, monkeypatch,
+                [("save", 2), ("save", 3), ("log", 3), ("log", 6), ("save", 5), ("log", -1)])

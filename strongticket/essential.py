@@ -445,7 +445,7 @@ def _opt(v: float | None, spec: str) -> str:
 
 
 @torch.inference_mode()
-def test_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH) -> float:
+def sweep_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH) -> float:
     """Fraction of ``y (N,)`` that ``net`` (in eval mode) classifies right from ``x (N, C, H, W)``.
 
     The accuracy of :func:`strongticket.train.loop.evaluate` without its loss and its index gathers: batches
@@ -488,7 +488,7 @@ def sweep_snapshot(net: nn.Module, state: Mapping[str, torch.Tensor], data: Data
     def accuracy(masks: Masks) -> float:
         for k, m in masks.items():
             params[k].copy_(weights[k] * m)
-        return test_accuracy(net, data.test_x, data.test_y)
+        return sweep_accuracy(net, data.test_x, data.test_y)
 
     total = sum(w.numel() for w in weights.values())
 
@@ -774,4 +774,4 @@ def essential_sparsity(*, run_dir: str | os.PathLike[str] | None = None, config:
 __all__ = ["DEFAULT_PATTERNS", "DEFAULT_SPARSITIES", "Curve", "EssentialResult", "NMPattern", "Snapshot",
            "WeightSnapshots", "essential_by_drop", "essential_sparsity", "global_magnitude_masks", "knee_by_chord",
            "load_dense_run", "magnitude_ranks", "nm_mask", "nm_masks", "parse_pattern", "parse_sparsities",
-           "sweep_snapshot", "train_dense_with_snapshots"]
+           "sweep_accuracy", "sweep_snapshot", "train_dense_with_snapshots"]

@@ -27,6 +27,7 @@ from typing import Any
 from strongticket.construct import cnn2l, lplus1, malach, pensia, structured
 from strongticket.errors import InputError
 from strongticket.ticket import Ticket
+from strongticket.validation import check_int, check_positive, check_unit_open
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,23 @@ def construction(name: str) -> Construction:
         raise InputError(f"--method must be one of {sorted(CONSTRUCTIONS)}, got {name!r}") from None
 
 
+def _count(name: str) -> Callable[[Any], Any]:
+    return lambda v: check_int(flag(name), v)
+
+
+#: Range checks of the options several constructions share, run by :func:`check_options` before any work
+#: (values a construction needs the target to judge, such as ``group`` dividing the channels, are checked by
+#: the construction itself).
+_VALUE_CHECKS: Mapping[str, Callable[[Any], Any]] = MappingProxyType({
+    "eps": lambda v: check_unit_open("--eps", v),
+    "per_weight_eps": lambda v: check_unit_open("--per-weight-eps", v),
+    "delta": lambda v: check_unit_open("--delta", v),
+    "time_limit": lambda v: check_positive("--time-limit", v),
+    **{name: _count(name) for name in ("samples", "block_size", "rho", "first_rho", "const_rho", "group")},
+    "seed": lambda v: check_int("--seed", v, lo=0),
+})
+
+
 def check_options(name: str, options: Mapping[str, Any]) -> Construction:
     """Check ``options`` for construction ``name`` before any work; return its entry.
 
@@ -151,6 +169,9 @@ def check_options(name: str, options: Mapping[str, Any]) -> Construction:
     if options.get("eps") is not None and options.get("per_weight_eps") is not None:
         raise InputError(f"give --eps (network error) or --per-weight-eps (error per weight), not both; got "
                          f"--eps {options['eps']!r} and --per-weight-eps {options['per_weight_eps']!r}")
+    for key, value in options.items():
+        if value is not None and key in _VALUE_CHECKS:
+            _VALUE_CHECKS[key](value)
     if entry.check is not None:
         entry.check(options)
     return entry

@@ -1,0 +1,73 @@
+"""The comparison's TOML: every key checked before any work, one line per problem, digests that tell
+configurations apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strongticket.compare.config import CompareConfig
+from strongticket.errors import InputError
+
+BASE = {"name": "t", "seeds": [0, 1], "train": {"data": {"dataset": "digits"}, "model": {"model": "fc2"},
+                                                 "optim": {"epochs": 1}},
+        "construct": [{"method": "pensia", "options": {"per_weight_eps": 0.01}}],
+        "find": [{"method": "magnitude", "densities": [0.5]}]}
+
+
+def with_(**over):
+    return {**BASE, **over}
+
+
+def test_a_valid_configuration_gives_runs_with_the_seed_and_the_finder_settings() -> None:
+    cfg = CompareConfig.from_dict(with_(find=[{"method": "imp", "densities": [0.2], "train": {"prune": {"rate": 0.5}}}]))
+    run = cfg.find_run(cfg.find[0], 0.2, 1)
+    assert (run.seed, run.prune.method, run.prune.density, run.prune.rate) == (1, "imp", 0.2, 0.5)
+    assert cfg.base_run(0).prune.method == "dense" and cfg.construct[0].label == "pensia (per_weight_eps=0.01)"
+
+
+@pytest.mark.parametrize("bad, message", [
+    (with_(colour="red"), "unknown key 'colour' in the top level; allowed keys: name, seeds, train, construct, find"),
+    (with_(seeds=[]), "seeds must be a non-empty list of integers >= 0, got []"),
+    (with_(seeds=[0, 0]), "seeds must not repeat"),
+    (with_(seeds=["a"]), "seeds must be a non-empty list of integers"),
+    (with_(construct=[{"method": "pensia", "colour": 1}]), "unknown key 'colour' in [[construct]] #1; allowed keys: "
+                                                           "method, label, options"),
+    (with_(construct=[{"method": "nope"}]), "--method must be one of"),
+    (with_(construct=[{"method": "pensia", "options": {"eps": 2.0}}]), "[[construct]] #1"),
+    (with_(construct=[{"method": "pensia", "options": {"seed": 3}}]), "option 'seed' is set by the comparison"),
+    (with_(construct=[{"method": "pensia", "options": {"rho": 3}}]), "--rho does not apply to --method pensia"),
+    (with_(find=[{"method": "imp"}]), "densities must be a non-empty list of numbers in (0, 1]"),
+    (with_(find=[{"method": "imp", "densities": [1.5]}]), "densities must be a non-empty list of numbers in (0, 1]"),
+    (with_(find=[{"method": "nope", "densities": [0.5]}]), "unknown method 'nope'"),
+    (with_(find=[{"method": "imp", "densities": [0.5], "train": {"optim": {"lr": -1}}}]), "optim.lr (--lr) must be > 0"),
+    (with_(find=[{"method": "imp", "densities": [0.5], "train": {"optim": {"colour": 1}}}]), "unknown keys ['colour']"),
+    (with_(train={"prune": {"method": "imp"}}), "[train] may not hold a [train.prune] table"),
+    (with_(train={"seed": 3}), "[train] may not set seed"),
+    (with_(train={"data": {"dataset": "digits", "test_subset": 10}}), "may not set test_subset"),
+    (with_(train={"data": {"dataset": "svhn"}}), "[train]: unknown dataset"),
+    (with_(construct=[], find=[]), "nothing to compare"),
+    (with_(find=[{"method": "magnitude", "densities": [0.5]}, {"method": "magnitude", "densities": [0.1]}]),
+     "two entries share the label 'magnitude'"),
+])
+def test_bad_configurations_are_one_line_errors_naming_the_key(bad, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        CompareConfig.from_dict(bad)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_digest_changes_with_any_setting_and_not_with_key_order() -> None:
+    a = CompareConfig.from_dict(BASE)
+    b = CompareConfig.from_dict(dict(reversed(list(BASE.items()))))
+    c = CompareConfig.from_dict(with_(seeds=[0, 2]))
+    assert a.digest() == b.digest() != c.digest()
+
+
+def test_a_toml_file_that_does_not_parse_names_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text("name = \n")
+    with pytest.raises(InputError, match="cannot parse CONFIG .*c.toml.* as TOML"):
+        CompareConfig.from_toml(p)
+    with pytest.raises(InputError, match="CONFIG .*missing.toml.* cannot be read"):
+        CompareConfig.from_toml(tmp_path / "missing.toml")

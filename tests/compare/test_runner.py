@@ -1,0 +1,151 @@
+"""Running a comparison: one result per unit, resume after a kill, shards that merge into the unsharded run,
+and directories that are never confused or clobbered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from strongticket.compare import CompareConfig, compare, merge, write_report
+from strongticket.compare.runner import RESULT_FIELDS, TIMING_FIELDS, Runner, read_results
+from strongticket.compare.table import aggregate, to_markdown
+from strongticket.compare.units import parse_shard, plan, shard
+from strongticket.errors import InputError
+
+CONFIG = {"name": "tiny", "seeds": [0, 1],
+          "train": {"data": {"dataset": "digits", "batch_size": 64, "train_subset": 256},
+                    "model": {"model": "fc2", "width": 0.05}, "optim": {"epochs": 1, "lr": 0.05}},
+          "construct": [{"method": "pensia", "label": "2L sparsest",
+                         "options": {"per_weight_eps": 0.02, "objective": "sparsest"}}],
+          "find": [{"method": "magnitude", "densities": [0.5]}]}
+
+
+@pytest.fixture(scope="module")
+def config() -> CompareConfig:
+    return CompareConfig.from_dict(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def unsharded(config: CompareConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cmp") / "all"
+    compare(config, out, device="cpu")
+    return out
+
+
+def _deterministic(results: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in results]
+
+
+def test_every_unit_writes_one_result_with_every_field(config: CompareConfig, unsharded: Path) -> None:
+    results = read_results(unsharded)
+    assert [r["unit"] for r in results] == sorted(u.id for u in plan(config))
+    assert all(set(r) == set(RESULT_FIELDS) for r in results)
+    built = [r for r in results if r["kind"] == "construct"]
+    assert all(r["needs_training"] is False and r["error_measured"] <= r["error_certified"] for r in built)
+    assert all(r["ticket_params"] < r["network_params"] for r in built)
+    for name in ("table.md", "table.csv", "rows.json", "accuracy_vs_params.png", "error_vs_width.png",
+                 "time_vs_accuracy.png"):
+        assert (unsharded / name).is_file(), name
+
+
+def test_three_shards_merged_give_the_unsharded_results_bit_for_bit(config: CompareConfig, unsharded: Path,
+                                                                      tmp_path: Path) -> None:
+    shards = []
+    for i in (1, 2, 3):
+        compare(config, tmp_path / f"s{i}", shard=(i, 3), device="cpu")
+        shards.append(tmp_path / f"s{i}")
+    report = merge(config, tmp_path / "merged", shards)
+    assert report["done"] == len(plan(config))
+    assert _deterministic(read_results(tmp_path / "merged")) == _deterministic(read_results(unsharded))
+    ours = to_markdown(aggregate(read_results(tmp_path / "merged")), timing=False)
+    assert ours == to_markdown(aggregate(read_results(unsharded)), timing=False)
+
+
+def test_shards_cover_every_unit_exactly_once(config: CompareConfig) -> None:
+    units = plan(config)
+    for k in (1, 2, 3, 7):
+        got = [u.id for i in range(1, k + 1) for u in shard(units, i, k)]
+        assert sorted(got) == sorted(u.id for u in units)
+
+
+def test_a_kill_loses_only_the_unit_in_flight_and_a_rerun_finishes(config: CompareConfig, unsharded: Path,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = Runner.run_unit
+
+    def dying(self, unit):
+        calls.append(unit.id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, unit)
+
+    monkeypatch.setattr(Runner, "run_unit", dying)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        compare(config, out, device="cpu")
+    first = {p.name: p.read_bytes() for p in (out / "results").glob("*.json")}
+    assert len(first) == 2
+    monkeypatch.setattr(Runner, "run_unit", real)
+    compare(config, out, device="cpu")
+    assert all((out / "results" / n).read_bytes() == b for n, b in first.items())  # finished units not redone
+    assert _deterministic(read_results(out)) == _deterministic(read_results(unsharded))
+
+
+def test_another_configuration_in_the_same_directory_is_refused_then_replaced_with_overwrite(
+        config: CompareConfig, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    other = CompareConfig.from_dict({**CONFIG, "construct": [], "seeds": [3]})
+    compare(other, out, device="cpu")
+    with pytest.raises(InputError, match="holds a comparison of another configuration; pass --overwrite"):
+        compare(config, out, device="cpu", shard=(1, 4))
+    compare(config, out, device="cpu", shard=(4, 4), overwrite=True)
+    assert json.loads((out / "compare.json").read_text())["digest"] == config.digest()
+
+
+def test_a_directory_strongticket_did_not_write_is_never_touched(config: CompareConfig, tmp_path: Path) -> None:
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "thesis.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match="did not write"):
+            compare(config, tmp_path / "thesis", device="cpu", overwrite=overwrite)
+    assert (tmp_path / "thesis" / "thesis.txt").read_text() == "mine"
+    assert [p.name for p in (tmp_path / "thesis").iterdir()] == ["thesis.txt"]
+
+
+def test_shards_of_another_configuration_do_not_merge(config: CompareConfig, unsharded: Path,
+                                                      tmp_path: Path) -> None:
+    other = CompareConfig.from_dict({**CONFIG, "name": "other"})
+    with pytest.raises(InputError, match="holds a comparison of another configuration"):
+        merge(other, tmp_path / "m", [unsharded])
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(InputError, match="is not a comparison directory"):
+        merge(config, tmp_path / "m", [tmp_path])
+
+
+def test_a_merged_unit_that_differs_between_shards_is_refused(config: CompareConfig, unsharded: Path,
+                                                              tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(unsharded, copy, ignore=shutil.ignore_patterns("work", "targets"))
+    first = sorted((copy / "results").glob("*.json"))[0]
+    r = json.loads(first.read_text())
+    r["accuracy"] = 0.0
+    first.write_text(json.dumps(r))
+    with pytest.raises(InputError, match=f"unit {r['unit']!r} differs between"):
+        merge(config, tmp_path / "m", [unsharded, copy])
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "1/0", "a/b", "1", "1/2/3", ""])
+def test_bad_shard_specs_are_refused(text: str) -> None:
+    with pytest.raises(InputError, match="--shard"):
+        parse_shard(text)
+
+
+def test_the_report_can_be_rewritten_from_the_results_alone(unsharded: Path) -> None:
+    before = (unsharded / "table.csv").read_text()
+    report = write_report(unsharded)
+    assert (unsharded / "table.csv").read_text() == before and report["done"] == report["units"]

@@ -20,7 +20,8 @@ EPOCHS = 2  # checkpoints per phase (checkpoint_every=1): one mid-phase, one fin
 MULTI_PHASE = [("magnitude", 0.3, {}), ("magnitude", 0.3, {"reinit_control": True, "retrain": "finetune"}),
                ("imp", 0.5, {"rate": 0.3}), ("imp-rewind", 0.5, {"rate": 0.3, "rewind_step": 3}),
                ("gmp", 0.3, {"gmp_every": 4}), ("edge-popup", 0.5, {}), ("early-bird", 0.5, {}),
-               ("isp", 0.5, {}), ("bip", 0.3, {"bip_finetune": True})]
+               ("isp", 0.5, {}), ("bip", 0.3, {"bip_finetune": True}),
+               ("lottery-pools", 0.5, {"rate": 0.3, "pool_val": 100})]
 
 
 class Killed(BaseException):

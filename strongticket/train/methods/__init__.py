@@ -14,6 +14,7 @@ from strongticket.train.methods.early_bird import EarlyBird
 from strongticket.train.methods.edge_popup import EdgePopup
 from strongticket.train.methods.gmp import GradualMagnitude
 from strongticket.train.methods.grasp import GraSP
+from strongticket.train.methods.gsm import GSM
 from strongticket.train.methods.imp import IMP, IMPRewind
 from strongticket.train.methods.isp import InstantSoup
 from strongticket.train.methods.lottery_pools import LotteryPools
@@ -24,7 +25,7 @@ from strongticket.train.methods.synflow import SynFlow
 
 _REGISTRY: dict[str, type[Method]] = {m.name: m for m in [
     Dense, RandomPrune, RandomERK, OneShotMagnitude, GradualMagnitude, IMP, IMPRewind, EdgePopup, SNIP, GraSP,
-    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP,
+    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP, GSM,
 ]}
 
 

@@ -738,10 +738,10 @@ def essential_sparsity(*, run_dir: str | os.PathLike[str] | None = None, config:
                    {k: v.clone() for k, v in net.state_dict().items()})]
         net = net.to(dev)
     else:
-        cfg = resolve_config(config)
-        if cfg.prune.method != "dense":
+        if config.prune.method != "dense":
             raise InputError(f"--config must describe a dense run ([prune] method = \"dense\"), got method "
-                             f"{cfg.prune.method!r}: essential sparsity prunes a trained dense model")
+                             f"{config.prune.method!r}: essential sparsity prunes a trained dense model")
+        cfg = resolve_config(config)
         data = _run_data(cfg, data_dir)
         cfg = resolve_config(cfg, data)
         if note is not None:

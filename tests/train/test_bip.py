@@ -31,7 +31,8 @@ def config(epochs: int = 2, **prune) -> RunConfig:
 
 
 def one_weight_pair(implicit: float) -> tuple[MaskedModel, Bilevel, torch.Tensor, torch.Tensor]:
-    """``y = θ₀ m₀ x₀ + θ₁ m₁ x₁`` with θ = (2, -3), scores s = (-0.5, 0.1) (density 1/2 keeps entry 0), x = (3, 4)."""
+    """``y = θ₀ m₀ x₀ + θ₁ m₁ x₁``, θ = (2, -3), scores s = (-0.5, 0.1) (density 1/2 keeps entry 0), x = (3, 4),
+    after the backward of ``ℓ = y``."""
     net = nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         net.weight.copy_(torch.tensor([[2.0, -3.0]]))

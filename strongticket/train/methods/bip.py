@@ -3,10 +3,9 @@
 
 The problem is
 
-.. math::
+::
 
-    \\min_{m \\in S} \\ell(m \\odot \\theta^*(m)) \\quad\\text{s.t.}\\quad
-    \\theta^*(m) = \\arg\\min_\\theta \\ell(m \\odot \\theta) + \\tfrac{\\gamma}{2}\\lVert\\theta\\rVert^2,
+    min_{m in S} ℓ(m ⊙ θ*(m))   subject to   θ*(m) = argmin_θ ℓ(m ⊙ θ) + (γ/2) ||θ||²,
 
 with ``S`` the binary masks at the target density: the upper level chooses the mask, the lower level retrains the
 weights under it. As implemented:
@@ -15,10 +14,11 @@ weights under it. As implemented:
    finished run: then the network from :meth:`RunContext.new_net` already holds its pre-trained weights and the
    dense phase is skipped (its cost is not counted in this run's wall time).
 2. One score per prunable weight, initialised to the trained weight itself (``s = θ``, a copy), so the first
-   mask is exactly the global magnitude mask of the trained network. The reference code's
-   ``scaled_score_init`` does the same assignment, unscaled (``popup_scores.data = weight.data``, which in
-   PyTorch also makes the two share storage, so every weight update silently moved the score too: here they
-   are separate tensors). HYDRA's per-layer rescaling of the same initialisation (by ``sqrt(6/fan_in)/max|w|``)
+   mask is exactly the global magnitude mask of the trained network. The authors' released code
+   (OPTML-Group/BiP) with ``scaled_score_init`` makes the same assignment, unscaled
+   (``popup_scores.data = weight.data``, which in PyTorch also makes the two share storage, so there every
+   weight update moves the score too and back: here they are separate tensors). HYDRA's per-layer
+   rescaling of the same initialisation (by ``sqrt(6/fan_in)/max|w|``)
    is not used: under a global top-k it would change the ranking across layers.
 3. :class:`~strongticket.train.masking.MaskedModel` with ``score_rule="global-topk"`` (``scope=layerwise``:
    ``topk``, the same density per tensor): every forward keeps the top-``density`` fraction of ``|s|`` and the
@@ -45,24 +45,23 @@ lower level's stationarity condition is ``m ⊙ g(m ⊙ θ*) + γ θ* = 0``; dif
 ``∇²_θθ ℓ = diag(m) H diag(m)``, ``H = ∇²_z ℓ``. Under the paper's Hessian-free assumption (``H ≈ 0``),
 ``dθ*/dm = -(1/γ) diag(g)``, and the chain rule gives the upper-level gradient
 
-.. math::
+::
 
-    \\frac{d\\ell(m \\odot \\theta^*(m))}{dm} = \\nabla_m \\ell - \\frac{1}{\\gamma}\\, g \\odot \\nabla_\\theta \\ell
-    = \\nabla_m \\ell - \\frac{1}{\\gamma}\\, m \\odot g^2 = \\nabla_m \\ell - \\frac{1}{\\gamma} (\\nabla_\\theta \\ell)^2,
+    dℓ(m ⊙ θ*(m))/dm = ∇_m ℓ - (1/γ) g ⊙ ∇_θ ℓ = ∇_m ℓ - (1/γ) m ⊙ g² = ∇_m ℓ - (1/γ) (∇_θ ℓ)²,
 
 the last step because ``m`` is 0/1 in the forward pass (a kept entry has ``∇_θ ℓ = g``, a pruned one 0). So
 the correction on the mask is ``-bip_implicit · (∂ℓ/∂θ)²`` (``bip_implicit`` plays ``1/γ``), computed from the
 network's own gradient; it is zero on pruned entries and pushes kept entries whose weights still have large
 gradients to stay kept. It reaches the score through the same straight-through map as the mask's gradient,
 ``∂|s|/∂s = sign(s)``. Note that the product is ``g ⊙ ∇_θ ℓ``, not ``∇_m ℓ ⊙ ∇_θ ℓ`` (the straight-through
-mask gradient ``θ ⊙ g`` times ``∇_θ ℓ`` would carry a spurious factor ``θ``). The reference code
+mask gradient ``θ ⊙ g`` times ``∇_θ ℓ`` would carry a spurious factor ``θ``). The released code
 (``trainer/bilevel.py``) instead multiplies the score gradient by itself, ``-lr2 · (∂ℓ/∂s)²`` with
 ``∂ℓ/∂s = θ ⊙ g ⊙ sign(s)``, on every entry including pruned ones; that is not the formula above and is not
 reproduced here.
 
 **Same batch.** Both factors of the correction and the score gradient come from the one backward pass of the
 upper-level step, on that step's batch, at the current ``(m, θ)``: the formula evaluates every term at the same
-point, and the reference code also takes them on one batch. The lower level's step uses the previous batch.
+point, and the released code also takes them on one batch. The lower level's step uses the previous batch.
 
 Choices made here where the paper leaves a step open: the phase length is ``optim.epochs`` like every other
 phase; only the unstructured variant exists (the paper's filter and channel variants, masks over L1/L2 norms of
@@ -85,8 +84,9 @@ from strongticket.train.methods.base import Method, magnitude_scores
 def implicit_score_gradient(weight_grad: torch.Tensor, scores: torch.Tensor, coeff: float) -> torch.Tensor:
     """Return the implicit-gradient correction to add to the scores' gradient.
 
-    ``-coeff · (∂ℓ/∂θ)² ⊙ sign(s)``: the correction ``-(1/γ) ∇_z ℓ ⊙ ∇_θ ℓ = -(1/γ) (∇_θ ℓ)²`` on the 0/1 mask
-    (derivation in the module docstring), passed to the score through the straight-through map of ``|s|``.
+    ``-coeff · (∂ℓ/∂θ)² ⊙ sign(s)``: the correction ``-(1/γ) ∇_z ℓ ⊙ ∇_θ ℓ = -(1/γ) (∇_θ ℓ)²`` on the
+    0/1 mask (derivation in the module docstring), passed to the score through the straight-through map of
+    ``|s|``.
 
     Parameters
     ----------

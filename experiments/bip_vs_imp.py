@@ -1,0 +1,101 @@
+"""Measurement: BiP against IMP on LeNet-300-100 / MNIST at the same densities, with the cost of each.
+
+BiP (Zhang et al. 2022, "Advancing Model Pruning via Bi-level Optimization") claims winning tickets at least as
+good as IMP's (Frankle & Carbin 2019) with a "2-7x speedup over IMP". Both methods run here under one short
+schedule (every training phase ``--epochs`` epochs on a ``--train-subset`` of MNIST, SGD lr 0.05 momentum 0.9
+weight decay 1e-4, cosine per phase, batch 128, kaiming-normal init, global scope, seed 0), so the cost
+comparison is the number of phases each needs:
+
+* IMP: a dense round 0, then one round per pruning step at ``--imp-rate`` of the remaining weights (the last
+  clipped to the target), each round reset to the initial weights and retrained;
+* BiP: a dense phase (the same training as IMP's round 0), the bi-level phase, and with ``--bip-finetune`` a
+  fine-tuning phase.
+
+Reported per run: test accuracy (full 10 000 test images), training wall time (the sum of the phases' seconds
+recorded in ``summary.json``), optimiser steps (the sum over phases), milliseconds per step (wall time over
+steps, which also counts the evaluations), phases; and per density the ratio of IMP's wall time and steps to
+BiP's. On a shared machine the wall time follows the load, so the step ratio is the load-independent figure.
+
+    python experiments/bip_vs_imp.py --data-dir DATA --runs RUNS [--densities 0.1 0.02] [--imp-rate 0.5]
+        [--epochs 2] [--train-subset 20000] [--bip-finetune] [--out experiments/results/bip_vs_imp.json]
+
+Runs are ordinary run directories under ``RUNS`` (``imp-0.1``, ``bip-0.1``, ...); a finished one is read back,
+not retrained, so a killed measurement resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig
+from strongticket.train.run import train_run
+
+
+def run_config(method: str, density: float, args: argparse.Namespace) -> RunConfig:
+    """The shared short schedule with ``method`` at ``density``."""
+    extra: dict[str, Any] = {"rate": args.imp_rate} if method == "imp" else {"bip_finetune": args.bip_finetune}
+    return RunConfig(data=DataConfig(dataset="mnist", batch_size=128, train_subset=args.train_subset),
+                     model=ModelConfig(model="lenet300100", init="kaiming_normal"),
+                     optim=OptimConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4,
+                                       epochs=args.epochs, schedule="cosine"),
+                     prune=PruneConfig(method=method, density=density, scope="global", **extra),
+                     seed=0, checkpoint_every=args.epochs)
+
+
+def row(summary: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one finished run."""
+    phases = summary["phases"]
+    out = {"method": summary["method"], "density": summary["density"], "test_accuracy": summary["test_accuracy"],
+           "wall_time_s": summary["wall_time_s"], "steps": sum(int(p.get("step", 0)) for p in phases.values()),
+           "phases": len(phases)}
+    out["ms_per_step"] = 1000 * out["wall_time_s"] / max(1, out["steps"])
+    if "bip" in summary:
+        out["kept_from_magnitude"] = summary["bip"]["kept_from_magnitude"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $STRONGTICKET_DATA)")
+    ap.add_argument("--runs", required=True, help="folder for the run directories")
+    ap.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.02])
+    ap.add_argument("--imp-rate", type=float, default=0.5, help="IMP: fraction of the remaining weights per round")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per training phase")
+    ap.add_argument("--train-subset", type=int, default=20000)
+    ap.add_argument("--bip-finetune", action="store_true", help="BiP: fine-tune the found mask's weights")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=None, help="write the rows and ratios as JSON here")
+    args = ap.parse_args()
+
+    rows = []
+    for d in args.densities:
+        for method in ("imp", "bip"):
+            s = train_run(run_config(method, d, args), Path(args.runs) / f"{method}-{d:g}", data_dir=args.data_dir,
+                          device=args.device)
+            rows.append(row(s))
+            print(json.dumps(rows[-1]), flush=True)
+    ratios = []
+    for d in args.densities:
+        imp = next(r for r in rows if r["method"] == "imp" and abs(r["density"] - d) < 1e-9)
+        bip = next(r for r in rows if r["method"] == "bip" and abs(r["density"] - d) < 1e-9)
+        ratios.append({"density": d, "imp_over_bip_wall": imp["wall_time_s"] / bip["wall_time_s"],
+                       "imp_over_bip_steps": imp["steps"] / bip["steps"],
+                       "accuracy_bip_minus_imp": bip["test_accuracy"] - imp["test_accuracy"]})
+    print("| method | density | test acc | wall s | steps | ms/step | phases |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['method']} | {r['density']:.3f} | {r['test_accuracy']:.4f} | {r['wall_time_s']:.1f} | "
+              f"{r['steps']} | {r['ms_per_step']:.0f} | {r['phases']} |")
+    for q in ratios:
+        print(f"density {q['density']:g}: IMP/BiP wall {q['imp_over_bip_wall']:.2f}x, steps "
+              f"{q['imp_over_bip_steps']:.2f}x, accuracy BiP - IMP {q['accuracy_bip_minus_imp']:+.4f}")
+    if args.out:
+        settings = {k: v for k, v in vars(args).items() if k not in ("data_dir", "runs", "out")}
+        Path(args.out).write_text(json.dumps({"settings": settings, "rows": rows, "ratios": ratios}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

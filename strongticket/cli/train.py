@@ -149,18 +149,33 @@ train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
 
 
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories, or folders holding them.")],
+    runs: Annotated[list[Path], typer.Argument(help="Comparison, run or ticket directories, or folders holding them.")],
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv.")] = "markdown",
     out: Annotated[Path | None, typer.Option("--out", help="Write the table here (else print it).")] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write an accuracy-vs-density PNG here.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write an accuracy-vs-density (runs) or "
+                                                             "accuracy-vs-parameters (comparisons) PNG here.")] = None,
+    figures: Annotated[Path | None, typer.Option("--figures", help="Comparisons: write the three figures into "
+                                                                   "this folder.")] = None,
+    page: Annotated[Path | None, typer.Option("--page", help="Comparisons: write a markdown results page (tables "
+                                                             "and figures) here, e.g. docs/results.md.")] = None,
+    export: Annotated[Path | None, typer.Option("--export", help="One comparison: copy its small files (config, "
+                                                                 "results, table; no checkpoints) to this folder, "
+                                                                 "to commit them.")] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Tabulate finished runs (density, sparsity, accuracy, params, wall time) and plot accuracy vs density."""
-    from strongticket.files import write_bytes_atomic
-    from strongticket.report.runs import collect, plot_accuracy_vs_density, to_csv, to_markdown
+    """Tabulate results: training runs (density, accuracy, params, wall time), or comparisons, runs and tickets
+    together in the comparison's table (mean ± std over seeds) with its figures."""
+    from strongticket.compare.sources import _find
 
     if fmt not in ("markdown", "csv"):
         raise InputError(f"--format must be markdown or csv, got {fmt!r}")
+    kinds = {kind for p in runs if Path(p).exists() for kind, _ in _find(Path(p))}
+    if kinds - {"run"} or page is not None or export is not None or figures is not None:
+        _report_comparison(runs, fmt, out, plot, figures, page, export, json_out)
+        return
+    from strongticket.files import write_bytes_atomic
+    from strongticket.report.runs import collect, plot_accuracy_vs_density, to_csv, to_markdown
+
     rows = collect(runs)
     text = to_markdown(rows) if fmt == "markdown" else to_csv(rows)
     if out is not None:
@@ -169,5 +184,44 @@ def report(
         plot_accuracy_vs_density(rows, plot)
     if json_out:
         emit_json({"runs": rows, "table": str(out) if out else None, "plot": str(plot) if plot else None})
+    elif out is None:
+        typer.echo(text, nl=False)
+
+
+def _report_comparison(paths: list[Path], fmt: str, out: Path | None, plot: Path | None, figures: Path | None,
+                       page: Path | None, export: Path | None, json_out: bool) -> None:
+    import shlex
+    import sys
+    import tempfile
+
+    from strongticket.compare import copy_results, results_page
+    from strongticket.compare.sources import collect
+    from strongticket.compare.table import aggregate, plot_figures, to_csv, to_markdown
+    from strongticket.files import write_bytes_atomic
+
+    rows = aggregate(collect(paths))
+    text = to_markdown(rows) if fmt == "markdown" else to_csv(rows)
+    written: dict[str, Any] = {}
+    if export is not None:
+        if len(paths) != 1:
+            raise InputError(f"--export copies one comparison directory, got {len(paths)} paths")
+        copy_results(paths[0], export)
+        written["export"] = str(export)
+    if page is not None:
+        args = [a for a in sys.argv[1:] if a != "--json"]
+        command = "strongticket " + " ".join(shlex.quote(a) for a in args) if args else ""
+        written.update(results_page(paths, page, command=command))
+    if figures is not None:
+        written["figures"] = [str(p) for p in plot_figures(rows, figures)]
+    if plot is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            made = plot_figures(rows, tmp)
+            write_bytes_atomic(plot, made[0].read_bytes())
+        written["plot"] = str(plot)
+    if out is not None:
+        write_bytes_atomic(out, text.encode())
+        written["table"] = str(out)
+    if json_out:
+        emit_json({"rows": rows, **written})
     elif out is None:
         typer.echo(text, nl=False)

@@ -52,13 +52,14 @@ def aggregate(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (label, requested), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
-        acc_m, acc_s = _mean_std([100 * r["accuracy"] for r in rs])
+        accs = [100 * r["accuracy"] for r in rs if r.get("accuracy") is not None]
+        acc_m, acc_s = _mean_std(accs) if accs else (None, None)
         row: dict[str, Any] = {"label": label if requested is None else f"{label} @ {requested:g}",
                                "row": label, "requested_density": requested, "method": rs[0]["method"],
                                "kind": rs[0]["kind"], "training": "yes" if rs[0]["needs_training"] else "no",
                                "seeds": len(rs), "seed_list": [r["seed"] for r in rs],
                                "accuracy_mean": acc_m, "accuracy_std": acc_s,
-                               "accuracy": f"{acc_m:.2f} ± {acc_s:.2f}"}
+                               "accuracy": "" if acc_m is None else f"{acc_m:.2f} ± {acc_s:.2f}"}
         for key in ("network_params", "ticket_params", "density", "target_accuracy", "error_measured",
                     "error_certified", "wall_time_s", "random_width"):
             vals = [r[key] for r in rs if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
@@ -154,6 +155,9 @@ def plot_figures(rows: Sequence[dict[str, Any]], folder: str | os.PathLike[str],
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, rs in sorted(_series(rows).items()):
         rs = sorted(rs, key=lambda r: r["ticket_params"] or 0)
+        rs = [r for r in rs if r["accuracy_mean"] is not None and r["ticket_params"]]
+        if not rs:
+            continue
         xs = [r["ticket_params"] for r in rs]
         ys = [r["accuracy_mean"] for r in rs]
         es = [r["accuracy_std"] for r in rs]
@@ -171,7 +175,7 @@ def plot_figures(rows: Sequence[dict[str, Any]], folder: str | os.PathLike[str],
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        if r["kind"] != "construct" or not r["network_params"]:
+        if r["kind"] != "construct" or not r["network_params"] or r["error_measured"] is None:
             continue
         line = ax.plot([r["network_params"]], [r["error_measured"]], marker="o", linestyle="none",
                        label=f"{r['row']}: measured")[0]
@@ -191,7 +195,7 @@ def plot_figures(rows: Sequence[dict[str, Any]], folder: str | os.PathLike[str],
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, rs in sorted(_series(rows).items()):
-        pts = [(r["wall_time_s"], r["accuracy_mean"]) for r in rs if r["wall_time_s"]]
+        pts = [(r["wall_time_s"], r["accuracy_mean"]) for r in rs if r["wall_time_s"] and r["accuracy_mean"] is not None]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle="none", label=label)
     ax.set_xscale("log")

@@ -12,6 +12,7 @@ from strongticket.train.methods.bip import BiP
 from strongticket.train.methods.dense import Dense
 from strongticket.train.methods.early_bird import EarlyBird
 from strongticket.train.methods.edge_popup import EdgePopup
+from strongticket.train.methods.gem_miner import GemMiner
 from strongticket.train.methods.gmp import GradualMagnitude
 from strongticket.train.methods.grasp import GraSP
 from strongticket.train.methods.gsm import GSM
@@ -25,7 +26,7 @@ from strongticket.train.methods.synflow import SynFlow
 
 _REGISTRY: dict[str, type[Method]] = {m.name: m for m in [
     Dense, RandomPrune, RandomERK, OneShotMagnitude, GradualMagnitude, IMP, IMPRewind, EdgePopup, SNIP, GraSP,
-    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP, GSM,
+    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP, GSM, GemMiner,
 ]}
 
 

@@ -609,10 +609,10 @@ def load_dense_run(run_dir: str | os.PathLike[str], data_dir: str | os.PathLike[
     from strongticket.train.rundir import RunDir
 
     path = Path(run_dir)
-    where = f"RUN_DIR {str(run_dir)!r}"
+    where = f"--run {str(run_dir)!r}"
     if not path.is_dir():
-        raise InputError(f"{where} must be a finished dense run directory, got {'a file' if path.exists() else 'nothing'} "
-                         "there")
+        found = "a file" if path.exists() else "nothing"
+        raise InputError(f"{where} must be a finished dense run directory, got {found} there")
     if not (path / "config.json").is_file():
         raise InputError(f"{where} is not a run directory (no config.json); give a `strongticket train` output")
     meta = read_json_object(path / "config.json", InputError)

@@ -38,7 +38,9 @@ from strongticket.train.run import train_run
 # ----------------------------------------------------------------------------------------- N:M
 
 
-def _weights(draw: st.DrawFn) -> torch.Tensor:
+@st.composite
+def weights(draw: st.DrawFn) -> torch.Tensor:
+    """A Linear or Conv2d weight, Gaussian or with many tied magnitudes."""
     shape = draw(st.sampled_from(["linear", "conv"]))
     rows = draw(st.integers(1, 5))
     if shape == "linear":
@@ -52,10 +54,9 @@ def _weights(draw: st.DrawFn) -> torch.Tensor:
     return w
 
 
-@given(data=st.data(), m=st.integers(1, 9))
-def test_nm_mask_keeps_exactly_n_largest_in_every_group_of_m(data: st.DataObject, m: int) -> None:
+@given(data=st.data(), w=weights(), m=st.integers(1, 9))
+def test_nm_mask_keeps_exactly_n_largest_in_every_group_of_m(data: st.DataObject, w: torch.Tensor, m: int) -> None:
     n = data.draw(st.integers(1, m))
-    w = data.draw(st.composite(lambda draw: _weights(draw))())
     mask = nm_mask(w, n, m)
     assert mask.shape == w.shape and mask.dtype == torch.bool
     a, k = w.abs().reshape(w.shape[0], -1), mask.reshape(w.shape[0], -1)

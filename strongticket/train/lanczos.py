@@ -1,7 +1,7 @@
 """The top of a network's Hessian spectrum from Hessian-vector products: Lanczos and a spectral-gap rank.
 
 Pure functions, no run state. :func:`hessian_vector_product` builds the product ``v -> H v`` of the
-training loss of a network (forward-over-reverse with ``torch.func``, so the Hessian is never formed);
+training loss of a network (reverse-over-reverse with ``torch.func``, so the Hessian is never formed);
 :func:`lanczos` runs the symmetric Lanczos iteration on such a product with full reorthogonalisation (every
 new Krylov vector is orthogonalised, twice, against all earlier ones, the remedy for the loss of orthogonality
 that makes plain Lanczos report ghost copies of converged eigenvalues; Golub & Van Loan, "Matrix
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, jvp
+from torch.func import functional_call, grad, vjp
 
 from strongticket.errors import InputError
 
@@ -172,8 +172,10 @@ def hessian_vector_product(net: nn.Module, names: Sequence[str],
     The loss is the average over the batches of each batch's mean cross-entropy, at ``net``'s current
     parameter values; the tensors not in ``names`` (and the buffers) are held fixed. The network is evaluated
     in eval mode, so BatchNorm uses its running statistics and no buffer is updated (the product is a pure
-    function of the weights). Each product costs one forward-over-reverse pass (``torch.func.jvp`` of
-    ``torch.func.grad``) per batch.
+    function of the weights). The second-order graph of each batch (``torch.func.vjp`` of ``torch.func.grad``)
+    is built once, at the current weights, and kept by the returned closure (memory: about two forward-backward
+    graphs per batch); each product then costs one backward pass per batch. Changing the weights afterwards does
+    not change the product.
 
     Parameters
     ----------
@@ -201,8 +203,9 @@ def hessian_vector_product(net: nn.Module, names: Sequence[str],
     if missing:
         raise InputError(f"{missing[0]!r} is not a parameter of the network; valid: {', '.join(params)}")
     spanned = set(names)
-    fixed = {k: v.detach() for k, v in params.items() if k not in spanned}
-    fixed |= dict(net.named_buffers())
+    # copies: the closure must not see (or be broken by) later in-place updates of the network
+    fixed = {k: v.detach().clone() for k, v in params.items() if k not in spanned}
+    fixed |= {k: b.detach().clone() for k, b in net.named_buffers()}
     shapes = [params[n].shape for n in names]
     sizes = [params[n].numel() for n in names]
     dtype = params[names[0]].dtype
@@ -215,16 +218,20 @@ def hessian_vector_product(net: nn.Module, names: Sequence[str],
         out = functional_call(net, fixed | unflatten(flat), (x,), strict=False)
         return F.cross_entropy(out.to(torch.promote_types(out.dtype, torch.float32)), y)
 
+    # reverse-over-reverse: one vjp of the gradient per batch, built once at this point and applied to every v
+    # (the graphs stay in memory; about twice as fast here as a forward-over-reverse jvp per product)
+    was_training = net.training
+    net.eval()
+    try:
+        pullbacks = [vjp(lambda p, x=x, y=y: grad(loss)(p, x, y), point)[1] for x, y in batches]
+    finally:
+        net.train(was_training)
+
     def product(v: torch.Tensor) -> torch.Tensor:
         v = v.to(device=point.device, dtype=dtype)
-        was_training = net.training
-        net.eval()
-        try:
-            total = torch.zeros_like(point)
-            for x, y in batches:
-                total += jvp(lambda p: grad(loss)(p, x, y), (point,), (v,))[1]
-        finally:
-            net.train(was_training)
-        return total / len(batches)
+        total = torch.zeros_like(point)
+        for pull in pullbacks:
+            total += pull(v)[0]
+        return total / len(pullbacks)
 
     return product, int(point.numel())

@@ -49,6 +49,22 @@ def test_hvp_equals_the_full_hessian_times_a_vector() -> None:
     v = torch.randn(dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     assert dim == 243
     torch.testing.assert_close(hvp(v), h @ v, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # training on afterwards neither changes nor breaks the product
+        for p in net.parameters():
+            p.mul_(2.0)
+    torch.testing.assert_close(hvp(v), h @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_hvp_over_some_tensors_holds_the_others_fixed() -> None:
+    net, batches = tiny_net_and_batches()
+    names = ["1.weight", "3.bias"]
+    hvp, dim = hessian_vector_product(net, names, batches)
+    h = full_hessian(net, names, batches)
+    v = torch.randn(dim, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    assert dim == 16 * 12 + 3
+    with torch.no_grad():
+        net[3].weight.mul_(-1.0)  # an in-place change of a tensor held fixed
+    torch.testing.assert_close(hvp(v), h @ v, rtol=1e-10, atol=1e-12)
 
 
 def test_lanczos_top_eigenvalues_match_eigh_of_the_full_hessian() -> None:

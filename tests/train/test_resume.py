@@ -21,7 +21,8 @@ MULTI_PHASE = [("magnitude", 0.3, {}), ("magnitude", 0.3, {"reinit_control": Tru
                ("imp", 0.5, {"rate": 0.3}), ("imp-rewind", 0.5, {"rate": 0.3, "rewind_step": 3}),
                ("gmp", 0.3, {"gmp_every": 4}), ("edge-popup", 0.5, {}), ("early-bird", 0.5, {}),
                ("isp", 0.5, {}), ("bip", 0.3, {"bip_finetune": True}),
-               ("lottery-pools", 0.5, {"rate": 0.3, "pool_val": 100}), ("gem-miner", 0.3, {"gem_period": 1})]
+               ("lottery-pools", 0.5, {"rate": 0.3, "pool_val": 100}), ("gem-miner", 0.3, {"gem_period": 1}),
+               ("inertial", 0.3, {"im_steps": 4, "im_lanczos": 8, "im_max_rank": 4, "im_batches": 1})]
 
 
 class Killed(BaseException):

@@ -17,6 +17,7 @@ from strongticket.train.methods.gmp import GradualMagnitude
 from strongticket.train.methods.grasp import GraSP
 from strongticket.train.methods.gsm import GSM
 from strongticket.train.methods.imp import IMP, IMPRewind
+from strongticket.train.methods.inertial import Inertial
 from strongticket.train.methods.isp import InstantSoup
 from strongticket.train.methods.lottery_pools import LotteryPools
 from strongticket.train.methods.magnitude import OneShotMagnitude
@@ -26,7 +27,7 @@ from strongticket.train.methods.synflow import SynFlow
 
 _REGISTRY: dict[str, type[Method]] = {m.name: m for m in [
     Dense, RandomPrune, RandomERK, OneShotMagnitude, GradualMagnitude, IMP, IMPRewind, EdgePopup, SNIP, GraSP,
-    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP, GSM, GemMiner,
+    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP, GSM, GemMiner, Inertial,
 ]}
 
 

@@ -354,7 +354,11 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class EssentialResult:
-    """Everything ``strongticket essential`` reports; the last snapshot is the trained model."""
+    """Everything ``strongticket essential`` reports; the last snapshot is the trained model.
+
+    ``seconds`` holds wall-clock ``train`` (with ``config``) and ``sweep`` seconds, and ``sweep_cpu``, the
+    processor seconds of the sweeps summed over threads.
+    """
 
     source: dict[str, Any]
     model: str
@@ -752,7 +756,7 @@ def essential_sparsity(*, run_dir: str | os.PathLike[str] | None = None, config:
         states = snaps.snapshots
     data = data.to(dev)
     names = prunable_names(net, prune_output=prune_output)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     snapshots = []
     for epoch, step, state in states:
         snap = sweep_snapshot(net, {k: v.to(dev) for k, v in state.items()}, data, names, sparsities=grid,
@@ -764,6 +768,8 @@ def essential_sparsity(*, run_dir: str | os.PathLike[str] | None = None, config:
             note(f"epoch {epoch:g}: dense {100 * snap.dense_accuracy:.2f}%, essential sparsity "
                  f"{u.essential:.3f}, knee {_opt(u.knee, '.3f')} ({snap.seconds:.2f} s)")
     seconds["sweep"] = time.perf_counter() - started
+    # processor seconds of this process (all its threads): the figure that a busy shared machine does not inflate
+    seconds["sweep_cpu"] = time.process_time() - cpu_started
     params = dict(net.named_parameters())
     return EssentialResult(source=source, model=cfg.model.model, dataset=cfg.data.dataset,
                            prunable=sum(params[k].numel() for k in names), prunable_names=tuple(names),

@@ -24,10 +24,11 @@ from strongticket.train.methods.magnitude import OneShotMagnitude
 from strongticket.train.methods.random import RandomERK, RandomPrune
 from strongticket.train.methods.snip import SNIP
 from strongticket.train.methods.synflow import SynFlow
+from strongticket.train.methods.transfer import TicketTransfer
 
 _REGISTRY: dict[str, type[Method]] = {m.name: m for m in [
     Dense, RandomPrune, RandomERK, OneShotMagnitude, GradualMagnitude, IMP, IMPRewind, EdgePopup, SNIP, GraSP,
-    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP, GSM, GemMiner, Inertial,
+    SynFlow, EarlyBird, InstantSoup, LotteryPools, BiP, GemMiner, TicketTransfer, GSM, Inertial,
 ]}
 
 

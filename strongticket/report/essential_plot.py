@@ -33,11 +33,12 @@ def plot_essential(result: EssentialResult, path: Path) -> None:
         style = {"lw": 1.5} if c.pattern == "unstructured" else {"lw": 1.2, "marker": "o", "ms": 3}
         (line,) = ax.plot(c.sparsity, [100 * a for a in c.accuracy], label=c.pattern, **style)
         colours[c.pattern] = line.get_color()
-    for name, p in final.points.items():
+    for i, (name, p) in enumerate(final.points.items()):
         colour = colours.get(f"N:{name.split(':')[1]}")
         ax.scatter([p["sparsity"]], [100 * p["accuracy"]], s=70, facecolors="none", edgecolors=colour, lw=1.5)
-        ax.annotate(name, (p["sparsity"], 100 * p["accuracy"]), textcoords="offset points", xytext=(5, -12),
-                    fontsize=8, color=colour)
+        # 2:4 and 4:8 sit at the same sparsity: stack their labels
+        ax.annotate(name, (p["sparsity"], 100 * p["accuracy"]), textcoords="offset points",
+                    xytext=(-40, -14 - 10 * i), fontsize=8, color=colour)
     u = final.curve("unstructured")
     ax.axvline(u.essential, color="grey", ls="--", lw=1,
                label=f"essential ({'>= ' if u.censored else ''}{u.essential:.2f}, <= {100 * result.max_drop:g} pt)")

@@ -52,22 +52,20 @@ from torch import nn
 from strongticket import __version__
 from strongticket.construct import conv as conv_kind
 from strongticket.construct import engine
+from strongticket.construct import flatten_linear as fl_kind
 from strongticket.construct import pensia
 from strongticket.construct.blocks import (
     BLOCK_ACTIVATIONS,
     MAX_LISTED,
     Chooser,
-    assemble_block,
     block_coefficients,
-    first_layer_diagonal,
-    short_inputs,
+    block_size_for,
     shortfall_probability,
-    summarize_errors,
 )
 from strongticket.construct.conv_bound import LinfBound, linf_network_bound
-from strongticket.errors import InfeasibleError, InputError
+from strongticket.errors import InputError
 from strongticket.nets.distributions import WeightDistribution, check_seed
-from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
+from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec
 from strongticket.nets.trace import TracedNet, trace_module
 from strongticket.ticket import Ticket, fingerprint
 from strongticket.validation import check_unit_open
@@ -142,6 +140,10 @@ class TargetLayer:
         The layer's input may be negative: both sides of the +- split are built.
     name : str
         The target module's parameter name (for messages).
+    flat_input : (int, int, int) or None
+        For a Linear right after a Flatten of an image: ``(C', H_s, W_s)`` of that image, constant channel
+        included (the layer is then realised by a 1x1 conv before the Flatten,
+        :mod:`strongticket.construct.flatten_linear`); None otherwise.
     """
 
     index: int
@@ -153,6 +155,7 @@ class TargetLayer:
     constant_out: bool
     negative_side: bool
     name: str
+    flat_input: tuple[int, int, int] | None = None
 
     @property
     def kind(self) -> str:
@@ -163,6 +166,14 @@ class TargetLayer:
     def fan_in(self) -> int:
         """Inputs per output entry of the augmented kernel: ``c_in' k^2`` or ``d_in'``."""
         return int(math.prod(self.kernel.shape[1:]))
+
+    @property
+    def blocks(self) -> int:
+        """Univariate blocks of the pair's first layer: input channels ``c_in'`` (Conv2d, Flatten -> Linear) or
+        inputs ``d_in'`` (Linear)."""
+        if self.flat_input is not None:
+            return int(self.flat_input[0])
+        return int(self.kernel.shape[1])
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,11 +235,9 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
     layout: tuple | None = None
     constant_kind = None
     if constant:
-        image = len(spec.input_shape) == 3
-        first_flat = next((i for i, layer in enumerate(spec.layers) if isinstance(layer, (Flatten, Linear))),
-                          len(spec.layers))
-        needs_channel = image and any(isinstance(layer, (Conv2d, Pool)) for layer in spec.layers[:first_flat])
-        if needs_channel:
+        # an image input keeps the constant as a channel up to its Flatten, whose Linear reads it through the
+        # 1x1 conv before the Flatten like any other channel; a vector input gets one more coordinate
+        if len(spec.input_shape) == 3:
             layout, constant_kind = ("channel",), "channel"
         else:
             layout, constant_kind = ("flat", int(math.prod(spec.input_shape)), 1), "flat"
@@ -236,6 +245,11 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
     params = []
     for i, layer in enumerate(spec.layers):
         in_shape = shapes[i]  # target's own input shape of layer i (NetSpec without the constant)
+        flat_input = None
+        if isinstance(layer, Linear) and i > 0 and isinstance(spec.layers[i - 1], Flatten) \
+                and len(shapes[i - 1]) == 3:
+            c, h, wd = shapes[i - 1]
+            flat_input = (c + int(constant), h, wd)
         last = i == param_idx[-1]
         if isinstance(layer, (Conv2d, Linear)):
             w = traced.state[f"layers.{i}.weight"].detach().to(torch.float64).cpu().numpy()
@@ -269,7 +283,7 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
                     layout = ("flat", d_out, 1)
             params.append(TargetLayer(index=i, layer=layer, kernel=np.ascontiguousarray(kernel), weight=w, bias=b,
                                       tap=tap, constant_out=constant and not last, negative_side=not nonneg,
-                                      name=where[i]))
+                                      name=where[i], flat_input=flat_input))
             nonneg = layer.activation == "relu"
         else:
             if isinstance(layer, Flatten) and constant and layout == ("channel",):
@@ -280,22 +294,40 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
                      input_shape=tuple(spec.input_shape))
 
 
-def random_spec(target: CNNTarget, block_size: int) -> tuple[NetSpec, dict[int, tuple[str, str]]]:
+def random_spec(target: CNNTarget, block_size: int, *, flatten_1x1: bool = True
+                ) -> tuple[NetSpec, dict[int, tuple[str, str]]]:
     """The depth-2L random network and, per target layer index, its pair's two parameter names.
 
-    Conv2d: :func:`strongticket.construct.conv.random_pair`; Linear: ``Linear(d_in, H d_in, relu)``,
-    ``Linear(H d_in, d_out, act)``; Pool and Flatten copied. No random layer has a bias.
+    Conv2d: :func:`strongticket.construct.conv.random_pair`; a Linear right after a Flatten of an image:
+    ``Conv2d(C', H C', 1)`` + ReLU placed before the Flatten, then ``Linear(H C' S, d_out, act)``
+    (:func:`strongticket.construct.flatten_linear.random_pair`); any other Linear: ``Linear(d_in, H d_in, relu)``,
+    ``Linear(H d_in, d_out, act)``; Pool and Flatten copied. No random layer has a bias. ``flatten_1x1=False``
+    gives the layout of tickets built before the 1x1 realisation existed (every Linear a fully connected
+    block; their provenance has no ``flatten_linear`` key), for reading them.
     """
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise InputError(f"block_size must be a positive integer, got {block_size!r}")
     H = int(block_size)
     by_index = {p.index: p for p in target.params}
+    spec_layers = target.traced.spec.layers
     layers: list = []
     names: dict[int, tuple[str, str]] = {}
-    for i, layer in enumerate(target.traced.spec.layers):
+    first_of: dict[int, str] = {}  # target index of a flattened Linear -> its 1x1 conv's parameter name
+    for i, layer in enumerate(spec_layers):
         p = by_index.get(i)
+        nxt = by_index.get(i + 1)
+        if isinstance(layer, Flatten) and flatten_1x1 and nxt is not None and nxt.flat_input is not None:
+            c = nxt.flat_input[0]
+            first_of[i + 1] = f"layers.{len(layers)}.weight"
+            layers += [fl_kind.random_pair(c, 1, 1, H, "identity")[0], layer]
+            continue
         if p is None:
             layers.append(layer)
+            continue
+        if i in first_of:
+            c, h, w = p.flat_input
+            names[i] = (first_of[i], f"layers.{len(layers)}.weight")
+            layers.append(fl_kind.random_pair(c, h * w, p.kernel.shape[0], H, layer.activation)[1])
             continue
         names[i] = (f"layers.{len(layers)}.weight", f"layers.{len(layers) + 1}.weight")
         if isinstance(layer, Conv2d):
@@ -443,82 +475,58 @@ def construct(
     if _chooser is None and samples > 62:
         raise InputError(f"samples per weight must be <= 62 for the subset-sum construction, got {samples}")
     p_pos, p_neg = dist.sign_probabilities()
-    needs = [(p.kernel.shape[1], p_pos) for p in cnn.params]
-    needs += [(p.kernel.shape[1], p_neg) for p in cnn.params if p.negative_side]
+    needs = [(p.blocks, p_pos) for p in cnn.params]
+    needs += [(p.blocks, p_neg) for p in cnn.params if p.negative_side]
     needed_H, H = engine.choose_block_size(samples, delta, needs, block_size)
     spec, names = random_spec(cnn, H)
     shapes = spec.parameter_shapes()
     choosers = {e: _chooser or pensia.subset_sum_chooser(solver, objective, e, time_limit) for e in set(layer_eps)}
     choose = choosers[layer_eps[0]]
 
-    masks: dict[str, torch.Tensor] = {}
+    def short_fix() -> str:
+        if needed_H > H:
+            return f"block_size {needed_H} makes this happen with probability <= delta = {delta:g}"
+        return (f"at block_size {H} this happens with probability <= delta = {delta:g}: use another seed or a "
+                f"smaller delta (delta/10 gives block_size {block_size_for(samples, delta / 10, needs)})")
+
+    jobs = [_job(p, names[p.index], shapes, spec, eps_l, choosers[eps_l], li)
+            for li, (p, eps_l) in enumerate(zip(cnn.params, layer_eps))]
+    out = engine.run(jobs, choose, distribution=dist, seed=seed, block_size=H, samples=samples,
+                     per_weight_eps=per_weight_eps, strict=strict, wider_pool=wider_pool, short_fix=short_fix,
+                     log=say)
+    masks: dict[str, torch.Tensor] = dict(out.masks)
     arrays: dict[str, torch.Tensor] = {}
     layers_info: list[dict] = []
-    warnings: list[str] = []
+    warnings: list[str] = list(out.warnings)
     ebars: list[np.ndarray] = []
     listed: list[dict] = []
     reasons: dict[str, int] = {}
-    for li, p in enumerate(cnn.params):
+    for li, (p, eps_l, rec) in enumerate(zip(cnn.params, layer_eps, out.layers)):
         n1, n2 = names[p.index]
-        eps_l = layer_eps[li]
-        choose = choosers[eps_l]
-        t0 = time.perf_counter()
-        m, c_in = shapes[n1][:2]
-        # the 1x1 weight (m, c_in, 1, 1) holds the same elements, in the same order and with the same fan-in,
-        # as an (m, c_in) matrix: read its diagonal in bounded memory like a Linear block's
-        u = first_layer_diagonal(dist, n1, (m, c_in), seed, H)
-        short = short_inputs(u, samples, p.negative_side)
-        if short:
-            j, sign, have = short[0]
-            msg = (f"layer {li + 1} ({p.kind} {p.name}): {len(short)} input channel(s) have fewer than n = {samples} "
-                   f"first-layer weights of a needed sign among their {H} (first: input {j}, {have} with "
-                   f"u {'>' if sign == '+' else '<'} 0)")
-            if strict:
-                raise InfeasibleError(f"{msg}; block_size {needed_H} makes this happen with probability <= delta = "
-                                      f"{delta:g}; or pass strict=False (CLI: --no-strict) to use the channels "
-                                      "available")
-            warnings.append(msg + "; those instances use all the channels available")
-            say("warning: " + warnings[-1])
-        v = dist.tensor(n2, shapes[n2], seed, fan_in=spec.fan_in(n2)).numpy()
-        t1 = time.perf_counter()
-        instances = (1 + p.negative_side) * p.kernel.size
-        say(f"layer {li + 1}/{len(cnn.params)} ({p.kind} {tuple(p.kernel.shape)}): {instances} instances of "
-            f"{samples} candidates (block size {H})")
-        if isinstance(p.layer, Conv2d):
-            pair = conv_kind.assemble_pair(p.kernel, u, v, choose, samples=samples, negative_side=p.negative_side,
-                                           eps=eps_l, wider_pool=wider_pool)
-            block, mask1, mask2, e_pos, e_neg = pair.block, pair.mask1, pair.mask2, pair.errors_pos, pair.errors_neg
-        else:
-            block = assemble_block(p.kernel, u, v, choose, samples=samples, negative_side=p.negative_side,
-                                   eps=eps_l, wider_pool=wider_pool)
-            mask1, mask2, e_pos, e_neg = block.mask1, block.mask2, block.errors_pos, block.errors_neg
-        del v
-        t2 = time.perf_counter()
-        say(f"layer {li + 1}/{len(cnn.params)} done: max error {float(np.max(e_pos)):.3g}, "
-            f"{t1 - t0:.1f} s generating, {t2 - t1:.1f} s solving")
-        masks[n1], masks[n2] = mask1, mask2
+        e_pos, e_neg = out.arrays[f"errors.block{li}.pos"], out.arrays[f"errors.block{li}.neg"]
         arrays[f"errors.layer{li}.pos"] = torch.from_numpy(np.ascontiguousarray(e_pos))
         arrays[f"errors.layer{li}.neg"] = torch.from_numpy(np.ascontiguousarray(e_neg))
         ebars.append(_acting_errors(p, e_pos, e_neg))
-        err = np.maximum(e_pos, e_neg) if p.negative_side else e_pos
-        for key, k in block.miss_reasons.items():
+        for key, k in rec["misses"]["reasons"].items():
             reasons[key] = reasons.get(key, 0) + k
-        listed += [{"layer": li, **miss} for miss in block.misses][:max(0, MAX_LISTED - len(listed))]
+        listed += [{"layer": li, **miss} for miss in rec["misses"]["listed"]][:max(0, MAX_LISTED - len(listed))]
         layers_info.append({
             "layer": li, "kind": p.kind, "target_index": p.index, "target_name": p.name,
             "target_shape": list(p.weight.shape), "kernel_shape": list(p.kernel.shape),
             "bias": p.bias is not None, "bias_tap": p.tap, "constant_out": p.constant_out,
-            "negative_side": p.negative_side, "random_layers": [n1, n2], "random_shapes": [list(shapes[n1]),
-                                                                                          list(shapes[n2])],
-            "instances": int(instances), "short_inputs": len(short), "per_weight_eps": eps_l,
-            "errors": summarize_errors(err, eps_l),
+            "negative_side": p.negative_side,
+            "flatten_input": None if p.flat_input is None else list(p.flat_input),
+            "random_layers": [n1, n2], "random_shapes": [list(shapes[n1]), list(shapes[n2])],
+            "random_params": int(math.prod(shapes[n1]) + math.prod(shapes[n2])),
+            "instances": rec["instances"], "short_inputs": rec["short_inputs"], "per_weight_eps": eps_l,
+            "errors": rec["errors"],
             "relative_error": relative_error(p, e_pos, e_neg),
             "bias_max_error": _bias_error(p, e_pos, e_neg),
-            "status": block.status, "mean_subset_size": float(block.subset_sizes.mean()),
-            "wider_pool": {"instances": int(len(block.retried)), "recovered": block.recovered},
-            "misses": {"count": int(sum(block.miss_reasons.values())), "reasons": block.miss_reasons},
-            "kept": [int(mask1.sum()), int(mask2.sum())],
-            "seconds": {"generate": round(t1 - t0, 3), "solve": round(t2 - t1, 3)},
+            "status": rec["status"], "mean_subset_size": rec["mean_subset_size"],
+            "wider_pool": {"instances": rec["wider_pool"]["instances"], "recovered": rec["wider_pool"]["recovered"]},
+            "misses": {"count": rec["misses"]["count"], "reasons": rec["misses"]["reasons"]},
+            "kept": rec["kept"],
+            "seconds": rec["seconds"],
         })
     total_err = max(li["errors"]["max"] for li in layers_info)
     above = sum(li["errors"]["above_eps"] for li in layers_info)
@@ -551,7 +559,13 @@ def construct(
                    "source_names": cnn.traced.source_names},
         "layers": layers_info,
         "max_error": total_err, "weights_above_eps": above, "miss_reasons": reasons, "misses": listed,
-        "misses_format": "conv rows are t*k*k + p*k + q of kernel entry (t, j, p, q), col the input channel j",
+        "misses_format": "conv rows are t*k*k + p*k + q of kernel entry (t, j, p, q), col the input channel j; "
+                         "a Linear after a Flatten has rows o*S + s of weight (o, j*S + s), col the channel j; "
+                         "another Linear has rows o, col the input",
+        "flatten_linear": "conv1x1",
+        "random_params": int(spec.num_params),
+        "random_params_dense_flatten": int(spec.num_params) + sum(
+            _dense_extra(p, H) for p in cnn.params if p.flat_input is not None),
         "certified_linf": {"radius": radius, "bound": bound.bound,
                            "rule": "|f(x) - g(x)|_inf over |x|_inf <= radius (strongticket.construct.conv_bound)"},
         "seconds": {"total": round(time.perf_counter() - start, 3)},
@@ -559,6 +573,27 @@ def construct(
     }
     return engine.finish_ticket(spec, dist, seed, masks, provenance, arrays, cnn.traced.state,
                                 record_target=record_target, strict=strict, miss_message=message if above else None)
+
+
+def _dense_extra(p: TargetLayer, block_size: int) -> int:
+    """Random weights a fully connected block would add over the 1x1 realisation of a Linear after a Flatten."""
+    c, h, w = p.flat_input
+    sizes = fl_kind.random_sizes(c, h * w, p.kernel.shape[0], block_size)
+    return sizes["dense_total"] - sizes["total"]
+
+
+def _job(p: TargetLayer, names: tuple[str, str], shapes: dict[str, tuple[int, ...]], spec: NetSpec, eps: float,
+         chooser: Chooser, li: int) -> engine.LayerJob:
+    """The engine's job for target layer ``p``: its layer kind (Conv2d, Flatten -> Linear or Linear)."""
+    n1, n2 = names
+    pair = (shapes[n1], shapes[n2])
+    kw = dict(negative_side=p.negative_side, fan_in=spec.fan_in(n2), per_weight_eps=eps, chooser=chooser,
+              label=f"layer {li + 1} ({p.kind} {p.name})")
+    if isinstance(p.layer, Conv2d):
+        return engine.conv_job(names, pair, p.kernel, **kw)
+    if p.flat_input is not None:
+        return engine.flatten_linear_job(names, pair, p.kernel, p.flat_input[0], **kw)
+    return engine.linear_job(names, pair, p.kernel, **kw)
 
 
 def certified_linf(ticket: Ticket, radius: float = 1.0, target: nn.Module | TracedNet | None = None) -> LinfBound:
@@ -629,7 +664,8 @@ def pair_kernels(ticket: Ticket, target: nn.Module | TracedNet | None = None,
     f = target_module(ticket) if target is None else target
     shape = ticket.spec.input_shape
     cnn = read_cnn_target(f, shape, nonneg_input=bool(ticket.provenance.get("nonneg_input", False)))
-    _, names = random_spec(cnn, int(ticket.provenance.get("block_size", 1)))
+    flatten_1x1 = ticket.provenance.get("flatten_linear") == "conv1x1"  # absent: a ticket from before it
+    _, names = random_spec(cnn, int(ticket.provenance.get("block_size", 1)), flatten_1x1=flatten_1x1)
     weights = ticket.random_weights() if weights is None else weights
     out = []
     for p in cnn.params:
@@ -638,6 +674,8 @@ def pair_kernels(ticket: Ticket, target: nn.Module | TracedNet | None = None,
         m1, m2 = ticket.masks[n1].numpy(), ticket.masks[n2].numpy()
         if p.kind == "conv2d":
             a_pos, a_neg = conv_kind.pair_coefficients(w1, m1, w2, m2)
+        elif p.flat_input is not None and flatten_1x1:
+            a_pos, a_neg = fl_kind.pair_coefficients(w1, m1, w2, m2)
         else:
             a_pos, a_neg = block_coefficients(w1, m1, w2, m2)
         if a_pos.shape != p.kernel.shape:

@@ -8,7 +8,9 @@ What differs is only
 
 * the **layer kind**, which presents a target layer as a matrix ``(rows, d_in)`` and the random second
   layer as ``(rows, d_in * H)`` (a Linear layer is its own matrix; a kxk convolution has rows
-  ``(t, p, q)``), and maps the masks back to the random layers' shapes: a :class:`LayerJob`;
+  ``(t, p, q)``; a Linear after a Flatten, realised by a 1x1 convolution before the Flatten, has rows
+  ``(o, s)`` for output ``o`` and position ``s``, and channels as inputs), and maps the masks back to the random
+  layers' shapes: a :class:`LayerJob` (:func:`linear_job`, :func:`conv_job`, :func:`flatten_linear_job`);
 * the **chooser**, which picks the subsets (:class:`strongticket.construct.blocks.Chooser`: subset sum,
   find one, later multidimensional subset sum).
 
@@ -74,6 +76,10 @@ class LayerJob:
         Per-weight errors ``(rows, d_in)`` -> the kind's own layout (e.g. kernel shape); None keeps the matrix.
     label : str
         How messages name the layer; empty: ``"block i (target layer i)"``.
+    per_weight_eps : float, optional
+        This layer's tolerance; None: the one given to :func:`run`.
+    chooser : Chooser, optional
+        This layer's chooser (e.g. one per tolerance); None: the one given to :func:`run`.
     """
 
     names: tuple[str, str]
@@ -85,19 +91,32 @@ class LayerJob:
     fan_in: int
     errors_back: Callable[[np.ndarray], np.ndarray] | None = None
     label: str = ""
+    per_weight_eps: float | None = None
+    chooser: Chooser | None = None
+
+
+def linear_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, ...]], matrix: np.ndarray, *,
+               negative_side: bool, fan_in: int | None = None, label: str = "", per_weight_eps: float | None = None,
+               chooser: Chooser | None = None) -> LayerJob:
+    """The Linear layer kind: the target matrix ``(d_out, d_in)`` is its own view, the random pair
+    ``Linear(d_in, H d_in)`` + ReLU, ``Linear(H d_in, d_out)`` (fan-in of the second: ``H d_in`` by default)."""
+    return LayerJob(names=tuple(names), shapes=(tuple(shapes[0]), tuple(shapes[1])), matrix=matrix,
+                    negative_side=bool(negative_side), second_as_matrix=lambda v: v,
+                    masks_back=lambda block: (block.mask1, block.mask2),
+                    fan_in=int(shapes[1][1] if fan_in is None else fan_in), label=label,
+                    per_weight_eps=per_weight_eps, chooser=chooser)
 
 
 def linear_jobs(target: FCTarget, spec: NetSpec, negatives: Sequence[bool]) -> list[LayerJob]:
     """The Linear layer kind: target layer ``i`` is its own matrix; the random pair is ``spec``'s block ``i``."""
     shapes = spec.parameter_shapes()
-    return [LayerJob(names=(n1, n2), shapes=(tuple(shapes[n1]), tuple(shapes[n2])), matrix=w,
-                     negative_side=bool(neg), second_as_matrix=lambda v: v,
-                     masks_back=lambda block: (block.mask1, block.mask2), fan_in=int(shapes[n2][1]))
+    return [linear_job((n1, n2), (shapes[n1], shapes[n2]), w, negative_side=neg)
             for (n1, n2), w, neg in zip(block_parameter_names(spec), target.weights, negatives)]
 
 
 def conv_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, ...]], kernel: np.ndarray, *,
-             negative_side: bool, fan_in: int, label: str = "") -> LayerJob:
+             negative_side: bool, fan_in: int, label: str = "", per_weight_eps: float | None = None,
+             chooser: Chooser | None = None) -> LayerJob:
     """The Conv2d layer kind (da Cunha, Natale, Viennot 2022): a kxk target kernel over a random 1x1 + kxk pair.
 
     ``kernel`` (``c_out x c_in x k x k``, augmented with the constant channel if any) is read as the matrix
@@ -118,7 +137,44 @@ def conv_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, .
 
     return LayerJob(names=names, shapes=shapes, matrix=conv.kernel_as_matrix(kernel), negative_side=negative_side,
                     second_as_matrix=conv.second_as_matrix, masks_back=masks_back, fan_in=int(fan_in),
-                    errors_back=lambda e: conv.matrix_as_kernel(e, k), label=label)
+                    errors_back=lambda e: conv.matrix_as_kernel(e, k), label=label, per_weight_eps=per_weight_eps,
+                    chooser=chooser)
+
+
+def flatten_linear_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, ...]], matrix: np.ndarray,
+                       channels: int, *, negative_side: bool, fan_in: int | None = None, label: str = "",
+                       per_weight_eps: float | None = None, chooser: Chooser | None = None) -> LayerJob:
+    """The Flatten -> Linear layer kind: a random 1x1 conv + ReLU before the Flatten, a random Linear after it.
+
+    ``matrix`` (``d_out x C S``, augmented with the constant channel if any) is the target Linear reading a
+    flattened ``C x S`` image; ``shapes`` are the 1x1 weight ``(H C, C, 1, 1)`` and the Linear's
+    ``(d_out, H C S)``. The target is read as ``M[(o, s), j]`` and the Linear as ``V[(o, s), j H + r]``
+    (:func:`strongticket.construct.flatten_linear.flat_as_matrix`), so instance ``((o, s), j)`` is target
+    weight ``(o, j S + s)`` over the products ``u[j, r] V[o, (j H + r) S + s]``, exact by the derivation in
+    :mod:`strongticket.construct.flatten_linear`; masks and errors go back to the layers' and the matrix's
+    layouts.
+    """
+    from strongticket.construct import flatten_linear as fl
+
+    d_out, width = matrix.shape
+    c = int(channels)
+    m = int(shapes[0][0])
+    if tuple(shapes[0]) != (m, c, 1, 1) or m % c or tuple(shapes[1]) != (d_out, m * (width // c)) or width % c:
+        raise InputError(f"a Flatten -> Linear pair for a ({d_out}, {width}) target over {c} channels needs a "
+                         f"(H*{c}, {c}, 1, 1) 1x1 weight and a ({d_out}, H*{width}) Linear, got {tuple(shapes[0])} "
+                         f"and {tuple(shapes[1])}")
+
+    def masks_back(block: BlockResult) -> tuple[torch.Tensor, torch.Tensor]:
+        mask1 = block.mask1.numpy().reshape(m, c, 1, 1)
+        return (torch.from_numpy(np.ascontiguousarray(mask1)),
+                torch.from_numpy(fl.matrix_as_flat(block.mask2.numpy(), d_out)))
+
+    return LayerJob(names=tuple(names), shapes=(tuple(shapes[0]), tuple(shapes[1])),
+                    matrix=fl.flat_as_matrix(matrix, c), negative_side=bool(negative_side),
+                    second_as_matrix=lambda v: fl.flat_as_matrix(v, m), masks_back=masks_back,
+                    fan_in=int(shapes[1][1] if fan_in is None else fan_in),
+                    errors_back=lambda e: fl.matrix_as_flat(e, d_out), label=label, per_weight_eps=per_weight_eps,
+                    chooser=chooser)
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,7 +212,7 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
     jobs : sequence of LayerJob
         The target layers in order (any layer kind).
     chooser : Chooser
-        Picks the subsets.
+        Picks the subsets (a job's own ``chooser`` takes precedence).
     distribution, seed
         The random network's law and seed (weights regenerated by name, bit for bit).
     block_size : int
@@ -164,7 +220,8 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
     samples : int
         ``n``, first-pass candidates per instance.
     per_weight_eps : float
-        Tolerance of every instance (wider-pool retry and miss reasons).
+        Tolerance of every instance (wider-pool retry and miss reasons); a job's own ``per_weight_eps`` takes
+        precedence for its instances.
     strict : bool
         A block with fewer than ``n`` neurons of a needed sign raises :class:`InfeasibleError`; otherwise
         its instances use the neurons it has and a warning is recorded.
@@ -185,6 +242,8 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
     for i, job in enumerate(jobs):
         (n1, n2), (s1, s2) = job.names, job.shapes
         w, negative = job.matrix, job.negative_side
+        eps = per_weight_eps if job.per_weight_eps is None else job.per_weight_eps
+        choose = chooser if job.chooser is None else job.chooser
         t0 = time.perf_counter()
         u = first_layer_diagonal(distribution, n1, (int(s1[0]), int(s1[1])), seed, H)
         short = short_inputs(u, samples, negative)
@@ -203,8 +262,9 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
         t1 = time.perf_counter()
         say(f"block {i + 1}/{len(jobs)}: {w.size} target weights, {(1 + negative) * w.size} instances "
             f"of {samples} candidates (block size {H})")
-        block = assemble_block(w, u, v, chooser, samples=samples, negative_side=negative, eps=per_weight_eps,
+        block = assemble_block(w, u, v, choose, samples=samples, negative_side=negative, eps=eps,
                                wider_pool=wider_pool)
+        del v  # the largest array of the layer: gone before the next layer draws its own
         t2 = time.perf_counter()
         gen_seconds += t1 - t0
         solve_seconds += t2 - t1
@@ -220,7 +280,7 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
             "candidates_per_instance": {"min": int(counts.min()), "mean": float(counts.mean()),
                                         "max": int(counts.max())},
             "short_inputs": len(short),
-            "errors": summarize_errors(err, per_weight_eps),
+            "errors": summarize_errors(err, eps),
             "status": block.status,
             "mean_subset_size": float(block.subset_sizes.mean()),
             "wider_pool": {"instances": int(len(block.retried)), "recovered": block.recovered,
@@ -283,4 +343,4 @@ def finish_ticket(spec: NetSpec, distribution: WeightDistribution, seed: int, ma
 
 
 __all__ = ["EngineResult", "LayerJob", "check_common_options", "choose_block_size", "conv_job", "finish_ticket",
-           "linear_jobs", "miss_totals", "run"]
+           "flatten_linear_job", "linear_job", "linear_jobs", "miss_totals", "run"]

@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         table = read_table(Path(args.config), args.quick)
         units = plan(table, out)
         results: list[tuple[Unit, dict[str, Any]]] = []
+        pre_seconds: list[float] = []
         started = time.perf_counter()
         for i, unit in enumerate(units, start=1):
             t0 = time.perf_counter()
@@ -348,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * s['test_accuracy']:.2f} % ({time.perf_counter() - t0:.1f} s)", flush=True)
             if unit.row is not None:
                 results.append((unit, s))
+            else:
+                pre_seconds.append(s["wall_time_s"])
         sections, csv_rows = [], []
+        total_train = sum(s["wall_time_s"] for _, s in results) + sum(pre_seconds)
         for task in table.tasks:
             text, plot_rows = report_task(table, task, results)
             sections.append(text)
@@ -363,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         header = (f"# {table.name}{' (quick)' if args.quick else ''}\n\nTest accuracy (%) on the target dataset, "
                   f"mean ± std over seeds {list(table.seeds)}; steps and training seconds are the mean per run. "
                   f"Config: {args.config}{' --quick' if args.quick else ''}; "
-                  f"{len(units)} runs, {time.perf_counter() - started:.0f} s for this invocation.\n\n")
+                  f"{len(units)} runs; their training seconds add up to {total_train:.0f} s (this invocation: "
+                  f"{time.perf_counter() - started:.0f} s; finished runs are skipped on a rerun).\n\n")
         prefix.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(prefix.with_suffix(".md"), (header + "\n".join(sections)).encode())
         columns = ["task", "row", "seed", *report.COLUMNS, "steps"]

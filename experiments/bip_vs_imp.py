@@ -14,10 +14,13 @@ comparison is the number of phases each needs:
 Reported per run: test accuracy (full 10 000 test images), training wall time (the sum of the phases' seconds
 recorded in ``summary.json``), optimiser steps (the sum over phases), milliseconds per step (wall time over
 steps, which also counts the evaluations), phases; and per density the ratio of IMP's wall time and steps to
-BiP's. On a shared machine the wall time follows the load, so the step ratio is the load-independent figure.
+BiP's. On a shared machine the wall time follows the load, so the step ratio is the load-independent figure;
+``--step-cost`` also times a dense and a BiP training step in alternating blocks in one process (a BiP step
+also ranks all scores and updates them, so it costs more than a dense step).
 
     python experiments/bip_vs_imp.py --data-dir DATA --runs RUNS [--densities 0.1 0.02] [--imp-rate 0.5]
-        [--epochs 2] [--train-subset 20000] [--bip-finetune] [--out experiments/results/bip_vs_imp.json]
+        [--epochs 2] [--train-subset 20000] [--bip-finetune] [--step-cost 50]
+        [--out experiments/results/bip_vs_imp.json]
 
 Runs are ordinary run directories under ``RUNS`` (``imp-0.1``, ``bip-0.1``, ...); a finished one is read back,
 not retrained, so a killed measurement resumes.
@@ -30,7 +33,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import statistics
+import time
+
+import torch
+
+from strongticket.nets.zoo import build_model
 from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig
+from strongticket.train.data import load_dataset
+from strongticket.train.loop import Trainer
+from strongticket.train.masking import MaskedModel, init_weights, prunable_names
+from strongticket.train.methods.bip import Bilevel
 from strongticket.train.run import train_run
 
 
@@ -57,6 +70,37 @@ def row(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def step_cost(data_dir: str | None, steps: int, repeats: int, density: float = 0.1) -> dict[str, float]:
+    """Median milliseconds per training step (no evaluation) of a dense step and of a BiP step, timed in
+    alternating blocks of ``steps`` steps in one process, so that a changing load hits both alike."""
+    data = load_dataset("mnist", data_dir).subset(steps * 128, 128, seed=0)
+    cfg = OptimConfig(lr=0.05, momentum=0.9, weight_decay=1e-4, epochs=1)
+
+    def trainer(kind: str) -> Trainer:
+        net = build_model("lenet300100", seed=0)
+        init_weights(net, "kaiming_normal", torch.Generator().manual_seed(0))
+        if kind == "dense":
+            return Trainer(MaskedModel(net), data, cfg, list(net.parameters()), seed=0, batch_size=128)
+        params = dict(net.named_parameters())
+        names = prunable_names(net)
+        model = MaskedModel(net, scores={n: params[n].detach().clone() for n in names}, score_density=density,
+                            score_rule="global-topk")
+        scores = {n: model.scores[n.replace(".", "__")] for n in names}
+        network = list(net.parameters())
+        groups = [{"params": network}, {"params": list(scores.values()), "lr_scale": 2.0}]
+        return Trainer(model, data, cfg, groups, seed=0, batch_size=128,
+                       callbacks=[Bilevel(network, scores, {n: params[n] for n in names}, 1e-4)])
+
+    times: dict[str, list[float]] = {"dense": [], "bip": []}
+    for _ in range(repeats):
+        for kind in times:
+            t = trainer(kind)
+            start = time.perf_counter()
+            t.run()
+            times[kind].append(1000 * (time.perf_counter() - start) / t.step)
+    return {f"{k}_ms_per_step": statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $STRONGTICKET_DATA)")
@@ -68,6 +112,8 @@ def main() -> None:
     ap.add_argument("--bip-finetune", action="store_true", help="BiP: fine-tune the found mask's weights")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="write the rows and ratios as JSON here")
+    ap.add_argument("--step-cost", type=int, default=0, metavar="STEPS",
+                    help="also time dense and BiP training steps in alternating blocks of STEPS steps (5 each)")
     args = ap.parse_args()
 
     rows = []
@@ -92,9 +138,15 @@ def main() -> None:
     for q in ratios:
         print(f"density {q['density']:g}: IMP/BiP wall {q['imp_over_bip_wall']:.2f}x, steps "
               f"{q['imp_over_bip_steps']:.2f}x, accuracy BiP - IMP {q['accuracy_bip_minus_imp']:+.4f}")
+    cost = {}
+    if args.step_cost:
+        cost = step_cost(args.data_dir, args.step_cost, repeats=5)
+        print(f"training step (no evaluation): dense {cost['dense_ms_per_step']:.1f} ms, BiP "
+              f"{cost['bip_ms_per_step']:.1f} ms (median of 5 alternating blocks of {args.step_cost} steps)")
     if args.out:
         settings = {k: v for k, v in vars(args).items() if k not in ("data_dir", "runs", "out")}
-        Path(args.out).write_text(json.dumps({"settings": settings, "rows": rows, "ratios": ratios}, indent=1) + "\n")
+        Path(args.out).write_text(json.dumps({"settings": settings, "rows": rows, "ratios": ratios, "step_cost": cost},
+                                              indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""da Cunha, Natale, Viennot (ICLR 2022): LeNet-5 on MNIST and Fashion-MNIST, every layer pruned from a random CNN.
+"""da Cunha, Natale, Viennot (ICLR 2022): LeNet-5 (or Conv-2) on MNIST and Fashion-MNIST, every layer from a random CNN.
 
 Their experiment: LeNet-5 with ReLU trained to 98.99 % (MNIST) and 89.12 % (Fashion-MNIST); a random CNN
 about 30x larger; a mask found "in few hours" approximating the convolutional layers to relative error 1e-3.
@@ -17,12 +17,15 @@ ticket test accuracy, construction time, peak RSS. The ticket's accuracy is comp
 intermediate channels removed (the removed entries are exactly zero; the script checks the compact network
 against ``Ticket.to_module`` on ``--check-images`` test images and reports the largest difference).
 
-Biases: a CNN target's biases need a constant input channel beside the image
-(``cnn2l.IMAGE_CONSTANT_CHANNEL``); where the installed NetSpec lacks it, ``--bias auto`` trains a target
-without biases and records that.
+``--model conv2``: the zoo's Conv-2 (conv 64@3x3, conv 64@3x3, pool, fc 256, fc 256, fc 10; Frankle & Carbin
+2019) instead. Its first Linear reads a flattened 64 x 14 x 14 map; cnn2l realises it by a random 1x1 conv before
+the Flatten and a random Linear after it (``strongticket.construct.flatten_linear``), and the script also reports
+the size a fully connected block would have had there (``random_params_dense_flatten``, by formula).
 
-Usage: ``python experiments/dacunha_lenet5.py --data-dir DATA [--datasets mnist,fashion-mnist]
-[--train-subset N --epochs E]  [--out experiments/results/dacunha_lenet5.json]``
+Biases: carried by a constant input channel (``--bias yes``, the default) or absent (``--bias no``).
+
+Usage: ``python experiments/dacunha_lenet5.py --data-dir DATA [--model lenet5|conv2]
+[--datasets mnist,fashion-mnist] [--train-subset N --epochs E]  [--out experiments/results/dacunha_lenet5.json]``
 """
 
 from __future__ import annotations
@@ -64,17 +67,21 @@ def compact_forward(ticket, weights):
     i = 0
     while i < len(layers):
         layer = layers[i]
-        if isinstance(layer, (Conv2d, Linear)):  # a pair: (i, i + 1)
-            n1, n2 = f"layers.{i}.weight", f"layers.{i + 1}.weight"
+        if isinstance(layer, (Conv2d, Linear)):  # a pair: (i, i + 1), or (i, i + 2) around a Flatten
+            step = 3 if isinstance(layers[i + 1], Flatten) else 2
+            n1, n2 = f"layers.{i}.weight", f"layers.{i + step - 1}.weight"
             w1 = weights[n1] * ticket.masks[n1]
+            m = w1.shape[0]
             w2 = weights[n2] * ticket.masks[n2]
-            keep = ticket.masks[n1].reshape(w1.shape[0], -1).any(dim=1) & ticket.masks[n2].transpose(0, 1).reshape(
-                w1.shape[0], -1).any(dim=1)
+            if step == 3:  # Linear over the flattened (m, S) map: view it as (d_out, m, S)
+                w2 = w2.reshape(w2.shape[0], m, -1)
+            keep = ticket.masks[n1].reshape(m, -1).any(dim=1) & (w2 != 0).transpose(0, 1).reshape(m, -1).any(dim=1)
             # each kept intermediate channel reads one input (univariate): a gather and a scale, not a matmul
-            cols = ticket.masks[n1].reshape(w1.shape[0], -1)[keep].to(torch.int8).argmax(dim=1)
-            vals = w1.reshape(w1.shape[0], -1)[keep].gather(1, cols[:, None])[:, 0]
-            params[i] = (cols, vals, w2[:, keep])
-            i += 2
+            cols = ticket.masks[n1].reshape(m, -1)[keep].to(torch.int8).argmax(dim=1)
+            vals = w1.reshape(m, -1)[keep].gather(1, cols[:, None])[:, 0]
+            w2 = w2[:, keep]
+            params[i] = (cols, vals, w2.reshape(w2.shape[0], -1) if step == 3 else w2, step)
+            i += step
         else:
             i += 1
 
@@ -87,15 +94,19 @@ def compact_forward(ticket, weights):
         while j < len(layers):
             layer = layers[j]
             if j in params:
-                cols, vals, w2 = params[j]
-                second = layers[j + 1]
-                if isinstance(layer, Conv2d):
+                cols, vals, w2, step = params[j]
+                second = layers[j + step - 1]
+                if step == 3:  # 1x1 conv, Flatten, Linear
+                    h = F.relu(x[:, cols] * vals[None, :, None, None]).flatten(1)
+                    h = F.relu(h) if layers[j + 1].activation == "relu" else h
+                    x = F.linear(h, w2)
+                elif isinstance(layer, Conv2d):
                     h = F.relu(x[:, cols] * vals[None, :, None, None])
                     x = F.conv2d(h, w2, stride=second.stride, padding=second.padding)
                 else:
                     x = F.linear(F.relu(x[:, cols] * vals[None]), w2)
                 x = F.relu(x) if second.activation == "relu" else x
-                j += 2
+                j += step
                 continue
             if isinstance(layer, Pool):
                 x = (F.max_pool2d if layer.mode == "max" else F.avg_pool2d)(x, layer.kernel_size, layer.stride)
@@ -122,10 +133,12 @@ def run_dataset(name: str, args, log) -> dict:
         g = torch.Generator().manual_seed(args.seed)
         idx = torch.randperm(len(ds.train_y), generator=g)[:args.train_subset]
         ds = dataclasses.replace(ds, train_x=ds.train_x[idx], train_y=ds.train_y[idx])
-    bias = cnn2l.IMAGE_CONSTANT_CHANNEL if args.bias == "auto" else args.bias == "yes"
-    target = build_model("lenet5", num_classes=10, in_channels=1, image_size=28, width=args.width, bias=bias,
+    if args.test_subset:  # the first N test images, for target and ticket alike (a reduced run)
+        ds = dataclasses.replace(ds, test_x=ds.test_x[:args.test_subset], test_y=ds.test_y[:args.test_subset])
+    bias = args.bias == "yes"
+    target = build_model(args.model, num_classes=10, in_channels=1, image_size=28, width=args.width, bias=bias,
                          seed=args.seed)
-    cache = Path(args.target_dir) / (f"lenet5_{name}_w{args.width:g}_b{int(bias)}_e{args.epochs}"
+    cache = Path(args.target_dir) / (f"{args.model}_{name}_w{args.width:g}_b{int(bias)}_e{args.epochs}"
                                      f"_n{args.train_subset or 'all'}_s{args.seed}.safetensors")
     t0 = time.perf_counter()
     if cache.is_file():
@@ -195,11 +208,12 @@ def run_dataset(name: str, args, log) -> dict:
         del full
         gap = float((fn(xs) - target(xs)).abs().max())
     n_random = ticket.num_params
-    firsts = list(ticket.masks)[0::2]  # each pair's first (univariate) layer: only its diagonal can be kept
+    firsts = [row["random_layers"][0] for row in ticket.provenance["layers"]]  # univariate: only a diagonal
     effective = n_random - sum(ticket.masks[n].numel() for n in firsts) + sum(ticket.masks[n].shape[0] for n in firsts)
     n_target = sum(p.numel() for p in target.parameters())
     out = {
-        "dataset": name, "bias": bias, "train_subset": args.train_subset or len(ds.train_y), "epochs": args.epochs,
+        "dataset": name, "model": args.model, "bias": bias, "train_subset": args.train_subset or len(ds.train_y),
+        "test_images": int(len(ds.test_y)), "epochs": args.epochs,
         "target": {"test_accuracy": target_acc, "paper_accuracy": PAPER[name], "params": n_target,
                    "train_seconds": round(train_seconds, 1)},
         "per_weight_eps": eps, "samples_per_weight": ticket.provenance["samples_per_weight"],
@@ -207,6 +221,7 @@ def run_dataset(name: str, args, log) -> dict:
         "layers": layers,
         "conv_relative_error_max": max(r["relative_error"] for r in layers if r["kind"] == "conv2d"),
         "random_params": n_random, "random_params_univariate_first_layers": effective,
+        "random_params_dense_flatten": ticket.provenance["random_params_dense_flatten"],
         "size_ratio": n_random / n_target, "size_ratio_univariate": effective / n_target,
         "kept": ticket.num_kept, "density": ticket.density, "kept_over_target": ticket.num_kept / n_target,
         "ticket_test_accuracy": ticket_acc, "accuracy_difference_points": round(100 * (ticket_acc - target_acc), 3),
@@ -227,19 +242,21 @@ def run_dataset(name: str, args, log) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get("STRONGTICKET_DATA"))
+    ap.add_argument("--model", default="lenet5", choices=("lenet5", "conv2"))
     ap.add_argument("--datasets", default="mnist,fashion-mnist")
     ap.add_argument("--out", default="experiments/results/dacunha_lenet5.json")
     ap.add_argument("--target-dir", default="experiments/results", help="where trained targets are cached")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--train-subset", type=int, default=0, help="train on N random examples (reduced run)")
-    ap.add_argument("--width", type=float, default=1.0, help="LeNet-5 width factor (1: 20/50/500)")
+    ap.add_argument("--test-subset", type=int, default=0, help="test on the first N test images (reduced run)")
+    ap.add_argument("--width", type=float, default=1.0, help="width factor (1: LeNet-5 20/50/500, Conv-2 64/256)")
     ap.add_argument("--samples", type=int, default=21)
     ap.add_argument("--rel", type=float, default=1e-3, help="relative kernel error aimed at for conv layers")
     ap.add_argument("--fc-eps", type=float, default=1e-3, help="per-weight eps' of the Linear layers")
     ap.add_argument("--per-weight-eps", type=float, default=None, help="one eps' for every layer (overrides)")
     ap.add_argument("--objective", default="min_error", choices=("min_error", "sparsest"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--bias", default="auto", choices=("auto", "yes", "no"))
+    ap.add_argument("--bias", default="yes", choices=("yes", "no"))
     ap.add_argument("--check-images", type=int, default=200)
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -248,7 +265,7 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     result = {
-        "experiment": "da Cunha, Natale, Viennot 2022: LeNet-5, every layer pruned from a random CNN (cnn2l)",
+        "experiment": f"da Cunha, Natale, Viennot 2022: {args.model}, every layer pruned from a random CNN (cnn2l)",
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform()},
         "paper": {"target_accuracy": PAPER, "conv_relative_error": 1e-3, "random_over_target": "about 30x",

@@ -15,24 +15,34 @@ random ``1x1`` convolution pruned to univariate channels (intermediate channel `
 ``j`` only), a ReLU, and a random ``kxk`` convolution with the target's stride and zero padding; every
 kernel entry ``K[t, j, p, q]`` is a subset-sum instance over the products ``u[j, r] V[t, (j, r), p, q]``
 (two with the +- split for signed inputs, one for inputs known to be >= 0: images in [0, 1], maps after a
-ReLU). Pooling and Flatten layers pass through unchanged (pooling of the constant channel keeps it 1). Every
-``Linear`` layer, the classifier included, is the fully connected 2L block of Pensia et al. 2020
+ReLU). Pooling and Flatten layers pass through unchanged (pooling of the constant channel keeps it 1). A
+``Linear`` layer right after the Flatten of an image (``C`` channels, ``S`` positions) is realised by a random
+1x1 convolution + ReLU placed *before* the Flatten (univariate channels, as for a convolution) and a random
+Linear after it: the pair for a convolution whose kernel covers the whole image, with ``H C^2 + d_out H C S``
+random weights instead of the ``H (C S)^2 + d_out H C S`` of a fully connected block
+(:mod:`strongticket.construct.flatten_linear`, where the exactness is derived). Every other ``Linear`` layer,
+the classifier included, is the fully connected 2L block of Pensia et al. 2020
 (:mod:`strongticket.construct.blocks`), so the whole target is pruned from the random network, no layer copied
-from the target. The subsets are chosen by :func:`strongticket.construct.pensia.subset_sum_chooser`
-(:func:`strongticket.subsetsum.solve`, batched per layer, with the wider-pool retry).
+from the target. All layers run on the one 2L engine (:func:`strongticket.construct.engine.run`, one job per
+layer: :func:`~strongticket.construct.engine.conv_job`, :func:`~strongticket.construct.engine.flatten_linear_job`,
+:func:`~strongticket.construct.engine.linear_job`); the subsets are chosen by
+:func:`strongticket.construct.pensia.subset_sum_chooser` (:func:`strongticket.subsetsum.solve`, batched per
+layer, with the wider-pool retry), one chooser per per-layer tolerance.
 
 Biases (a design choice; the theorem has none): a constant input channel (1 inside the image) carries them,
 through every layer (each non-final layer gets one more output channel that approximates the constant). Zero
 padding lowers a constant channel's kxk sum at the borders, so the bias sits on the one tap every output
 position reads inside the image, tap ``(padding, padding)``: exact at the borders whenever
 ``padding <= (kernel_size - 1) / 2`` (``strongticket.construct.conv.bias_tap``); layers with more padding are
-refused when the target has biases. After a Flatten the constant channel's entries are inputs of the next
-``Linear`` block; the bias goes on the first of them.
+refused when the target has biases. After a Flatten the constant channel is one more channel of the 1x1
+convolution before it; the bias goes on its first position (every position of that channel is 1). A target
+whose input is a vector gets one constant coordinate instead.
 
 Differences from the paper, recorded so a reader can check them: weight laws other than U[-1, 1] are allowed;
 samples per weight default to Pensia et al.'s form with its calibrated constant
 (:data:`strongticket.construct.pensia.PENSIA_C`) at ``d_in = c_in k^2``; each block has the binomial
-union-bound block size of :func:`strongticket.construct.blocks.block_size_for`; the per-weight tolerance
+union-bound block size of :func:`strongticket.construct.blocks.block_size_for` (over the univariate blocks:
+input channels of a convolution or of a Flatten -> Linear pair, inputs of another Linear); the per-weight tolerance
 ``eps'`` for a network ``eps`` is the l1/l_inf rule ``eps / (2 L d_max)`` (``d_max`` the largest fan-in,
 ``c_in k^2``), see :mod:`strongticket.construct.conv_bound`.
 """
@@ -430,10 +440,13 @@ def construct(
     Returns
     -------
     Ticket
-        Random spec (a 1x1 + kxk pair per Conv2d, two Linear layers per Linear, pooling and Flatten as in the
-        target), masks and provenance with per-layer errors (``layers[i]["relative_error"]``: the Frobenius
-        ``|K^ - K| / |K|`` over the target's weights), times, and an l_inf certified bound; per-entry errors in
-        ``arrays["errors.layer{i}.pos"/".neg"]``, in the augmented kernel's shape.
+        Random spec (a 1x1 + kxk pair per Conv2d, a 1x1 conv before the Flatten + a Linear for a Linear after
+        a Flatten, two Linear layers per other Linear, pooling and Flatten as in the target), masks and
+        provenance with per-layer errors (``layers[i]["relative_error"]``: the Frobenius ``|K^ - K| / |K|``
+        over the target's weights), times, sizes (``random_params``, per layer and in all, and
+        ``random_params_dense_flatten``, the size had every Linear after a Flatten been a fully connected
+        block), and an l_inf certified bound; per-entry errors in ``arrays["errors.layer{i}.pos"/".neg"]``, in
+        the augmented kernel's shape (``(d_out', C' S)`` for a Linear after a Flatten).
 
     Raises
     ------

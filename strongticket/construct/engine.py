@@ -270,6 +270,8 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
         solve_seconds += t2 - t1
         masks[n1], masks[n2] = job.masks_back(block)
         err = np.maximum(block.errors_pos, block.errors_neg)
+        say(f"block {i + 1}/{len(jobs)} done: max error {float(err.max()):.3g}, {t1 - t0:.1f} s generating, "
+            f"{t2 - t1:.1f} s solving")
         back = job.errors_back or (lambda e: e)
         arrays[f"errors.block{i}.pos"] = back(block.errors_pos)
         arrays[f"errors.block{i}.neg"] = back(block.errors_neg)

@@ -115,16 +115,25 @@ def lanczos(matvec: MatVec, dim: int, iters: int, generator: torch.Generator, *,
     return LanczosResult(theta, vectors, residuals)
 
 
-def gap_rank(eigenvalues: Sequence[float] | torch.Tensor, max_rank: int) -> int:
+GAP_FLOOR = 0.05  # the shift of gap_rank's ratios, as a fraction of the top eigenvalue
+
+
+def gap_rank(eigenvalues: Sequence[float] | torch.Tensor, max_rank: int, floor: float = GAP_FLOOR) -> int:
     """Size ``k`` of the dominant eigenspace: the position of the largest relative gap at the top of a spectrum.
 
-    With ``l_1 >= l_2 >= ...`` the eigenvalues, ``k`` (1 <= k <= ``max_rank``) maximises the log-ratio
-    ``log(l_k / l_{k+1})`` over the positive eigenvalues; the first non-positive eigenvalue is an infinite gap
-    (the curvature changes sign there), so ``k`` is at most the number of positive ones. Ties go to the
-    smallest ``k``. The gap is relative, not absolute, because a Hessian's top eigenvalue usually stands far
-    above the next few outliers: the absolute gap would almost always pick ``k = 1`` and never the boundary
-    between the outliers and the bulk (about one outlier per class, Sagun et al. 2017; Papyan 2019), which is
-    the boundary a dominant subspace is meant to find.
+    With ``l_1 >= l_2 >= ...`` the eigenvalues and ``c = floor * l_1``, ``k`` (1 <= k <= ``max_rank``)
+    maximises the shifted log-ratio ``log((l_k + c) / (l_{k+1} + c))``; the first non-positive eigenvalue is an
+    infinite gap (the curvature changes sign there), so ``k`` is at most the number of positive ones. Ties go
+    to the smallest ``k``.
+
+    Why relative: a network Hessian's top eigenvalue usually stands far above the next few outliers, so the
+    absolute gap ``l_k - l_{k+1}`` would nearly always pick ``k = 1`` and never the boundary between the
+    outliers and the bulk (about one outlier per class, Sagun et al. 2017; Papyan 2019), which is the boundary
+    a dominant subspace is meant to find. Why shifted: without ``c`` the ratio blows up where the bulk
+    approaches zero, which is also where Lanczos' Ritz values have not converged, so the tail would win (on
+    LeNet-300-100 / MNIST the unshifted ratio picked the 20th of 30 Ritz values, residual 0.1, over the
+    boundary after the 9th, residual 1e-13). With ``c`` the criterion is relative well above ``c`` and absolute
+    (in units of ``c``) below it. The default fraction 0.05 was set after that observation.
 
     Parameters
     ----------
@@ -133,6 +142,8 @@ def gap_rank(eigenvalues: Sequence[float] | torch.Tensor, max_rank: int) -> int:
     max_rank : int
         Largest ``k`` considered, >= 1. The gap after the ``max_rank``-th eigenvalue counts when the
         ``max_rank + 1``-th is given.
+    floor : float
+        The shift ``c`` as a fraction of the top eigenvalue, >= 0 (0: the plain log-ratio).
 
     Returns
     -------
@@ -142,10 +153,12 @@ def gap_rank(eigenvalues: Sequence[float] | torch.Tensor, max_rank: int) -> int:
     Raises
     ------
     InputError
-        No eigenvalues, a non-finite one, or ``max_rank`` below 1.
+        No eigenvalues, a non-finite one, ``max_rank`` below 1 or a negative ``floor``.
     """
     if max_rank < 1:
         raise InputError(f"max_rank must be >= 1, got {max_rank}")
+    if not floor >= 0:
+        raise InputError(f"floor must be >= 0, got {floor}")
     lam = sorted((float(x) for x in (eigenvalues.tolist() if torch.is_tensor(eigenvalues) else eigenvalues)),
                  reverse=True)
     if not lam:
@@ -154,10 +167,11 @@ def gap_rank(eigenvalues: Sequence[float] | torch.Tensor, max_rank: int) -> int:
         raise InputError(f"eigenvalues must be finite, got {lam[:5]}...")
     if lam[0] <= 0:
         return 1
+    c = floor * lam[0]
     best_k, best_gap = 1, -math.inf
     for k in range(1, min(max_rank, len(lam) - 1) + 1):
         hi, lo = lam[k - 1], lam[k]
-        gap = math.inf if lo <= 0 else math.log(hi / lo)
+        gap = math.inf if lo <= 0 else math.log((hi + c) / (lo + c))
         if gap > best_gap:
             best_k, best_gap = k, gap
         if lo <= 0:

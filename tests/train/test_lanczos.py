@@ -112,7 +112,10 @@ def test_lanczos_stops_at_an_invariant_krylov_space() -> None:
     ([5.0, 4.0, 3.0, -0.5, -1.0], 10, 3),  # curvature changes sign after the third: an infinite gap
     ([2.0], 5, 1),  # one eigenvalue
     ([-1.0, -2.0], 5, 1),  # nothing positive
-    ([8.0, 4.0, 2.0, 1.0], 5, 1),  # equal ratios: the smallest k
+    ([8.0, 4.0, 2.0, 1.0], 5, 1),  # equal plain ratios: the shift favours the top
+    # 3 outliers, then a bulk decaying towards zero: the plain ratio picks the tail (k = 6, ratio 10), the
+    # shifted one the outlier boundary
+    ([9.0, 8.0, 6.0, 1.0, 0.9, 0.2, 0.02], 6, 3),
 ])
 def test_gap_rank_finds_the_largest_relative_gap(spectrum: list[float], max_rank: int, k: int) -> None:
     assert gap_rank(spectrum, max_rank) == k
@@ -132,6 +135,9 @@ def test_gap_rank_is_the_planted_cluster_size(k: int, bulk: int, ratio: float) -
 def test_gap_rank_and_lanczos_refuse_bad_arguments() -> None:
     with pytest.raises(InputError, match="max_rank must be >= 1, got 0"):
         gap_rank([1.0], 0)
+    assert gap_rank([9.0, 8.0, 6.0, 1.0, 0.9, 0.2, 0.02], 6, floor=0.0) == 6  # the unshifted log-ratio
+    with pytest.raises(InputError, match="floor must be >= 0, got -0.1"):
+        gap_rank([1.0], 3, floor=-0.1)
     with pytest.raises(InputError, match="at least one eigenvalue"):
         gap_rank([], 3)
     with pytest.raises(InputError, match="must be finite"):

@@ -14,8 +14,8 @@ Everything below that sentence is this package's natural reading of it, not the 
    stream (:meth:`RunContext.score_data`), with respect to every trainable parameter (biases included: the
    dynamics live in the whole parameter space), is probed by ``im_lanczos`` Lanczos steps on Hessian-vector
    products (:mod:`strongticket.train.lanczos`; the network in eval mode). Its dominant eigenspace, the reading
-   of "the low-dimensional manifold the dynamics are attracted to", has size ``k`` at the largest relative
-   spectral gap among the top ``im_max_rank`` eigenvalues (:func:`~strongticket.train.lanczos.gap_rank`). Why
+   of "the low-dimensional manifold the dynamics are attracted to", has size ``k`` at the largest (shifted)
+   relative spectral gap among the top ``im_max_rank`` eigenvalues (:func:`~strongticket.train.lanczos.gap_rank`). Why
    the top of the Hessian spectrum: after a few steps, gradient descent moves mostly inside the span of the
    top Hessian eigenvectors, whose number is about the number of classes (Gur-Ari, Roberts, Dyer 2018,
    "Gradient Descent Happens in a Tiny Subspace").

@@ -427,7 +427,7 @@ class EssentialResult:
                       "|---|---|---|---|---|" + "---|" * len(names)]
             for s in self.snapshots:
                 u = s.curve("unstructured")
-                lines.append(f"| {s.epoch:g} | {s.step} | {100 * s.dense_accuracy:.2f}% | "
+                lines.append(f"| {s.epoch:.3g} | {s.step} | {100 * s.dense_accuracy:.2f}% | "
                              f"{'>= ' if u.censored else ''}{u.essential:.3f} | {_opt(u.knee, '.3f')} | "
                              + " | ".join(f"{100 * s.points[n]['accuracy']:.2f}%" for n in names)
                              + (" |" if names else "|"))
@@ -765,7 +765,7 @@ def essential_sparsity(*, run_dir: str | os.PathLike[str] | None = None, config:
         snapshots.append(snap)
         if note is not None:
             u = snap.curve("unstructured")
-            note(f"epoch {epoch:g}: dense {100 * snap.dense_accuracy:.2f}%, essential sparsity "
+            note(f"epoch {epoch:.3g}: dense {100 * snap.dense_accuracy:.2f}%, essential sparsity "
                  f"{u.essential:.3f}, knee {_opt(u.knee, '.3f')} ({snap.seconds:.2f} s)")
     seconds["sweep"] = time.perf_counter() - started
     # processor seconds of this process (all its threads): the figure that a busy shared machine does not inflate

@@ -113,6 +113,13 @@ def test_run_reaches_the_density_exactly_at_the_last_freezing(tmp_path: Path) ->
     assert sum(int(m.sum()) for m in mask.values()) == target
 
 
+def test_without_a_freezing_the_mask_is_the_global_top_density_of_the_scores(tmp_path: Path) -> None:
+    s = train_run(config(epochs=2, density=0.25, gem_period=5, gem_finetune=False), tmp_path / "run", device="cpu")
+    assert s["gem_miner"]["freezings"] == 0 and s["gem_miner"]["freeze_epochs"] == []
+    assert s["kept"] == round(0.25 * s["prunable"])
+    assert not [x for x in lines(tmp_path / "run") if x["event"] == "gem_freeze"]
+
+
 def test_frozen_weights_never_come_back_and_scores_stay_in_the_unit_interval(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[dict, dict]] = []

@@ -18,6 +18,7 @@ from strongticket.cli import compact as compact_cli
 from strongticket.cli import compare as compare_cli
 from strongticket.cli import construct as construct_cli
 from strongticket.cli import demo as demo_cli
+from strongticket.cli import essential as essential_cli
 from strongticket.cli import export as export_cli
 from strongticket.cli import proofs, rss
 from strongticket.cli import train as train_cli
@@ -43,6 +44,7 @@ app.command("report")(train_cli.report)
 app.command("export")(export_cli.export)
 app.command("compact")(compact_cli.compact)
 app.command("compare")(compare_cli.compare)
+app.command("essential")(essential_cli.essential)
 
 
 def _version(value: bool) -> None:

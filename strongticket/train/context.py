@@ -262,7 +262,8 @@ class RunContext:
             if not state["done"] and self.note is not None and self.is_main:
                 self.note(f"resuming from {phase} epoch {state['epoch']} (step {state['step']})")
             if state["done"]:
-                self.phases[phase] = {**state["last_eval"], "seconds": state.get("elapsed", 0.0)}
+                self.phases[phase] = {**state["last_eval"], "seconds": state.get("elapsed", 0.0),
+                                      "steps": state["step"] - start_step}
                 return self.phases[phase]
         else:
             # no checkpoint: the phase starts afresh, and whatever it logged before the kill is logged again
@@ -273,7 +274,8 @@ class RunContext:
 
             trainer.forward_model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         trainer.run()
-        self.phases[phase] = {**trainer.last_eval, "seconds": self.phase_elapsed(phase)}
+        self.phases[phase] = {**trainer.last_eval, "seconds": self.phase_elapsed(phase),
+                              "steps": trainer.step - start_step}
         _barrier(self.world_size)
         return self.phases[phase]
 

@@ -171,6 +171,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
         "test_accuracy": final["accuracy"], "test_loss": final["loss"],
         "collapsed": sorted(set(rep["collapsed"]) | ctx.collapsed), "layers": rep["layers"],
         "phases": ctx.phases, "wall_time_s": sum(p.get("seconds", 0.0) for p in ctx.phases.values()),
+        "train_steps": sum(p.get("steps", 0) for p in ctx.phases.values()),
         "run_seconds": time.perf_counter() - started, "device": str(dev), "world_size": world,
         "prunable_names": names, "scope": config.prune.scope, **ctx.extras,
     }

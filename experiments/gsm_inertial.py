@@ -90,7 +90,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="Write the results as JSON here.")
     args = ap.parse_args()
     runs = Path(args.runs)
-    results: dict[str, Any] = {"settings": vars(args)}
+    settings = {k: v for k, v in vars(args).items() if k not in ("data_dir", "runs", "out")}  # no local paths
+    results: dict[str, Any] = {"settings": settings}
     started = time.perf_counter()
     s = train_run(run_config("gsm", GSM_DENSITY, args, gsm_lottery=True), runs / "gsm", data_dir=args.data_dir)
     results["gsm"] = gsm_row(s)

@@ -22,8 +22,9 @@ also ranks all scores and updates them, so it costs more than a dense step).
         [--epochs 2] [--train-subset 20000] [--bip-finetune] [--step-cost 50]
         [--out experiments/results/bip_vs_imp.json]
 
-Runs are ordinary run directories under ``RUNS`` (``imp-0.1``, ``bip-0.1``, ...); a finished one is read back,
-not retrained, so a killed measurement resumes.
+Runs are ordinary run directories under ``RUNS`` (``imp-0.1``, ``bip-0.1``, ``bip-ft-0.1`` with fine-tuning, ...); a
+finished one is read back, not retrained, so a killed measurement resumes and the IMP runs are shared between
+measurements with and without ``--bip-finetune``.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def main() -> None:
     rows = []
     for d in args.densities:
         for method in ("imp", "bip"):
-            s = train_run(run_config(method, d, args), Path(args.runs) / f"{method}-{d:g}", data_dir=args.data_dir,
+            name = f"{method}-ft-{d:g}" if method == "bip" and args.bip_finetune else f"{method}-{d:g}"
+            s = train_run(run_config(method, d, args), Path(args.runs) / name, data_dir=args.data_dir,
                           device=args.device)
             rows.append(row(s))
             print(json.dumps(rows[-1]), flush=True)

@@ -198,7 +198,8 @@ class PruneConfig:
 
     method: str = setting("dense", "Pruning method: dense, random, random-erk, magnitude, gmp, imp, imp-rewind, "
                                    "edge-popup, snip, grasp, synflow, early-bird, isp, gsm, gem-miner, bip, "
-                                   "inertial, lottery-pools, transfer.")
+                                   "inertial (a reconstruction from the abstract of Zhang et al. 2021), "
+                                   "lottery-pools, transfer.")
     density: float | None = setting(None, "Fraction of prunable weights kept, in (0, 1] (required by every "
                                           "method but dense).", bound=Bound(0, 1, lo_open=True))
     scope: str | None = setting(None, "Pruning threshold scope: global or layerwise (default: the method's own).",

@@ -5,7 +5,10 @@ R. Burkholz, "Most Activation Functions Can Win the Lottery Without Excessive De
 95 % confidence interval beside the target's, random-network and ticket parameters in thousands. Here with
 :func:`strongticket.construct.lplus1.construct` (every layer constructed, the first layer by the +- split for
 ReLU/LeakyReLU and by the small-weight linear regime for tanh, sigmoid and GELU), for each activation in
-``--acts``:
+``--acts``. Every random weight is drawn from U[-``--scale``, ``--scale``] (default U[-1, 1]); for the
+linear regime the construction multiplies the copying layer by lambda_1 and random layer 2 by
+``1 / (lambda_1 phi'(0))`` (per-tensor scales recorded in the ticket; ``--first-scale``, default the
+construction's ``lambda_1 = eps phi'(0) / (c b^3 R^2)``, see ``docs/constructions.md``):
 
 * the target: trained by the library's one training loop (``strongticket.train.loop.fit``: Adam, lr 1e-3,
   batch 128, ``--epochs`` epochs; initial weights and data order from ``--target-seed``), its test accuracy;
@@ -127,18 +130,32 @@ def main() -> None:
     ap.add_argument("--rho", type=int, default=15)
     ap.add_argument("--eps", type=float, default=0.01)
     ap.add_argument("--objective", default="sparsest")
-    ap.add_argument("--scale", type=float, default=0.3,
-                    help="U[-scale, scale] for linear-regime activations (ReLU-like ones always use U[-1, 1]): the "
-                         "first layer's |u| bounds the Taylor remainder (at 1.0 a dense GELU ticket fell to chance)")
+    ap.add_argument("--scale", type=float, default=1.0, help="every random weight's law is U[-scale, scale]")
+    ap.add_argument("--first-scale", default="theory",
+                    help="lambda_1 of the copying layer for linear-regime activations (random layer 2 gets "
+                         "1 / (lambda_1 phi'(0))): 'theory' (eps phi'(0) / (c b^3 R^2)), a number, or 'none' for "
+                         "one law in every layer (no per-tensor scale: the behaviour before scales existed)")
     ap.add_argument("--first-rho", type=int, default=None,
                     help="copying-layer neurons per input (default: the construction's, 2 rho for ReLU-like, rho else)")
     ap.add_argument("--const-rho", type=int, default=None,
-                    help="constant block size for activations with phi(0) != 0 (default min(4 rho, 62))")
+                    help="neurons per group of the constant block (default: the construction's, first_rho; "
+                         "activations with phi(0) != 0 get reserve groups, lplus1.constant_groups)")
     ap.add_argument("--error-images", type=int, default=500)
     ap.add_argument("--density", type=float, default=1.0,
                     help="IMP-style target: layerwise magnitude pruning to this weight density (1: dense)")
     ap.add_argument("--prune-rounds", type=int, default=3, help="pruning rounds, each retrained --epochs epochs")
     args = ap.parse_args()
+    if args.first_scale == "none":
+        first_scale = None
+    elif args.first_scale == "theory":
+        first_scale = "theory"
+    else:
+        try:
+            first_scale = float(args.first_scale)
+        except ValueError:
+            ap.error(f"--first-scale must be 'theory', 'none' or a number > 0, got {args.first_scale!r}")
+        if not (math.isfinite(first_scale) and first_scale > 0):
+            ap.error(f"--first-scale must be 'theory', 'none' or a number > 0, got {args.first_scale!r}")
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -151,7 +168,8 @@ def main() -> None:
                     "platform": platform.platform(), "torch": torch.__version__},
         "settings": {"widths": widths, "rho": args.rho, "eps": args.eps, "objective": args.objective,
                      "seeds": args.seeds, "epochs": args.epochs, "target_seed": args.target_seed,
-                     "scale": args.scale, "first_rho": args.first_rho, "error_images": args.error_images,
+                     "scale": args.scale, "first_scale": args.first_scale, "first_rho": args.first_rho,
+                     "const_rho": args.const_rho, "error_images": args.error_images,
                      "density": args.density,
                      "prune_rounds": args.prune_rounds if args.density < 1 else 0},
         "rows": {},
@@ -166,18 +184,15 @@ def main() -> None:
         f64 = lenet(widths, act, 0).double()
         f64.load_state_dict({k: v.double() for k, v in target.state_dict().items()})
         mode = lplus1.first_layer_mode(activation(act))
-        dist = WeightDistribution.uniform(-1.0, 1.0) if mode == "split" else \
-            WeightDistribution.uniform(-args.scale, args.scale)
-        const_rho = None
-        if activation(act).phi0 != 0:
-            const_rho = args.const_rho or min(4 * args.rho, lplus1.MAX_CANDIDATES)
+        dist = WeightDistribution.uniform(-args.scale, args.scale)
+        const_rho = args.const_rho
         runs = []
         for seed in range(args.seeds):
             log(f"{act}: constructing seed {seed} ...")
             t0 = time.perf_counter()
             ticket = lplus1.construct(target, eps=args.eps, rho=args.rho, seed=seed, distribution=dist,
                                       objective=args.objective, nonneg_input=True, const_rho=const_rho,
-                                      first_rho=args.first_rho, log=log)
+                                      first_rho=args.first_rho, first_scale=first_scale, log=log)
             seconds = time.perf_counter() - t0
             g32 = SparseTicket(ticket, torch.float32)
             acc = accuracy(g32, ds.test_x, ds.test_y)
@@ -199,7 +214,10 @@ def main() -> None:
                 f"{measured:.3g}, bound {prov['certified_bound']['bound']:.3g}, kept {ticket.num_kept} of "
                 f"{ticket.num_params}, {prov['instances_above_eps']} instances above eps")
         result["rows"][act] = {
-            "first_layer_mode": mode, "distribution": dist.to_dict(), "const_rho": const_rho,
+            "first_layer_mode": mode, "distribution": ticket.distribution.to_dict(),
+            "const_rho": ticket.provenance["lplus1"]["const_rho"],
+            "const_groups": ticket.provenance["lplus1"]["const_groups"],
+            "first_scale": ticket.provenance["lplus1"]["first_scale"],
             "target_accuracy": target_acc,
             "target_params_k": sum(p.numel() for p in target.parameters()) / 1e3,
             "target_nonzero_params_k": sum(int((p != 0).sum()) for p in target.parameters()) / 1e3,

@@ -214,3 +214,73 @@ def test_the_schema_describes_every_layer_field_and_law_parameter():
     for rule in defs["distribution"]["allOf"]:
         law = rule["if"]["properties"]["name"]["const"]
         assert set(rule["then"]["properties"]["params"]["properties"]) == set(LAWS[law]), law
+
+
+# ----- per-tensor weight scales (tensor_scales) ------------------------------------------------------------
+def _scaled_ticket() -> Ticket:
+    t = _ticket()
+    dist = WeightDistribution.uniform().with_tensor_scales({"layers.0.weight": 0.05, "layers.1.weight": 40.0})
+    return Ticket(SPEC, dist, t.seed, t.masks, t.provenance, t.arrays)
+
+
+def test_tensor_scales_multiply_the_draw_after_it_and_leave_other_tensors_bit_identical():
+    plain, scaled = WeightDistribution.uniform(), _scaled_ticket().distribution
+    a, b = plain.generate(SPEC, 4), scaled.generate(SPEC, 4)
+    assert torch.equal(a["layers.1.bias"], b["layers.1.bias"])  # no factor: the same bits as before
+    # float32(float64 draw * factor): one rounding of the exact float64 product, never a second draw
+    raw = WeightDistribution.uniform(scale=0.05).generate(SPEC, 4)["layers.0.weight"]
+    assert torch.equal(b["layers.0.weight"], raw)
+    assert float(b["layers.1.weight"].abs().max()) > 1.0 >= float(a["layers.1.weight"].abs().max())
+
+
+def test_ticket_with_tensor_scales_round_trips_and_regenerates_bit_for_bit(tmp_path):
+    t = _scaled_ticket()
+    d = t.save(tmp_path / "t", include_weights=True)  # load re-checks the stored weights against regeneration
+    meta = json.loads((d / TICKET_JSON).read_text())
+    assert meta["distribution"]["tensor_scales"] == {"layers.0.weight": 0.05, "layers.1.weight": 40.0}
+    jsonschema.validate(meta, load_schema("ticket"), cls=jsonschema.Draft202012Validator)
+    back = Ticket.load(d)
+    assert back.equals(t) and back.distribution == t.distribution
+    w, v = t.random_weights(), back.random_weights()
+    assert all(torch.equal(w[n], v[n]) for n in w)
+    assert torch.equal(back.to_module().layers[1].weight, t.to_module().layers[1].weight)
+
+
+def test_ticket_json_without_tensor_scales_loads_with_every_factor_one(tmp_path):
+    d = _ticket().save(tmp_path / "t")
+    meta = json.loads((d / TICKET_JSON).read_text())
+    assert "tensor_scales" not in meta["distribution"]  # written exactly as before tensor scales existed
+    back = Ticket.load(d)
+    assert back.distribution.tensor_scales == ()
+    assert all(back.distribution.tensor_scale(n) == 1.0 for n in SPEC.parameter_shapes())
+    assert torch.equal(back.random_weights()["layers.0.weight"],
+                       WeightDistribution.uniform().generate(SPEC, 4)["layers.0.weight"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["distribution"].update(tensor_scales={"layers.0.weight": 0}),
+     "'distribution.tensor_scales.layers.0.weight' must be > 0, got 0"),
+    (lambda m: m["distribution"].update(tensor_scales={"layers.0.weight": "x"}),
+     "'distribution.tensor_scales.layers.0.weight' must be a number, got 'x'"),
+    (lambda m: m["distribution"].update(tensor_scales=[2.0]), "'distribution.tensor_scales' must be an object"),
+    (lambda m: m["distribution"].update(tensor_scales={"layers.9.weight": 2.0}),
+     "'distribution.tensor_scales' names ['layers.9.weight'], which are not parameters of the spec"),
+])
+def test_bad_tensor_scales_in_ticket_json_are_one_line_naming_the_key(tmp_path, change, message):
+    d = _scaled_ticket().save(tmp_path / "t")
+    _edit_with(d, change)
+    with pytest.raises(TicketFormatError) as info:
+        Ticket.load(d)
+    text = str(info.value)
+    assert message in text and "\n" not in text, text
+
+
+@pytest.mark.parametrize("scales, message", [
+    ({"layers.9.weight": 2.0}, "not parameters of the spec"),
+    ({"layers.0.weight": -1.0}, "tensor_scales['layers.0.weight'] must be a finite number > 0, got -1.0"),
+    ({"layers.0.weight": float("nan")}, "must be a finite number > 0"),
+])
+def test_bad_tensor_scales_are_refused_before_a_ticket_exists(scales, message):
+    t = _ticket()
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        Ticket(SPEC, WeightDistribution("uniform", (), 1.0, tuple(scales.items())), 4, t.masks)

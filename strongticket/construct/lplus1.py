@@ -13,7 +13,8 @@ Layout of the random network (no biases; a constant input coordinate, ``NetSpec.
 
 * **copying layer** (random layer 1, activation phi of the target's first layer): ``first_rho`` univariate
   neurons per input ``j`` (neuron ``j*first_rho + r`` keeps only its weight ``u[j, r]`` from input ``j``) and a
-  *constant block* of ``const_rho`` neurons reading only the constant coordinate (outputs ``phi(u_c)``);
+  *constant block* of ``const_groups`` groups of ``const_rho`` neurons reading only the constant coordinate
+  (outputs ``phi(u_c)``; one group unless ``phi(0) != 0``, see "first layer" below);
 * **random layer 2** represents target layer 1: ``rho`` copies of every target neuron (row ``i*rho + m``) plus
   ``rho`` constant neurons (rows ``n_1*rho + m``). Copy ``(i, m)`` keeps, for each input ``j``, a subset of the
   block of ``j`` whose products ``v*u`` sum to the target weight (see "first layer" below); its bias is a subset
@@ -36,9 +37,20 @@ First layer, per activation (from the registry :mod:`strongticket.nets.activatio
   ``u > 0`` side is built, with target ``w / phi(1)``.
 * ``linear`` (differentiable at 0 with a remainder bound: tanh, sigmoid, GELU, SiLU, ELU, softplus, identity):
   the small-weight regime ``phi(u x) = phi(0) + phi'(0) u x + R``, ``|R| <= c (u x)^2``: one instance over the
-  whole block with target ``w / phi'(0)``; the constant ``phi(0) sum v`` of the kept neurons is subtracted from
-  the copy's bias target (cancelled by the constant block), and the remainder ``c sum |v| u^2 x^2`` enters the
-  certified bound. The size of ``u`` (the law's scale) trades the remainder against the products' reach.
+  whole block, candidates ``phi'(0) v u`` against the target weight ``w`` (so eps bounds the pre-activation
+  error per weight, as for ReLU); the constant ``phi(0) sum v`` of the kept neurons is subtracted from the
+  copy's bias target (cancelled by the constant block), and the remainder ``c sum |v| u^2 x^2`` enters the
+  certified bound. A **per-layer weight scale** resolves the trade-off one law would face between a small
+  remainder (small ``u``) and the products' reach (large ``v u``): the copying layer's draws are multiplied
+  by ``lambda_1 = eps phi'(0) / (c b^3 R^2)`` (capped at 1; ``b`` the law's bound, ``R`` the input radius)
+  and random layer 2's by ``lambda_2 = 1 / (lambda_1 phi'(0))`` (:func:`first_layer_scales`): the products
+  ``phi'(0) v u`` are then products of two plain draws, as for ReLU, and one kept neuron's remainder is at
+  most eps. The scales are per-tensor factors of the ticket's law (``WeightDistribution.tensor_scales``),
+  applied after the draw, so the ticket still regenerates bit for bit from its seed. For ``phi(0) != 0``
+  (sigmoid, softplus) the offset ``phi(0) sum v`` grows like the square root of the copy's kept neurons while
+  one group of ``const_rho`` candidates moves a sum by about ``const_rho phi(0) b' / 4``: the constant block
+  then has reserve groups (:func:`constant_groups`) that cancel the offset greedily before the first group's
+  subset sum meets the rest within eps.
 
 Certified bound (:func:`certified_bound`): an l_inf bound on ``sup_{|x|_inf <= R} |f(x) - g(x)|_inf`` from the
 ticket's actual weights: per copy, the pre-activation error is at most
@@ -215,13 +227,22 @@ class Layout:
     first_rho : int
         Copying-layer neurons per input.
     const_rho : int
-        Neurons of the copying layer's constant block.
+        Neurons of one group of the copying layer's constant block.
+    const_groups : int
+        Groups in the constant block (1 unless phi(0) != 0): the first is the subset-sum group of every bias
+        instance, the others a reserve that cancels large constant offsets greedily (:func:`constant_groups`).
     """
 
     widths: tuple[int, ...]
     rho: int
     first_rho: int
     const_rho: int
+    const_groups: int = 1
+
+    @property
+    def const_total(self) -> int:
+        """Neurons of the copying layer's constant block, all groups."""
+        return self.const_rho * self.const_groups
 
     @property
     def num_layers(self) -> int:
@@ -231,7 +252,7 @@ class Layout:
     def rows(self, k: int) -> int:
         """Neurons of random layer ``k + 1`` (``k = 0`` the copying layer, ``k = L`` the output)."""
         if k == 0:
-            return self.first_rho * self.widths[0] + self.const_rho
+            return self.first_rho * self.widths[0] + self.const_total
         if k == self.num_layers:
             return self.widths[k]
         return self.rho * (self.widths[k] + 1)
@@ -247,7 +268,7 @@ class Layout:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able."""
         return {"widths": list(self.widths), "rho": self.rho, "first_rho": self.first_rho,
-                "const_rho": self.const_rho}
+                "const_rho": self.const_rho, "const_groups": self.const_groups}
 
 
 def random_spec(target: LPlus1Target, layout: Layout) -> NetSpec:
@@ -281,6 +302,70 @@ def theory_rho(num_params: int, eps: float, delta: float, C: float = LPLUS1_C) -
 def counting_rho(eps: float, reach: float = 1.0) -> int:
     """The fewest candidates whose ``2^rho`` subset sums can cover ``[-reach, reach]`` within ``eps``."""
     return max(1, math.ceil(math.log2(reach / eps)))
+
+
+def first_layer_scales(act: Activation, eps: float, radius: float = 1.0, law_bound: float = 1.0
+                       ) -> tuple[float, float]:
+    """Per-tensor scales ``(lambda_1, lambda_2)`` of the copying layer and random layer 2 for a smooth activation.
+
+    The linear regime (Burkholz 2022, the small-weight first layer of Thm. 2.6): a kept copying neuron with
+    weight ``u = lambda_1 u~`` feeding layer 2 with weight ``v = lambda_2 v~`` contributes
+    ``v phi(u x) = phi(0) v + phi'(0) v u x + v R(u x)`` with ``|R(y)| <= c y^2`` (the registry's ``remainder``).
+    Two choices follow:
+
+    * ``lambda_2 = 1 / (lambda_1 phi'(0))``: then ``phi'(0) v u = v~ u~``, so the layer-2 subset sums target
+      ``w`` over products of two draws of the law, exactly the instances a ReLU target gets (with one law
+      for both layers, ``w / phi'(0)`` over products ``lambda_1^2 v~ u~`` is out of reach for small
+      ``lambda_1``: the accuracy loss of tanh, sigmoid and GELU tickets with a single law);
+    * ``lambda_1 = eps phi'(0) / (c b^3 R^2)`` (``b`` = ``law_bound``, ``|x| <= R`` = ``radius``): the
+      remainder of one kept neuron, ``|v| c u^2 x^2 <= c lambda_1 b^3 R^2 / phi'(0)``, is then at most ``eps``,
+      the tolerance of one subset-sum instance, so the linearisation costs the certified bound no more than
+      the subset sums do. Capped at 1 (the law itself is already small enough) and at
+      ``remainder_radius / (b R)`` (where the registry's bound holds).
+
+    Returns ``(1.0, 1.0)`` for an exact first layer (``c = 0``, the identity); the positively homogeneous
+    split activations (ReLU, LeakyReLU) need no scale and are not passed here.
+
+    Raises
+    ------
+    InputError
+        When ``act`` has no linear regime (``phi'(0)`` undefined or 0, or no remainder bound).
+    """
+    if act.dphi0 in (None, 0.0) or act.remainder is None:
+        raise InputError(f"lplus1: activation {act.name!r} has no linear regime at 0 (phi'(0) and a remainder "
+                         f"bound are needed) for a first-layer scale")
+    c, slope = float(act.remainder), abs(float(act.dphi0))
+    if c == 0.0:
+        return 1.0, 1.0
+    lam1 = min(1.0, eps * slope / (c * law_bound ** 3 * radius ** 2), act.remainder_radius / (law_bound * radius))
+    return lam1, 1.0 / (lam1 * slope)
+
+
+#: Standard deviations of a copy's constant offset the constant block's reserve is sized to cancel.
+OFFSET_SIGMAS = 4.0
+
+#: Mean subset size assumed when sizing the reserve (the sparsest first-layer instances keep 2 to 4).
+OFFSET_SUBSET_SIZE = 3.0
+
+
+def constant_groups(act: Activation, mode: str, nnz_max: int, const_rho: int) -> int:
+    """Groups of ``const_rho`` neurons in the copying layer's constant block: 1, or more when ``phi(0) != 0``.
+
+    In the linear regime a copy of target neuron i keeps ``K ~ nnz_i s`` copying neurons (``nnz_i`` nonzero
+    target weights, ``s`` neurons per subset) whose weights ``v`` add the constant ``phi(0) sum v`` to its
+    pre-activation; the bias instance must cancel it with constant neurons ``v_c phi(u_c) ~ v_c phi(0)``. Both
+    scale with the layer's weights, so the ratio is independent of the per-tensor scales: the offset has
+    standard deviation ``phi(0) b' sqrt(K / 3)`` for v ~ U[-b', b'], while one group of ``const_rho``
+    candidates moves a sum by at most about ``const_rho phi(0) b' / 4`` in one direction. A single group
+    (at most :data:`MAX_CANDIDATES` candidates, the solvers' limit) therefore cannot reach the offsets of
+    a wide layer. The reserve groups cancel the offset greedily and the first group's subset sum hits the
+    remainder within eps; their number covers :data:`OFFSET_SIGMAS` standard deviations with
+    ``s =`` :data:`OFFSET_SUBSET_SIZE`: ``1 + ceil(4 z sqrt(nnz_max s / 3) / const_rho)``.
+    """
+    if mode != "linear" or act.phi0 == 0:
+        return 1
+    reach = const_rho / 4.0
+    return 1 + math.ceil(OFFSET_SIGMAS * math.sqrt(max(nnz_max, 1) * OFFSET_SUBSET_SIZE / 3.0) / reach)
 
 
 # ----- instances and their solution ----------------------------------------------------------------------------
@@ -334,6 +419,27 @@ def _solve(targets: np.ndarray, cand: np.ndarray, valid: np.ndarray, stats: _Sta
     return sel
 
 
+def _greedy_cancel(targets: np.ndarray, reserve: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Reserve candidates ``(K, m)`` that bring each target within comfortable reach of its subset-sum ``group``.
+
+    A row whose ``|target|`` exceeds half its group's one-sided reach (the smaller of the sums of its
+    positive and of its negative candidates) keeps its reserve candidates of the target's sign, largest
+    first, while their running sum stays at most ``|target|``: the rest lies between 0 and the next
+    candidate. Rows already within reach keep nothing (deterministic, no solver).
+    """
+    r = np.asarray(targets, dtype=np.float64)
+    reach = np.minimum(np.where(group > 0, group, 0.0).sum(axis=1), -np.where(group < 0, group, 0.0).sum(axis=1))
+    need = np.abs(r) > reach / 2
+    same = reserve * np.sign(r)[:, None]
+    same = np.where(same > 0, same, 0.0)
+    order = np.argsort(-same, axis=1, kind="stable")
+    ordered = np.take_along_axis(same, order, axis=1)
+    take = (np.cumsum(ordered, axis=1) <= np.abs(r)[:, None]) & (ordered > 0) & need[:, None]
+    sel = np.zeros(reserve.shape, dtype=bool)
+    np.put_along_axis(sel, order, take, axis=1)
+    return sel
+
+
 def _rows_to_targets(k: int, layout: Layout, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows ``q`` of random layer ``k + 1``: target neuron index (-1 for constant rows) and a copy flag."""
     copies = layout.copies(k)
@@ -359,7 +465,7 @@ class _First:
 
     u: np.ndarray          # (n0, first_rho) float64, weight of block neuron (j, r) from input j
     keep: np.ndarray       # (n0, first_rho) bool, that weight kept
-    kappa: np.ndarray      # (first_rho * n0 + const_rho,) float64: a constant neuron's output; 0 if it reads x
+    kappa: np.ndarray      # (first_rho * n0 + const_total,) float64: a constant neuron's output; 0 if it reads x
 
 
 def _first_view(layout: Layout, act: Activation, w1: np.ndarray, mask1: np.ndarray) -> _First:
@@ -401,8 +507,10 @@ def construct(
     rho: int | None = None,
     first_rho: int | None = None,
     const_rho: int | None = None,
+    const_groups: int | None = None,
     seed: int = 0,
     distribution: WeightDistribution | None = None,
+    first_scale: float | str | None = "theory",
     solver: str = "auto",
     objective: str = "sparsest",
     time_limit: float | None = None,
@@ -430,13 +538,23 @@ def construct(
         Copying-layer neurons per input; default ``2 rho`` for the +- split (each side gets about ``rho``),
         ``rho`` otherwise (as the reference code).
     const_rho : int, optional
-        Neurons of the constant block; default ``first_rho``. Activations with ``phi(0) != 0`` (sigmoid,
-        softplus) need more: the block must also cancel ``phi(0) sum v`` of every copy.
+        Neurons of one group of the constant block (the candidates of every layer-2 bias instance); default
+        ``first_rho``.
+    const_groups : int, optional
+        Groups of ``const_rho`` constant neurons; default :func:`constant_groups` (1, or more for activations
+        with ``phi(0) != 0``, sigmoid and softplus, whose block must also cancel ``phi(0) sum v`` of every copy).
     seed : int
         Seed of the random network.
     distribution : WeightDistribution, optional
-        Law of every random weight; default U[-1, 1]. For the ``linear`` first layer, its scale bounds
-        ``|u|`` and hence the Taylor remainder (and the products' reach).
+        Law of every random weight; default U[-1, 1]. The ``linear`` first layer multiplies the copying
+        layer's and random layer 2's draws by per-tensor scales (``first_scale``), recorded in the ticket's
+        distribution (``tensor_scales``).
+    first_scale : "theory", float or None
+        ``lambda_1`` of the copying layer for a ``linear`` first layer, with ``lambda_2 = 1 / (lambda_1
+        phi'(0))`` on random layer 2 (:func:`first_layer_scales`): ``"theory"`` (default) picks
+        ``lambda_1 = eps phi'(0) / (c b^3 R^2)``, a number gives ``lambda_1``, ``None`` keeps one law for
+        every layer (no tensor scales; then a ``distribution`` with ``tensor_scales`` is used as given).
+        Ignored by the exact +- split (ReLU, LeakyReLU), which needs no scale.
     solver, objective, time_limit
         Passed to :func:`strongticket.subsetsum.solve`; ``objective`` ``sparsest`` (default: small subsets
         keep the propagated error small) or ``min_error``.
@@ -493,14 +611,38 @@ def construct(
         raise InputError(f"first_rho = {first_rho} gives about {per_side} candidates per instance, too few for "
                          f"eps = {eps:g} (counting bound {need}; default 2 rho for the +- split)")
     const_rho = first_rho if const_rho is None else check_int("const_rho", const_rho)
+    nnz_max = int(max((np.count_nonzero(tgt.weights[0], axis=1)).max(initial=0), 1))
+    const_groups = constant_groups(act0, mode, nnz_max, const_rho) if const_groups is None \
+        else check_int("const_groups", const_groups)
     for what, n in (("rho", rho), ("first_rho", per_side), ("const_rho", const_rho)):
         if n > MAX_CANDIDATES:
             raise InputError(f"{what} = {n} gives more than {MAX_CANDIDATES} candidates per subset-sum instance, "
                              f"more than the solvers take")
-    dist = distribution or WeightDistribution.uniform(-1.0, 1.0)
-    layout = Layout(tgt.widths, rho, first_rho, const_rho)
+    base = distribution or WeightDistribution.uniform(-1.0, 1.0)
+    if not isinstance(base, WeightDistribution):
+        raise InputError(f"distribution must be a WeightDistribution, got {type(base).__name__}")
+    if first_scale is not None and first_scale != "theory":
+        if isinstance(first_scale, bool) or not isinstance(first_scale, (int, float)) \
+                or not (math.isfinite(first_scale) and first_scale > 0):
+            raise InputError(f"first_scale must be 'theory', a finite number > 0 or None, got {first_scale!r}")
+        first_scale = float(first_scale)
+    if base.tensor_scales and first_scale is not None and mode == "linear":
+        raise InputError(f"first_scale={first_scale!r} would replace the distribution's tensor_scales "
+                         f"{dict(base.tensor_scales)}; pass first_scale=None to use them as given")
+    layout = Layout(tgt.widths, rho, first_rho, const_rho, const_groups)
     spec = random_spec(tgt, layout)
     names = layer_names(spec)
+    law_bound = base.bound if base.bound is not None else 1.0  # unbounded laws: their unit scale
+    if mode == "linear" and first_scale is not None:
+        lam1, lam2 = first_layer_scales(act0, eps, radius, law_bound)
+        if first_scale != "theory":
+            lam1, lam2 = float(first_scale), 1.0 / (float(first_scale) * abs(act0.dphi0))
+        dist = base.with_tensor_scales({names[0]: lam1, names[1]: lam2})
+        scale_rule = "theory" if first_scale == "theory" else "given"
+    else:
+        lam1, lam2 = base.tensor_scale(names[0]), base.tensor_scale(names[1])
+        dist = base
+        scale_rule = "none" if mode == "linear" else "split"
     shapes = spec.parameter_shapes()
     L = layout.num_layers
     opts = {"solver": solver, "objective": objective, "eps": eps, "time_limit": time_limit}
@@ -526,6 +668,7 @@ def construct(
         mask = np.zeros(shape, dtype=bool)
         z_const = np.zeros(shape[0])
         wstats, bstats, cstats = _Stats(), _Stats(), _Stats()
+        offsets_seen, reserve_rows = 0.0, 0
         say(f"layer {k + 1}/{L + 1}: {shape[0]} neurons from {shape[1]}, target layer {k} {w.shape[1]} -> "
             f"{w.shape[0]}")
         tg = time.perf_counter()
@@ -545,9 +688,20 @@ def construct(
                 bias_cand = v[:, nc:].astype(np.float64) * kappa_prev[None]
                 bias_cols = np.arange(nc, shape[1])
             bt = np.where(is_copy, b[np.maximum(i, 0)] - offset, CONSTANT_TARGET)
+            rss = layout.const_rho if k == 1 else bias_cand.shape[1]  # the subset-sum group's columns
+            if k == 1 and layout.const_groups > 1:
+                # the reserve cancels phi(0) sum v greedily, the subset-sum group then meets the rest within eps
+                rows_c = np.nonzero(is_copy)[0]
+                offsets_seen = max(offsets_seen, float(np.abs(offset[rows_c]).max(initial=0.0)))
+                sel = _greedy_cancel(bt[rows_c], bias_cand[rows_c, rss:], bias_cand[rows_c, :rss])
+                rr, cc = np.nonzero(sel)
+                mask[q0 + rows_c[rr], bias_cols[rss + cc]] = True
+                bt[rows_c] -= np.where(sel, bias_cand[rows_c, rss:], 0.0).sum(axis=1)
+                reserve_rows += int(sel.any(axis=1).sum())
             # constant neurons need no precision (their exact values feed the next biases): tallied apart
             for group, st in ((is_copy & (bt != 0), bstats), (~is_copy, cstats)):
-                sel = _solve(bt[group], bias_cand[group], np.ones(bias_cand[group].shape, dtype=bool), st, **opts)
+                cand = bias_cand[group][:, :rss]
+                sel = _solve(bt[group], cand, np.ones(cand.shape, dtype=bool), st, **opts)
                 rr, cc = np.nonzero(sel)
                 mask[q0 + np.nonzero(group)[0][rr], bias_cols[cc]] = True
             z_const[q] = (np.where(mask[q0:q0 + len(q)][:, bias_cols], bias_cand, 0.0)).sum(axis=1)
@@ -560,6 +714,8 @@ def construct(
                         "target_layer": k, "multiplicity": layout.multiplicity(k),
                         "weights": wstats.record(), "biases": bstats.record(), "constants": cstats.record(),
                         "kept": int(mask.sum())})
+        if k == 1 and layout.const_groups > 1:
+            records[-1]["constant_offsets"] = {"max_abs": offsets_seen, "rows_using_reserve": reserve_rows}
     keep1 = np.zeros((layout.rows(0), n0 + 1), dtype=bool)
     keep1[full_keep] = used[np.nonzero(full_keep)[0]]
     masks[names[0]] = torch.from_numpy(keep1)
@@ -575,6 +731,7 @@ def construct(
     provenance: dict[str, Any] = {
         "method": METHOD, "paper": PAPER, "eps": eps, "delta": delta, "objective": objective, "solver": solver,
         "lplus1": {**layout.to_dict(), "first_layer_mode": mode, "copy_activation": act0.name,
+                   "first_scale": {"rule": scale_rule, "lambda1": lam1, "lambda2": lam2, "law_bound": law_bound},
                    "constant_target": CONSTANT_TARGET, "theory_rho": theory, "theory_C": LPLUS1_C,
                    "counting_rho": need},
         "nonneg_input": nonneg_input, "warnings": warnings, "layers": records, "instances_above_eps": above,
@@ -610,12 +767,14 @@ def _first_weights(v: np.ndarray, w_rows: np.ndarray, first: _First, layout: Lay
         one, minus = float(_phi64(act, np.array(1.0))), float(_phi64(act, np.array(-1.0)))
         sides = [("+", 1.0 / one)] if nonneg else [("+", 1.0 / (one - minus)), ("-", -1.0 / (one - minus))]
     else:
-        sides = [("all", 1.0 / act.dphi0)]
+        sides = [("all", 1.0)]
     inst = w_rows != 0  # a pruned target weight keeps its random weights pruned
     rows, js = np.nonzero(inst)
     for side, scale in sides:
         idx, valid, uu = _first_side_order(first.u, side)
-        factor = np.abs(uu) if mode == "split" else uu
+        # linear regime: candidates phi'(0) v u against w, so that eps bounds the pre-activation error per
+        # weight as for ReLU (w / phi'(0) against v u would ask sigmoid for eps / 4)
+        factor = np.abs(uu) if mode == "split" else act.dphi0 * uu
         cand = np.take_along_axis(v3, np.broadcast_to(idx[None], (R,) + idx.shape), axis=2)[rows, js]
         cand = cand.astype(np.float64) * factor[js]
         sel = _solve(w_rows[rows, js] * scale, cand, valid[js], stats, **opts)
@@ -678,7 +837,8 @@ def layout_of(ticket: Ticket) -> tuple[Layout, str]:
     info = ticket.provenance.get("lplus1")
     if ticket.provenance.get("method") != METHOD or not isinstance(info, dict):
         raise InputError(f"not an {METHOD} ticket (method {ticket.provenance.get('method')!r})")
-    return (Layout(tuple(info["widths"]), int(info["rho"]), int(info["first_rho"]), int(info["const_rho"])),
+    return (Layout(tuple(info["widths"]), int(info["rho"]), int(info["first_rho"]), int(info["const_rho"]),
+                   int(info.get("const_groups", 1))),  # tickets from before constant groups: one group
             str(info["first_layer_mode"]))
 
 
@@ -796,8 +956,9 @@ def structure(ticket: Ticket) -> dict[str, Any]:
     dict
         ``depth`` (random Linear layers) and ``target_depth``; ``univariate_first_layer`` (every copying
         neuron keeps at most one weight, from its own input or the constant coordinate); ``widths`` and
-        ``expected_widths`` (``first_rho n_0 + const_rho``, ``rho (n_l + 1)``, ``n_L``); ``output_multiplicity``
-        (1 when the output layer has exactly ``n_L`` neurons); ``biases`` (random layers with a bias: none);
+        ``expected_widths`` (``first_rho n_0 + const_rho const_groups``, ``rho (n_l + 1)``, ``n_L``);
+        ``output_multiplicity`` (1 when the output layer has exactly ``n_L`` neurons); ``biases`` (random
+        layers with a bias: none);
         ``copies_read_own_inputs`` (every kept weight of a copy of target neuron i comes from a copy of an input
         j with ``w_ij != 0`` or from a constant neuron; constant neurons read only constants).
     """
@@ -815,7 +976,7 @@ def structure(ticket: Ticket) -> dict[str, Any]:
         w = tgt.weights[k - 1]
         i, is_copy = _rows_to_targets(k, layout, np.arange(m.shape[0]))
         group = fr if k == 1 else layout.rho
-        n_in = m.shape[1] - (layout.const_rho if k == 1 else layout.rho)
+        n_in = m.shape[1] - (layout.const_total if k == 1 else layout.rho)
         blk = m[:, :n_in].reshape(m.shape[0], -1, group).any(axis=2)  # (rows, target inputs)
         ok_w = np.where(is_copy[:, None], w[np.maximum(i, 0)] != 0, False)
         own &= bool(not (blk & ~ok_w).any())
@@ -831,5 +992,5 @@ def structure(ticket: Ticket) -> dict[str, Any]:
 
 
 __all__ = ["CONSTANT_TARGET", "LPLUS1_C", "LPlus1Bound", "LPlus1Target", "Layout", "MAX_CANDIDATES", "METHOD", "PAPER",
-           "certified_bound", "construct", "counting_rho", "first_layer_mode", "layer_names", "layout_of",
-           "random_spec", "read_target", "structure", "theory_rho"]
+           "certified_bound", "construct", "counting_rho", "first_layer_mode", "first_layer_scales", "layer_names",
+           "layout_of", "random_spec", "read_target", "structure", "theory_rho"]

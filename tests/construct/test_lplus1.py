@@ -94,7 +94,8 @@ def test_structural_invariants_hold_on_random_targets_of_random_depth(depth, wid
     assert s["biases"] == []
     assert s["copies_read_own_inputs"]
     rho, fr = 6, tk.provenance["lplus1"]["first_rho"]
-    assert s["widths"][0] == fr * widths[0] + tk.provenance["lplus1"]["const_rho"]
+    lp = tk.provenance["lplus1"]
+    assert s["widths"][0] == fr * widths[0] + lp["const_rho"] * lp["const_groups"]
     assert all(s["widths"][k] == rho * (widths[k] + 1) for k in range(1, depth))
     # the random spec carries the target's activation per layer (copying layer: the first one)
     acts = [layer.activation for layer in tk.spec.layers if hasattr(layer, "in_features")]
@@ -117,13 +118,15 @@ def test_pruned_target_weights_keep_their_random_weights_pruned() -> None:
 
 
 # ----- certified bound -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("first_scale", ["theory", None])
 @pytest.mark.parametrize("widths,scale", [([3, 4, 3, 2], 0.5), ([1, 1, 1], 0.9)])
 @pytest.mark.parametrize("name", SUPPORTED)
-def test_measured_error_is_at_most_the_certified_bound_for_every_registered_activation(name, widths, scale) -> None:
+def test_measured_error_is_at_most_the_certified_bound_for_every_registered_activation(name, widths, scale,
+                                                                                      first_scale) -> None:
     net = _mlp(widths, name, 1, scale=scale)
-    # the linear regime uses the law's full scale here, so the Taylor remainder dominates the bound (on the
-    # one-neuron target, dropping it leaves a bound below the measured error)
-    tk = lplus1.construct(net, rho=10, eps=0.01, seed=2, const_rho=30)
+    # first_scale=None: the linear regime uses the law's full scale, so the Taylor remainder dominates the bound
+    # (on the one-neuron target, dropping it leaves a bound below the measured error)
+    tk = lplus1.construct(net, rho=10, eps=0.01, seed=2, const_rho=30, first_scale=first_scale)
     bound = tk.provenance["certified_bound"]["bound"]
     measured = _measured(tk, net, widths[0])
     assert measured <= bound * (1 + 1e-9) + 1e-12, (measured, bound)
@@ -152,20 +155,119 @@ def test_leaky_relu_first_layer_is_rescaled_by_one_over_one_plus_alpha() -> None
 def test_smooth_first_layer_records_the_taylor_remainder() -> None:
     net = _mlp([3, 3, 2], "tanh", 0)
     small = lplus1.construct(net, rho=10, eps=0.02, seed=1, distribution=WeightDistribution.uniform(-0.2, 0.2),
-                             first_rho=20, const_rho=20)
-    large = lplus1.construct(net, rho=10, eps=0.02, seed=1)
+                             first_rho=20, const_rho=20, first_scale=None)
+    large = lplus1.construct(net, rho=10, eps=0.02, seed=1, first_scale=None)
     r_small = small.provenance["certified_bound"]["layers"][0]["remainder"]
     r_large = large.provenance["certified_bound"]["layers"][0]["remainder"]
     assert 0 < r_small < r_large
+
+
+# ----- per-layer weight scale of the linear regime ---------------------------------------------------------------
+LINEAR = [n for n in SUPPORTED if lplus1.first_layer_mode(activation(n)) == "linear"]
+
+
+@pytest.mark.parametrize("name", LINEAR)
+@pytest.mark.parametrize("eps,radius,bound", [(0.01, 1.0, 1.0), (0.05, 2.0, 0.5), (0.3, 1.0, 1.0)])
+def test_first_layer_scale_is_eps_phi_prime_over_c_capped_at_one_and_layer_two_compensates(name, eps, radius,
+                                                                                           bound) -> None:
+    act = activation(name)
+    lam1, lam2 = lplus1.first_layer_scales(act, eps, radius, bound)
+    if act.remainder == 0:  # the identity is exact: no scale
+        assert (lam1, lam2) == (1.0, 1.0)
+        return
+    assert lam1 == pytest.approx(min(1.0, eps * act.dphi0 / (act.remainder * bound ** 3 * radius ** 2)), rel=1e-15)
+    assert lam1 * lam2 * act.dphi0 == pytest.approx(1.0, rel=1e-15)  # phi'(0) v u = v~ u~: ReLU's products
+    if lam1 < 1:  # a kept neuron's Taylor remainder |v| c u^2 x^2 is then exactly eps at the corners
+        worst = (lam2 * bound) * act.remainder * (lam1 * bound) ** 2 * radius ** 2
+        assert worst == pytest.approx(eps, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu"])
+def test_exact_split_first_layer_gets_no_tensor_scale(name) -> None:
+    tk = lplus1.construct(_mlp([3, 3, 2], name, 0), rho=8, eps=0.02, seed=1)
+    assert tk.distribution.tensor_scales == ()
+    assert "tensor_scales" not in tk.distribution.to_dict()  # ticket.json as before scales existed
+    assert tk.provenance["lplus1"]["first_scale"]["rule"] == "split"
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "gelu"])
+def test_ticket_records_the_theory_scales_and_its_weights_carry_them(name) -> None:
+    eps = 0.02
+    tk = lplus1.construct(_mlp([3, 3, 2], name, 0), rho=8, eps=eps, seed=1)
+    lam1, lam2 = lplus1.first_layer_scales(activation(name), eps)
+    assert dict(tk.distribution.tensor_scales) == {"layers.0.weight": lam1, "layers.1.weight": lam2}
+    rec = tk.provenance["lplus1"]["first_scale"]
+    assert rec["rule"] == "theory" and (rec["lambda1"], rec["lambda2"]) == (lam1, lam2)
+    w = tk.random_weights()
+    plain = WeightDistribution.uniform().generate(tk.spec, tk.seed)
+    for n, lam in (("layers.0.weight", lam1), ("layers.1.weight", lam2)):  # float32(float64 draw * lambda)
+        assert float(w[n].abs().max()) <= lam * (1 + 1e-6)
+        torch.testing.assert_close(w[n].double(), plain[n].double() * lam, rtol=1e-7, atol=0)
+    assert torch.equal(w["layers.2.weight"], plain["layers.2.weight"])  # later layers: the law as drawn
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "gelu"])
+def test_theory_scales_shrink_the_bound_and_the_error_of_one_law(name) -> None:
+    """The one-law ticket (first_scale=None) is the accuracy loss this scale repairs."""
+    net = _mlp([8, 6, 2], name, 3)
+    scaled = lplus1.construct(net, rho=12, eps=0.01, seed=4, first_rho=24)
+    one_law = lplus1.construct(net, rho=12, eps=0.01, seed=4, first_rho=24, first_scale=None)
+    b_s, b_1 = (t.provenance["certified_bound"]["bound"] for t in (scaled, one_law))
+    assert b_s < b_1 / 2
+    assert _measured(scaled, net, 8) < _measured(one_law, net, 8)
+
+
+def test_sigmoid_constant_offsets_are_cancelled_by_the_reserve_groups() -> None:
+    # phi(0) sum v of 40 inputs is far beyond one group's reach: with one group many bias instances miss
+    net = _mlp([40, 20, 2], "sigmoid", 1)
+    default = lplus1.construct(net, rho=10, eps=0.01, seed=2, const_rho=30)
+    single = lplus1.construct(net, rho=10, eps=0.01, seed=2, const_rho=30, const_groups=1)
+    groups = default.provenance["lplus1"]["const_groups"]
+    assert groups == lplus1.constant_groups(activation("sigmoid"), "linear", 40, 30) > 1
+    assert default.provenance["layers"][0]["biases"]["above_eps"] == 0
+    assert single.provenance["layers"][0]["biases"]["above_eps"] > 0
+    s = lplus1.structure(default)
+    assert s["widths"][0] == 40 * 10 + 30 * groups and s["widths"] == s["expected_widths"]
+    assert s["univariate_first_layer"] and s["copies_read_own_inputs"]
+    assert _measured(default, net, 40) <= default.provenance["certified_bound"]["bound"] * (1 + 1e-9)
+
+
+def test_constant_groups_is_one_unless_phi_at_zero_is_nonzero() -> None:
+    assert lplus1.constant_groups(activation("tanh"), "linear", 784, 30) == 1
+    assert lplus1.constant_groups(activation("gelu"), "linear", 784, 30) == 1
+    assert lplus1.constant_groups(activation("relu"), "split", 784, 30) == 1
+    z, s = lplus1.OFFSET_SIGMAS, lplus1.OFFSET_SUBSET_SIZE
+    assert lplus1.constant_groups(activation("sigmoid"), "linear", 784, 30) == \
+        1 + math.ceil(z * math.sqrt(784 * s / 3) / (30 / 4))
+
+
+def test_a_given_first_scale_is_used_and_none_keeps_one_law() -> None:
+    net = _mlp([3, 3, 2], "gelu", 0)
+    given_ = lplus1.construct(net, rho=8, eps=0.02, seed=1, first_scale=0.25)
+    assert dict(given_.distribution.tensor_scales) == {"layers.0.weight": 0.25, "layers.1.weight": 8.0}
+    assert given_.provenance["lplus1"]["first_scale"]["rule"] == "given"
+    none = lplus1.construct(net, rho=8, eps=0.02, seed=1, first_scale=None)
+    assert none.distribution.tensor_scales == () and none.provenance["lplus1"]["first_scale"]["rule"] == "none"
+
+
+def test_ticket_provenance_from_before_constant_groups_reads_one_group() -> None:
+    tk = lplus1.construct(_mlp([3, 3, 2], "relu", 0), rho=8, eps=0.02, seed=1)
+    info = dict(tk.provenance["lplus1"])
+    del info["const_groups"]
+    old = Ticket(tk.spec, tk.distribution, tk.seed, tk.masks, {**tk.provenance, "lplus1": info}, tk.arrays)
+    layout, _ = lplus1.layout_of(old)
+    assert layout.const_groups == 1 and layout.rows(0) == tk.spec.parameter_shapes()["layers.0.weight"][0]
+    assert lplus1.certified_bound(old).bound == tk.provenance["certified_bound"]["bound"]
 
 
 # ----- regeneration --------------------------------------------------------------------------------------------
 def test_ticket_regenerates_bit_for_bit_from_a_saved_directory(tmp_path) -> None:
     net = _mlp([4, 3, 2], "gelu", 2)
     tk = lplus1.construct(net, rho=8, eps=0.03, seed=11)
-    tk.save(tmp_path / "t")
+    assert tk.distribution.tensor_scales  # GELU: the copying layer and layer 2 carry their scales
+    tk.save(tmp_path / "t", include_weights=True)  # load checks the stored weights against the regenerated
     back = Ticket.load(tmp_path / "t")
-    assert back.equals(tk)
+    assert back.equals(tk) and back.distribution == tk.distribution
     w1, w2 = tk.random_weights(), back.random_weights()
     assert all(torch.equal(w1[n], w2[n]) for n in w1)
     sd = back.state_dict()
@@ -197,6 +299,12 @@ class _Residual(nn.Module):
     (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"eps": 2.0}, "eps must be in (0, 1)"),
     (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"objective": "x"}, "objective"),
     (nn.Sequential(nn.Linear(3, 2), nn.Sigmoid(), nn.Linear(2, 1)), {"const_rho": 80}, "const_rho = 80"),
+    (nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1)), {"first_scale": -1.0}, "first_scale must be"),
+    (nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1)), {"first_scale": "big"}, "first_scale must be"),
+    (nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1)), {"const_groups": 0}, "const_groups"),
+    (nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1)),
+     {"distribution": WeightDistribution.uniform().with_tensor_scales({"layers.0.weight": 0.5})},
+     "pass first_scale=None"),
 ])
 def test_bad_input_is_one_line(target, options, needle) -> None:
     with pytest.raises(InputError) as info:

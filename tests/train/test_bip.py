@@ -14,10 +14,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from strongticket.errors import InputError
+from strongticket.nets.zoo import build_model
 from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig
 from strongticket.train.data import load_dataset
 from strongticket.train.loop import Callback, Trainer
-from strongticket.train.masking import MaskedModel
+from strongticket.train.masking import MaskedModel, prunable_names
 from strongticket.train.methods.bip import Bilevel, implicit_score_gradient, mask_overlap
 from strongticket.train.run import train_run
 from tests.train.test_resume import check_kills
@@ -33,7 +34,9 @@ def config(epochs: int = 2, **prune) -> RunConfig:
 def one_weight_pair(implicit: float) -> tuple[MaskedModel, Bilevel, torch.Tensor, torch.Tensor]:
     """``y = θ₀ m₀ x₀ + θ₁ m₁ x₁``, θ = (2, -3), scores s = (-0.5, 0.1) (density 1/2 keeps entry 0), x = (3, 4),
     after the backward of ``ℓ = y``."""
-    net = nn.Linear(2, 1, bias=False)
+    with torch.device("meta"):  # no random draw: the weights are set below
+        net = nn.Linear(2, 1, bias=False)
+    net = net.to_empty(device="cpu")
     with torch.no_grad():
         net.weight.copy_(torch.tensor([[2.0, -3.0]]))
     model = MaskedModel(net, scores={"weight": torch.tensor([[-0.5, 0.1]])}, score_density=0.5,
@@ -102,9 +105,8 @@ class Snapshots(Callback):
 
 def test_levels_alternate_and_momentum_never_moves_the_resting_level() -> None:
     data = load_dataset("digits").subset(256, 64, seed=0)
-    torch.manual_seed(0)  # the test's own network; the trainer draws nothing
-    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
-    names = ["1.weight", "3.weight"]
+    net = build_model("fc2", num_classes=10, in_channels=1, image_size=8, width=0.25, seed=0)
+    names = prunable_names(net)
     params = dict(net.named_parameters())
     model = MaskedModel(net, scores={n: params[n].detach().clone() for n in names}, score_density=0.3,
                         score_rule="global-topk")

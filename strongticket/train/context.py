@@ -78,7 +78,9 @@ class Checkpoint(Callback):
         if not self.ctx.is_main:
             return
         tensors = {f"net.{k}": v for k, v in self.model.net.state_dict().items()}
-        tensors |= {f"mask.{k}": v for k, v in self.model.masks.items()} if self.model._mask_names else {}
+        # the fixed masks only: a score mask is recomputed from the saved scores, and saving it as a fixed mask
+        # would freeze entries the scores had only switched off for now (GEM-MINER's rounding)
+        tensors |= {f"mask.{k}": v for k, v in self.model.fixed_masks.items()}
         tensors |= {f"score.{k}": v for k, v in self.model.scores.items()}
         opt = trainer.optimizer.state_dict()
         scalars: dict[str, dict[str, Any]] = {}

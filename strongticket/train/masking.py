@@ -377,6 +377,11 @@ class MaskedModel(nn.Module):
                         v.mul_(m)
 
     @property
+    def fixed_masks(self) -> Masks:
+        """The fixed masks only (without the score masks): what a checkpoint must restore."""
+        return {n: getattr(self, _buf(n)).clone() for n in self._mask_names}
+
+    @property
     def masks(self) -> Masks:
         """The current masks as bool tensors (fixed masks and, for edge-popup, the top-k of the scores)."""
         out = {n: getattr(self, _buf(n)).clone() for n in self._mask_names}

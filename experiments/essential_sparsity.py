@@ -1,12 +1,12 @@
 """Essential sparsity of LeNet-300-100 on MNIST (Jaiswal, Liu, Chen, Wang, NeurIPS 2023), and its emergence.
 
-The dense run of ``experiments/lenet300100_mnist.toml`` (``--epochs`` epochs) is trained with the library's
+The dense run of ``experiments/lenet300100_mnist_train.toml`` (``--epochs`` epochs) is trained with the library's
 one loop while :class:`strongticket.essential.WeightSnapshots` keeps the weights ``--snapshots-per-epoch``
 times an epoch; every snapshot is pruned once by global magnitude over the sparsity grid, and by the 2:4 and
 4:8 families, without retraining, and its test accuracy measured. Reported: per pattern, the essential sparsity
 (the largest swept sparsity with every point within 1 accuracy point of dense) and the knee of the curve, for
 the trained model and per snapshot, with the seconds of training and of the sweeps. The same numbers come from
-``strongticket essential --config experiments/lenet300100_mnist.toml --epochs 4 --data-dir DATA --out DIR``;
+``strongticket essential --config experiments/lenet300100_mnist_train.toml --epochs 4 --data-dir DATA --out DIR``;
 this script also records the machine and its load.
 
 Usage: ``python experiments/essential_sparsity.py --data-dir DATA [--epochs 4] [--snapshots-per-epoch 1]
@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get("STRONGTICKET_DATA"))
-    ap.add_argument("--config", default=str(HERE / "lenet300100_mnist.toml"))
+    ap.add_argument("--config", default=str(HERE / "lenet300100_mnist_train.toml"))
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--snapshots-per-epoch", type=int, default=1)
     ap.add_argument("--sparsities", default="0:0.98:0.02,0.99")

@@ -27,7 +27,6 @@ Usage: ``python experiments/isp_table.py [experiments/isp_table.toml] --data-dir
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import time
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from strongticket.compare.config import check_table, merge_tables
 from strongticket.errors import InputError, StrongTicketError
 from strongticket.files import write_bytes_atomic
 from strongticket.report import runs as report
@@ -100,23 +100,6 @@ class Table:
     train: dict[str, Any]
 
 
-def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``over`` into a copy of ``base`` (tables merge key by key, anything else replaces)."""
-    out = copy.deepcopy(dict(base))
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else copy.deepcopy(v)
-    return out
-
-
-def _keys(d: Any, allowed: tuple[str, ...], where: str) -> Mapping[str, Any]:
-    if not isinstance(d, Mapping):
-        raise InputError(f"{where} must be a table, got {d!r}")
-    bad = sorted(set(d) - set(allowed))
-    if bad:
-        raise InputError(f"unknown keys {bad} in {where}; valid: {', '.join(allowed)}")
-    return d
-
-
 def _sparsities(v: Any, where: str) -> tuple[float, ...]:
     if (not isinstance(v, list) or not v
             or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < 1 for s in v)):
@@ -132,7 +115,7 @@ def read_table(path: Path, quick: bool) -> Table:
         raise InputError(f"config {str(path)!r} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"cannot parse config {str(path)!r} as TOML: {exc}") from None
-    _keys(raw, TOP_KEYS, "the table's TOML")
+    check_table(raw, TOP_KEYS, "the table's TOML")
     tasks_raw = raw.get("task")
     if not isinstance(tasks_raw, list) or not tasks_raw:
         raise InputError(f"[[task]] must list at least one task, got {tasks_raw!r}")
@@ -141,16 +124,16 @@ def read_table(path: Path, quick: bool) -> Table:
         raise InputError(f"[[find]] must list at least one row, got {finds!r}")
     seeds = raw.get("seeds", [0])
     pretrain, train = raw.get("pretrain", {}), raw.get("train", {})
-    quick_raw = _keys(raw.get("quick", {}), QUICK_KEYS, "[quick]") if quick else {}
+    quick_raw = check_table(raw.get("quick", {}), QUICK_KEYS, "[quick]") if quick else {}
     if quick:
         seeds = quick_raw.get("seeds", seeds)
-        pretrain = merge(pretrain, quick_raw.get("pretrain", {}))
-        train = merge(train, quick_raw.get("train", {}))
+        pretrain = merge_tables(pretrain, quick_raw.get("pretrain", {}))
+        train = merge_tables(train, quick_raw.get("train", {}))
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise InputError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
     tasks = []
     for i, t in enumerate(tasks_raw):
-        t = _keys(t, TASK_KEYS, f"[[task]] #{i + 1}")
+        t = check_table(t, TASK_KEYS, f"[[task]] #{i + 1}")
         if not isinstance(t.get("source"), str) or not isinstance(t.get("target"), str):
             raise InputError(f"[[task]] #{i + 1} needs source and target dataset names, got {dict(t)!r}")
         sp = _sparsities(t.get("sparsities"), f"[[task]] #{i + 1} sparsities")
@@ -163,7 +146,7 @@ def read_table(path: Path, quick: bool) -> Table:
     rows, labels = [], set()
     quick_find = quick_raw.get("find", {}) if quick else {}
     for i, f in enumerate(finds):
-        f = _keys(f, FIND_KEYS, f"[[find]] #{i + 1}")
+        f = check_table(f, FIND_KEYS, f"[[find]] #{i + 1}")
         method = f.get("method")
         if not isinstance(method, str):
             raise InputError(f"[[find]] #{i + 1} needs a method name, got {method!r}")
@@ -172,7 +155,7 @@ def read_table(path: Path, quick: bool) -> Table:
         if label in labels:
             raise InputError(f"[[find]] #{i + 1} label {label!r} is used twice; give each row its own label")
         labels.add(label)
-        rows.append(Row(method, label, merge(f.get("train", {}), quick_find.get(method, {}))))
+        rows.append(Row(method, label, merge_tables(f.get("train", {}), quick_find.get(method, {}))))
     table = Table(str(raw.get("name", path.stem)), tuple(seeds), tuple(tasks), tuple(rows), pretrain, train)
     for t in table.tasks:  # every configuration is built now: a bad key fails before any training
         pretrain_config(table, t, Path("."))
@@ -183,7 +166,7 @@ def read_table(path: Path, quick: bool) -> Table:
 
 def pretrain_config(table: Table, task: Task, out: Path) -> RunConfig:
     """The dense pre-training of ``task.source``."""
-    d = merge(table.pretrain, {"data": {"dataset": task.source}, "prune": {"method": "dense"}})
+    d = merge_tables(table.pretrain, {"data": {"dataset": task.source}, "prune": {"method": "dense"}})
     return _config(d, f"[pretrain] of {task.source}")
 
 
@@ -193,7 +176,7 @@ def finetune_config(table: Table, task: Task, row: Row, sparsity: float | None, 
     prune: dict[str, Any] = {"method": row.method}
     if sparsity is not None:
         prune["density"] = round(1 - sparsity, 10)
-    d = merge(merge(table.train, row.train), {"data": {"dataset": task.target}, "prune": prune,
+    d = merge_tables(merge_tables(table.train, row.train), {"data": {"dataset": task.target}, "prune": prune,
                                                "model": {"init_from": str(pretrained)}, "seed": seed})
     return _config(d, f"row {row.label!r}")
 

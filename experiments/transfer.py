@@ -27,7 +27,6 @@ Usage: ``python experiments/transfer.py [experiments/transfer.toml] --data-dir D
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import sys
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from strongticket.compare.config import check_table, merge_tables
 from strongticket.errors import InputError, StrongTicketError
 from strongticket.files import write_bytes_atomic
 from strongticket.report import transfer as report
@@ -70,23 +70,6 @@ class Unit:
     label: str
 
 
-def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``over`` into a copy of ``base`` (tables merge key by key, anything else replaces)."""
-    out = copy.deepcopy(dict(base))
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else copy.deepcopy(v)
-    return out
-
-
-def _keys(d: Any, allowed: tuple[str, ...], where: str) -> Mapping[str, Any]:
-    if not isinstance(d, Mapping):
-        raise InputError(f"{where} must be a table, got {d!r}")
-    bad = sorted(set(d) - set(allowed))
-    if bad:
-        raise InputError(f"unknown keys {bad} in {where}; valid: {', '.join(allowed)}")
-    return d
-
-
 def read_plan(path: Path, quick: bool) -> Plan:
     """Read and check the TOML (``[quick]`` merged over it when ``quick``); errors name the key."""
     try:
@@ -95,9 +78,9 @@ def read_plan(path: Path, quick: bool) -> Plan:
         raise InputError(f"experiment config {str(path)!r} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"cannot parse experiment config {str(path)!r} as TOML: {exc}") from None
-    _keys(raw, TOP_KEYS, str(path))
+    check_table(raw, TOP_KEYS, str(path))
     if quick:
-        raw = merge(raw, _keys(raw.get("quick", {}), QUICK_KEYS, "[quick]"))
+        raw = merge_tables(raw, check_table(raw.get("quick", {}), QUICK_KEYS, "[quick]"))
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                            and s >= 0 for s in seeds):
@@ -107,7 +90,7 @@ def read_plan(path: Path, quick: bool) -> Plan:
         raise InputError(f"[[config]] must list at least two configurations, got {configs!r}")
     names = []
     for i, c in enumerate(configs):
-        _keys(c, CONFIG_KEYS, f"[[config]] #{i + 1}")
+        check_table(c, CONFIG_KEYS, f"[[config]] #{i + 1}")
         if not isinstance(c.get("name"), str) or not c["name"].replace("-", "").isalnum():
             raise InputError(f"[[config]] #{i + 1}: name must be letters, digits and dashes, got {c.get('name')!r}")
         names.append(c["name"])
@@ -125,7 +108,7 @@ def read_plan(path: Path, quick: bool) -> Plan:
 
 def run_config(plan: Plan, cfg: Mapping[str, Any], seed: int, prune: Mapping[str, Any]) -> RunConfig:
     """The base, then the configuration's data/optim tables, then ``prune`` and ``seed``."""
-    d = merge(plan.base, {"data": cfg.get("data", {}), "optim": cfg.get("optim", {}), "prune": prune, "seed": seed})
+    d = merge_tables(plan.base, {"data": cfg.get("data", {}), "optim": cfg.get("optim", {}), "prune": prune, "seed": seed})
     try:
         return RunConfig.from_dict(d)
     except InputError as exc:

@@ -34,6 +34,7 @@ merge.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -107,13 +108,13 @@ class CompareConfig:
 
     def base_run(self, seed: int) -> RunConfig:
         """The training configuration of the dense target of ``seed`` (method ``dense``)."""
-        return RunConfig.from_dict(_with_seed(_merge(self.train, {"prune": {"method": "dense", "density": 1.0}}),
+        return RunConfig.from_dict(_with_seed(merge_tables(self.train, {"prune": {"method": "dense", "density": 1.0}}),
                                               seed))
 
     def find_run(self, entry: FindEntry, density: float, seed: int) -> RunConfig:
         """The training configuration of finder ``entry`` at ``density`` for ``seed``."""
-        over = _merge(entry.train, {"prune": {"method": entry.method, "density": density}})
-        return RunConfig.from_dict(_with_seed(_merge(self.train, over), seed))
+        over = merge_tables(entry.train, {"prune": {"method": entry.method, "density": density}})
+        return RunConfig.from_dict(_with_seed(merge_tables(self.train, over), seed))
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as canonical JSON-ready data (what :meth:`digest` hashes)."""
@@ -133,7 +134,7 @@ class CompareConfig:
         """Build and check a comparison from parsed TOML; every problem is one :class:`InputError`."""
         if not isinstance(d, Mapping):
             raise InputError(f"{where} must be a table of settings, got {d!r}")
-        _check_keys(d, TOP_KEYS, "the top level")
+        check_table(d, TOP_KEYS, "the top level")
         name = d.get("name", "comparison")
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"name must be a non-empty string, got {name!r}")
@@ -210,10 +211,15 @@ class CompareConfig:
 # ------------------------------------------------------------------------------------------- parsing helpers
 
 
-def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+def check_table(d: Any, allowed: tuple[str, ...], where: str) -> Mapping[str, Any]:
+    """Return ``d`` if it is a table whose keys are all in ``allowed``; else one :class:`InputError` naming
+    ``where``, the first unknown key and the allowed ones. Experiment configurations use it too."""
+    if not isinstance(d, Mapping):
+        raise InputError(f"{where} must be a table, got {d!r}")
     unknown = sorted(set(d) - set(allowed))
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r} in {where}; allowed keys: {', '.join(allowed)}")
+    return d
 
 
 def _entries(value: Any, name: str) -> list[Mapping[str, Any]]:
@@ -224,7 +230,7 @@ def _entries(value: Any, name: str) -> list[Mapping[str, Any]]:
 
 def _construct_entry(d: Mapping[str, Any], i: int) -> ConstructEntry:
     where = f"[[construct]] #{i + 1}"
-    _check_keys(d, CONSTRUCT_KEYS, where)
+    check_table(d, CONSTRUCT_KEYS, where)
     method = d.get("method")
     if not isinstance(method, str):
         raise InputError(f"{where}: method must be a construction name (a string), got {method!r}")
@@ -243,7 +249,7 @@ def _construct_entry(d: Mapping[str, Any], i: int) -> ConstructEntry:
 
 def _find_entry(d: Mapping[str, Any], i: int) -> FindEntry:
     where = f"[[find]] #{i + 1}"
-    _check_keys(d, FIND_KEYS, where)
+    check_table(d, FIND_KEYS, where)
     method = d.get("method")
     if not isinstance(method, str):
         raise InputError(f"{where}: method must be a training method name (a string), got {method!r}")
@@ -278,14 +284,13 @@ def _unique_label(seen: set[str], label: str) -> set[str]:
     return seen | {label}
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``over`` merged in, table by table (``over`` wins)."""
-    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in base.items()}
+def merge_tables(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``over`` merged in, table by table (``over`` wins; anything that is not a
+    table replaces). Experiment configurations use it too."""
+    out = copy.deepcopy(dict(base))
     for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
+        out[k] = merge_tables(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) \
+            else copy.deepcopy(v)
     return out
 
 

@@ -24,7 +24,14 @@ from strongticket.nets.zoo import build_model
 from strongticket.train.config import RunConfig, derive_seed
 from strongticket.train.data import Dataset, epoch_batches
 from strongticket.train.loop import Callback, EarlyStop, Trainer, evaluate
-from strongticket.train.masking import MaskedModel, Masks, density_report, init_weights, prunable_names
+from strongticket.train.masking import (
+    MaskedModel,
+    Masks,
+    density_report,
+    init_regenerable,
+    init_weights,
+    prunable_names,
+)
 from strongticket.train.pretrained import load_pretrained
 from strongticket.train.rundir import CheckpointError, RunDir
 
@@ -171,6 +178,17 @@ class RunContext:
                 self.note(transfer.describe())
             self.extras["init_from"] = transfer.to_dict()
         return net.to(self.device)
+
+    def record_random_network(self, net: nn.Module) -> None:
+        """Draw ``net``'s parameters as a regenerable random network (the run's init law and seed) and record it
+        in the summary as ``random_network``, so that a ticket found on it is a strong ticket
+        (:func:`~strongticket.train.masking.init_regenerable`); a model no ``NetSpec`` describes keeps its
+        generator init and records ``{"unsupported": reason}``."""
+        try:
+            record = init_regenerable(net, self.config.model.init, self.config.seed, self.input_shape).to_dict()
+        except InputError as exc:
+            record = {"unsupported": str(exc)}
+        self.extras["random_network"] = record
 
     def prunable(self, net: nn.Module) -> list[str]:
         """State_dict names of ``net``'s prunable tensors under the run's ``prune_bias``/``prune_output``."""

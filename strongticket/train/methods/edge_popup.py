@@ -9,7 +9,7 @@ Only the scores are optimised. The final mask is the top-k of the trained scores
 
 The random network is drawn like a constructed ticket's: every parameter (biases too) from
 ``WeightDistribution.generate(spec, seed)`` with the init scheme's law and the run's seed
-(:func:`~strongticket.train.masking.init_regenerable`), and the record of it goes to ``summary.json`` as
+(:meth:`RunContext.record_random_network <strongticket.train.context.RunContext.record_random_network>`), and the record goes to ``summary.json`` as
 ``random_network``; so the run exports as a strong :class:`~strongticket.ticket.Ticket`
 (:mod:`strongticket.train.export`). A model no ``NetSpec`` describes (ResNet-20) keeps the generator init and
 records ``{"unsupported": reason}``.
@@ -22,8 +22,7 @@ import math
 import torch
 from torch import nn
 
-from strongticket.errors import InputError
-from strongticket.train.masking import MaskedModel, init_regenerable
+from strongticket.train.masking import MaskedModel
 from strongticket.train.methods.base import Method
 
 
@@ -37,11 +36,7 @@ class EdgePopup(Method):
 
     def run(self, ctx):  # noqa: D102
         net = ctx.new_net()
-        try:
-            record = init_regenerable(net, ctx.config.model.init, ctx.config.seed, ctx.input_shape).to_dict()
-        except InputError as exc:
-            record = {"unsupported": str(exc)}
-        ctx.extras["random_network"] = record
+        ctx.record_random_network(net)
         names = ctx.prunable(net)
         params = dict(net.named_parameters())
         g = ctx.generator("scores")

@@ -51,7 +51,7 @@ import torch
 
 from strongticket.errors import InputError
 from strongticket.train.loop import Callback, Trainer, evaluate
-from strongticket.train.masking import MaskedModel, Masks, init_regenerable
+from strongticket.train.masking import MaskedModel, Masks
 from strongticket.train.methods.base import Method
 from strongticket.train.rundir import CheckpointError
 
@@ -280,11 +280,7 @@ class GemMiner(Method):
     def run(self, ctx):  # noqa: D102
         c = self.cfg
         net = ctx.new_net()
-        try:
-            record = init_regenerable(net, ctx.config.model.init, ctx.config.seed, ctx.input_shape).to_dict()
-        except InputError as exc:
-            record = {"unsupported": str(exc)}
-        ctx.extras["random_network"] = record
+        ctx.record_random_network(net)
         names = ctx.prunable(net)
         params = dict(net.named_parameters())
         initial = {k: v.detach().clone() for k, v in params.items()}

@@ -161,6 +161,9 @@ def report(
     export: Annotated[Path | None, typer.Option("--export", help="One comparison: copy its small files (config, "
                                                                  "results, table; no checkpoints) to this folder, "
                                                                  "to commit them.")] = None,
+    view: Annotated[str, typer.Option("--view", help="auto (runs alone: the runs table; with comparisons or "
+                                                     "tickets: the comparison table), runs, compare, or transfer "
+                                                     "(source/target configuration x ticket kind).")] = "auto",
     json_out: JsonOption = False,
 ) -> None:
     """Tabulate results: training runs (density, accuracy, params, wall time), or comparisons, runs and tickets
@@ -169,8 +172,24 @@ def report(
 
     if fmt not in ("markdown", "csv"):
         raise InputError(f"--format must be markdown or csv, got {fmt!r}")
+    if view not in ("auto", "runs", "compare", "transfer"):
+        raise InputError(f"--view must be auto, runs, compare or transfer, got {view!r}")
+    if view == "transfer":
+        from strongticket.files import write_bytes_atomic
+        from strongticket.report import transfer as tr
+
+        rows = tr.transfer_table(tr.transfer_runs(runs))
+        text = tr.to_markdown(rows) if fmt == "markdown" else tr.to_csv(rows)
+        if out is not None:
+            write_bytes_atomic(out, text.encode())
+        if json_out:
+            emit_json({"rows": rows, "table": str(out) if out else None})
+        elif out is None:
+            typer.echo(text, nl=False)
+        return
     kinds = {kind for p in runs if Path(p).exists() for kind, _ in _find(Path(p))}
-    if kinds - {"run"} or page is not None or export is not None or figures is not None:
+    comparison = kinds - {"run"} or page is not None or export is not None or figures is not None
+    if view == "compare" or (view == "auto" and comparison):
         _report_comparison(runs, fmt, out, plot, figures, page, export, json_out)
         return
     from strongticket.files import write_bytes_atomic

@@ -47,7 +47,8 @@ def ticket_result(directory: Path) -> tuple[dict[str, Any], tuple[Any, Any]]:
 
     ticket = Ticket.load(directory, check_weights=False)
     p = ticket.provenance
-    return _blank(unit=str(directory), kind="construct", label=p.get("method", "ticket"), method=p.get("method"),
+    label = " ".join(str(x) for x in (p.get("method", "ticket"), p.get("objective")) if x)
+    return _blank(unit=str(directory), kind="construct", label=label, method=p.get("method"),
                   seed=ticket.seed, needs_training=False, network_params=ticket.num_params,
                   ticket_params=ticket.num_kept, density=ticket.density, accuracy=p.get("test_accuracy"),
                   random_width=p.get("random_width"), wall_time_s=p.get("seconds"), device="cpu",

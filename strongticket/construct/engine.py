@@ -80,6 +80,10 @@ class LayerJob:
         This layer's tolerance; None: the one given to :func:`run`.
     chooser : Chooser, optional
         This layer's chooser (e.g. one per tolerance); None: the one given to :func:`run`.
+    rowwise : bool
+        ``second_as_matrix`` maps each row (first index) of the random second layer to the same number of
+        consecutive matrix rows, in order; :func:`run` then fills the matrix chunk by chunk as the rows are
+        drawn, never holding the layer twice (the largest array of a big layer).
     """
 
     names: tuple[str, str]
@@ -93,6 +97,7 @@ class LayerJob:
     label: str = ""
     per_weight_eps: float | None = None
     chooser: Chooser | None = None
+    rowwise: bool = False
 
 
 def linear_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, ...]], matrix: np.ndarray, *,
@@ -104,7 +109,7 @@ def linear_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int,
                     negative_side=bool(negative_side), second_as_matrix=lambda v: v,
                     masks_back=lambda block: (block.mask1, block.mask2),
                     fan_in=int(shapes[1][1] if fan_in is None else fan_in), label=label,
-                    per_weight_eps=per_weight_eps, chooser=chooser)
+                    per_weight_eps=per_weight_eps, chooser=chooser, rowwise=True)
 
 
 def linear_jobs(target: FCTarget, spec: NetSpec, negatives: Sequence[bool]) -> list[LayerJob]:
@@ -138,7 +143,7 @@ def conv_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, .
     return LayerJob(names=names, shapes=shapes, matrix=conv.kernel_as_matrix(kernel), negative_side=negative_side,
                     second_as_matrix=conv.second_as_matrix, masks_back=masks_back, fan_in=int(fan_in),
                     errors_back=lambda e: conv.matrix_as_kernel(e, k), label=label, per_weight_eps=per_weight_eps,
-                    chooser=chooser)
+                    chooser=chooser, rowwise=True)
 
 
 def flatten_linear_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, ...]], matrix: np.ndarray,
@@ -174,7 +179,7 @@ def flatten_linear_job(names: tuple[str, str], shapes: tuple[tuple[int, ...], tu
                     second_as_matrix=lambda v: fl.flat_as_matrix(v, m), masks_back=masks_back,
                     fan_in=int(shapes[1][1] if fan_in is None else fan_in),
                     errors_back=lambda e: fl.matrix_as_flat(e, d_out), label=label, per_weight_eps=per_weight_eps,
-                    chooser=chooser)
+                    chooser=chooser, rowwise=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,7 +245,7 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
     warnings: list[str] = []
     gen_seconds = solve_seconds = 0.0
     for i, job in enumerate(jobs):
-        (n1, n2), (s1, s2) = job.names, job.shapes
+        (n1, n2), (s1, _) = job.names, job.shapes
         w, negative = job.matrix, job.negative_side
         eps = per_weight_eps if job.per_weight_eps is None else job.per_weight_eps
         choose = chooser if job.chooser is None else job.chooser
@@ -258,7 +263,7 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
                                       f"neurons available")
             warnings.append(msg + "; those instances use all the neurons available")
             say("warning: " + warnings[-1])
-        v = job.second_as_matrix(distribution.tensor(n2, s2, seed, fan_in=job.fan_in).numpy())
+        v = _second_matrix(job, distribution, seed)
         t1 = time.perf_counter()
         say(f"block {i + 1}/{len(jobs)}: {w.size} target weights, {(1 + negative) * w.size} instances "
             f"of {samples} candidates (block size {H})")
@@ -295,6 +300,28 @@ def run(jobs: Sequence[LayerJob], chooser: Chooser, *, distribution: WeightDistr
         })
     return EngineResult(masks=masks, arrays=arrays, layers=layers, warnings=warnings,
                         seconds={"generate": gen_seconds, "solve": solve_seconds})
+
+
+def _second_matrix(job: LayerJob, distribution: WeightDistribution, seed: int) -> np.ndarray:
+    """The job's random second layer as its matrix view; row by row into one array for a ``rowwise`` job.
+
+    The drawn chunks equal the whole tensor bit for bit (:meth:`WeightDistribution.iter_rows`), so both ways
+    give the same matrix; the chunked one holds the layer once, not twice (drawn tensor and its view).
+    """
+    name, shape = job.names[1], job.shapes[1]
+    if not job.rowwise:
+        return job.second_as_matrix(distribution.tensor(name, shape, seed, fan_in=job.fan_in).numpy())
+    out: np.ndarray | None = None
+    row = 0
+    for chunk in distribution.iter_rows(name, shape, seed, fan_in=job.fan_in):
+        part = job.second_as_matrix(chunk.numpy())
+        if out is None:
+            per_row = part.shape[0] // chunk.shape[0]
+            out = np.empty((per_row * int(shape[0]), part.shape[1]), dtype=part.dtype)
+        out[row:row + part.shape[0]] = part
+        row += part.shape[0]
+    assert out is not None and row == out.shape[0]  # every row drawn once, in order
+    return out
 
 
 def miss_totals(layers: Sequence[dict[str, Any]]) -> tuple[dict[str, int], list[dict]]:

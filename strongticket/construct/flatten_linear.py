@@ -48,7 +48,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from strongticket.construct.blocks import block_coefficients
 from strongticket.errors import InputError
 from strongticket.nets.spec import Conv2d, Linear
 
@@ -119,21 +118,42 @@ def matrix_as_flat(matrix: np.ndarray, out_features: int) -> np.ndarray:
     return np.ascontiguousarray(np.swapaxes(np.asarray(matrix).reshape(d, s, c), 1, 2).reshape(d, c * s))
 
 
-def pair_coefficients(first: np.ndarray, mask1: np.ndarray, second: np.ndarray, mask2: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def pair_coefficients(first: np.ndarray, mask1: np.ndarray, second: np.ndarray, mask2: np.ndarray,
+                      chunk_rows: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """``(A+, A-)`` of a pruned pair, float64 ``(d_out, C S)`` in the target weight's layout.
 
     ``first``/``mask1``: the 1x1 weight ``(H C, C, 1, 1)``; ``second``/``mask2``: the Linear ``(d_out, H C S)``.
     The pruned pair computes exactly ``A+ relu(x) + A- relu(-x)`` on the flattened input ``x`` provided every kept
-    intermediate channel reads one input channel; raises :class:`InputError` otherwise
-    (:func:`strongticket.construct.blocks.block_coefficients` on the matrix views).
+    intermediate channel reads one input channel; raises :class:`InputError` otherwise. ``chunk_rows`` outputs
+    at a time, so a layer of hundreds of millions of weights is read in bounded memory (float64 copies of
+    ``chunk_rows`` rows, not of the layer).
     """
     m, c = first.shape[:2]
     f2 = np.asarray(first).reshape(m, c)
     k1 = np.asarray(mask1, dtype=bool).reshape(m, c)
-    d_out = second.shape[0]
-    a_pos, a_neg = block_coefficients(f2, k1, flat_as_matrix(second, m), flat_as_matrix(np.asarray(mask2), m))
-    return matrix_as_flat(a_pos, d_out), matrix_as_flat(a_neg, d_out)
+    per_row = k1.sum(axis=1)
+    if np.any(per_row > 1):
+        raise InputError(f"{int((per_row > 1).sum())} intermediate channels keep more than one input weight: "
+                         "the pair is not univariate and has no (A+, A-) form")
+    rows = np.nonzero(per_row == 1)[0]
+    cols = k1[rows].argmax(axis=1)
+    u = f2[rows, cols].astype(np.float64)
+    # (m, C) maps: kept channel (j, r) -> |u| in column j, one per sign
+    to_pos, to_neg = np.zeros((m, c)), np.zeros((m, c))
+    to_pos[rows[u > 0], cols[u > 0]] = u[u > 0]
+    to_neg[rows[u < 0], cols[u < 0]] = -u[u < 0]
+    d_out, width = second.shape
+    if width % m:
+        raise InputError(f"the Linear after a 1x1 conv of {m} channels has a multiple of {m} inputs, got {width}")
+    s = width // m
+    a_pos, a_neg = np.zeros((d_out, c, s)), np.zeros((d_out, c, s))
+    for lo in range(0, d_out, max(1, int(chunk_rows))):
+        hi = min(d_out, lo + max(1, int(chunk_rows)))
+        v = np.where(np.asarray(mask2[lo:hi], dtype=bool), second[lo:hi], 0).astype(np.float64)
+        v = np.swapaxes(v.reshape(hi - lo, m, s), 1, 2)  # (rows, S, m)
+        a_pos[lo:hi] = np.swapaxes(v @ to_pos, 1, 2)
+        a_neg[lo:hi] = np.swapaxes(v @ to_neg, 1, 2)
+    return a_pos.reshape(d_out, c * s), a_neg.reshape(d_out, c * s)
 
 
 __all__ = ["flat_as_matrix", "matrix_as_flat", "pair_coefficients", "random_pair", "random_sizes"]

@@ -113,3 +113,11 @@ def test_job_refuses_shapes_that_are_not_a_flatten_pair():
     with pytest.raises(InputError, match="Flatten -> Linear pair"):
         engine.flatten_linear_job(("a", "b"), ((8, 2, 1, 1), (3, 8 * 5)), np.zeros((3, 2 * 4)), 2,
                                   negative_side=False)
+
+
+def test_coefficients_refuse_a_channel_reading_two_inputs():
+    first = np.ones((4, 2, 1, 1), dtype=np.float32)
+    mask1 = np.zeros((4, 2, 1, 1), dtype=bool)
+    mask1[0, :, 0, 0] = True  # channel 0 keeps both input weights: not univariate
+    with pytest.raises(InputError, match="more than one input weight"):
+        fl.pair_coefficients(first, mask1, np.ones((3, 4 * 5), dtype=np.float32), np.ones((3, 20), dtype=bool))

@@ -120,9 +120,9 @@ CONSTRUCTIONS: Mapping[str, Construction] = MappingProxyType({c.name: c for c in
         name="lplus1", construct=lplus1.construct, paper=lplus1.PAPER,
         summary="depth-(L+1) random network for most activations: a univariate copying first layer, then rho "
                 "copies of every target neuron whose weights are subset sums (eps: per-instance tolerance)",
-        options=frozenset({"eps", "delta", "rho", "first_rho", "const_rho", "seed", "distribution", "solver",
-                           "objective", "time_limit", "strict", "nonneg_input", "input_shape", "record_target",
-                           "log"}), check=_check_subset_sum),
+        options=frozenset({"eps", "delta", "rho", "first_rho", "const_rho", "const_groups", "first_scale", "seed",
+                           "distribution", "solver", "objective", "time_limit", "strict", "nonneg_input",
+                           "input_shape", "record_target", "log"}), check=_check_subset_sum),
 )})
 
 
@@ -146,7 +146,8 @@ _VALUE_CHECKS: Mapping[str, Callable[[Any], Any]] = MappingProxyType({
     "per_weight_eps": lambda v: check_unit_open("--per-weight-eps", v),
     "delta": lambda v: check_unit_open("--delta", v),
     "time_limit": lambda v: check_positive("--time-limit", v),
-    **{name: _count(name) for name in ("samples", "block_size", "rho", "first_rho", "const_rho", "group")},
+    **{name: _count(name) for name in ("samples", "block_size", "rho", "first_rho", "const_rho", "const_groups",
+                                       "group")},
     "seed": lambda v: check_int("--seed", v, lo=0),
 })
 

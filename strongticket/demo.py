@@ -101,8 +101,8 @@ def run_lplus1_part(data: Any, *, hidden: int, steps: int, rho: int, eps: float,
     """Train a 64-``hidden``-10 tanh MLP, prune a random depth-(L+1) network into it (Burkholz 2022), verify in l_inf.
 
     The target is trained with weight decay 1e-2 (weights stay within about 1) and the random weights are
-    U[-0.7, 0.7]: one law for every layer trades the first layer's Taylor remainder (small weights) against the
-    products' reach (large ones), and this pair keeps the ticket within a point of the target.
+    U[-0.7, 0.7], on which the construction puts its per-layer scales (a small copying layer for the Taylor
+    remainder of tanh, the reciprocal on the next layer; ``lplus1.first_layer_scales``).
     """
     from strongticket.construct import lplus1
     from strongticket.nets.distributions import WeightDistribution

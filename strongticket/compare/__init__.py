@@ -138,11 +138,47 @@ def results_page(sources: Sequence[str | Path], page: str | Path, *, figures: st
         rel = [Path(_relative(p, page.parent)) for p in figs]
         parts.append(f"## {config.name}\n")
         parts.append(f"Seeds {', '.join(map(str, config.seeds))}; results in `{src}`.\n")
+        parts += reading(rows)
         parts.append(to_markdown(rows))
         parts += [f"![{p.stem.replace('_', ' ')}]({p.as_posix()})\n" for p in rel]
         written += [str(p) for p in figs]
     write_bytes_atomic(page, "\n".join(parts).encode())
     return {"page": str(page), "figures": written}
+
+
+def reading(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Sentences that read the table: what each constructed ticket costs against the dense target (random
+    network and ticket size, construction time) and gives (accuracy, measured and certified error, no
+    training), and the best found ticket at each density, all computed from ``rows``."""
+    dense = next((r for r in rows if r["kind"] == "dense"), None)
+    out = []
+    if dense is not None and dense["accuracy_mean"] is not None:
+        out.append(f"- **Dense target**: {dense['accuracy_mean']:.2f} % with {dense['network_params']:,.0f} "
+                   f"parameters, trained in {dense['wall_time_s']:.0f} s.")
+    for r in rows:
+        if r["kind"] != "construct" or r["accuracy_mean"] is None or dense is None:
+            continue
+        gap = r["accuracy_mean"] - dense["accuracy_mean"]
+        text = (f"- **{r['row']}** (constructed, no training, reproducible from its seed): "
+                f"{r['accuracy_mean']:.2f} % ({gap:+.2f} points against the target); it keeps "
+                f"{r['ticket_params'] / dense['network_params']:.1f}× the target's parameters, cut from a random "
+                f"network {r['network_params'] / dense['network_params']:.0f}× the target's size, built in "
+                f"{r['wall_time_s']:.0f} s")
+        if r["error_measured"] is not None:
+            text += f"; largest output error on the test images {r['error_measured']:.3g}"
+        if r["error_certified"] is not None:
+            text += f", certified at most {r['error_certified']:.3g} ({r['certified_norm']})"
+        out.append(text + ".")
+    found: dict[float, dict[str, Any]] = {}
+    for r in rows:
+        if r["kind"] == "find" and r["accuracy_mean"] is not None:
+            best = found.get(r["requested_density"])
+            if best is None or r["accuracy_mean"] > best["accuracy_mean"]:
+                found[r["requested_density"]] = r
+    for d, r in sorted(found.items(), reverse=True):
+        out.append(f"- **Best found ticket at density {d:g}**: {r['row']}, {r['accuracy_mean']:.2f} % with "
+                   f"{r['ticket_params']:,.0f} parameters (trained, {r['wall_time_s']:.0f} s).")
+    return ["\n".join(out) + "\n"] if out else []
 
 
 def _relative(path: Path, start: Path) -> str:

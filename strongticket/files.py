@@ -294,6 +294,21 @@ def _is_within(path: Path, directory: Path) -> bool:
     return True
 
 
+def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """Parse the TOML file ``path``; an unreadable or malformed file is one :class:`InputError` naming ``what``
+    (how the user gave it: ``--config``, ``CONFIG``) and the path."""
+    import tomllib
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise InputError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"cannot parse {what} {str(path)!r} as TOML: {exc}") from None
+
+
 def read_json_object(path: str | os.PathLike[str], error: type[Exception] = ValueError) -> dict[str, Any]:
     """Read the JSON object in ``path``; a file that is not UTF-8 JSON, or holds something other than an
     object, raises ``error`` with a one-line message naming the file and its directory."""

@@ -38,7 +38,6 @@ import copy
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,15 +167,9 @@ class CompareConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> CompareConfig:
         """Read and check a comparison from a TOML file."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InputError(f"CONFIG {str(path)!r} cannot be read: {exc.strerror or exc}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"cannot parse CONFIG {str(path)!r} as TOML: {exc}") from None
+        from strongticket.files import read_toml
+
+        data = read_toml(path, "CONFIG")
         try:
             return cls.from_dict(data)
         except InputError as exc:

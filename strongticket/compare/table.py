@@ -129,6 +129,19 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Log x axis, labels, grid, legend (when anything was drawn); save ``fig`` to ``path`` atomically."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.lines or ax.containers:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _series(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -164,14 +177,9 @@ def plot_figures(rows: Sequence[dict[str, Any]], folder: str | os.PathLike[str],
         style = {"marker": "s", "linestyle": "none"} if rs[0]["kind"] == "construct" else \
             {"marker": "*", "linestyle": "none", "markersize": 12} if rs[0]["kind"] == "dense" else {"marker": "o"}
         ax.errorbar(xs, ys, yerr=es, label=label, capsize=3, **style)
-    ax.set_xscale("log")
-    ax.set_xlabel("remaining parameters of the ticket")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{title}: accuracy vs remaining parameters" if title else "accuracy vs remaining parameters")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(_save(fig, folder / "accuracy_vs_params.png"))
+    paths.append(_finish(fig, ax, folder / "accuracy_vs_params.png", "remaining parameters of the ticket",
+                         "test accuracy (%)",
+                         f"{title}: accuracy vs remaining parameters" if title else "accuracy vs remaining parameters"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
@@ -182,29 +190,16 @@ def plot_figures(rows: Sequence[dict[str, Any]], folder: str | os.PathLike[str],
         if r["error_certified"] is not None:
             ax.plot([r["network_params"]], [r["error_certified"]], marker="^", linestyle="none",
                     color=line.get_color(), label=f"{r['row']}: certified ({r['certified_norm']})")
-    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("random network parameters")
-    ax.set_ylabel("output error to the target")
-    ax.set_title("constructed tickets: error vs width")
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(_save(fig, folder / "error_vs_width.png"))
+    paths.append(_finish(fig, ax, folder / "error_vs_width.png", "random network parameters",
+                         "output error to the target", "constructed tickets: error vs width"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, rs in sorted(_series(rows).items()):
         pts = [(r["wall_time_s"], r["accuracy_mean"]) for r in rs if r["wall_time_s"] and r["accuracy_mean"] is not None]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle="none", label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("wall time (s; constructions exclude the target's training)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("wall time vs accuracy")
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(_save(fig, folder / "time_vs_accuracy.png"))
+    paths.append(_finish(fig, ax, folder / "time_vs_accuracy.png",
+                         "wall time (s; constructions exclude the target's training)", "test accuracy (%)",
+                         "wall time vs accuracy"))
     return paths

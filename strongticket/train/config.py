@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-import tomllib
 import types
 import typing
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
@@ -337,14 +336,9 @@ class RunConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
         """Read a configuration from a TOML file with ``[data]``, ``[model]``, ``[optim]``, ``[prune]`` tables."""
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise InputError(f"--config {str(path)!r} cannot be read: {exc.strerror or exc}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"cannot parse --config {str(path)!r} as TOML: {exc}") from None
+        from strongticket.files import read_toml
+
+        data = read_toml(path, "--config")
         try:
             return cls.from_dict(data)
         except InputError as exc:

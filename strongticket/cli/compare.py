@@ -10,21 +10,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from strongticket.cli.common import JsonOption, emit_json, stderr, stdout
 
 
 def compare(
-    config: Annotated[Path, typer.Argument(help="Comparison TOML: name, seeds, [train] (the task's training run), "
-                                                "[[construct]] and [[find]] entries (see docs/compare.md).")],
+    config: Annotated[Path, typer.Argument(help=escape("Comparison TOML: name, seeds, [train] (the task's training "
+                                                       "run), [[construct]] and [[find]] entries (see "
+                                                       "docs/compare.md)."))],
     out: Annotated[Path | None, typer.Option("--out", help="Comparison directory (default runs/compare-<config "
                                                            "name>); rerunning the command resumes it.",
                                              show_default=False)] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only slice I/K of the units (e.g. 2/3; one "
                                                               "directory per shard, then --merge).",
                                               show_default=False)] = None,
-    merge: Annotated[list[Path] | None, typer.Option("--merge", help="Shard directories to assemble into --out "
-                                                                     "(repeat the option); runs nothing.",
+    merge: Annotated[list[Path] | None, typer.Option("--merge", metavar="DIR",
+                                                     help="A shard directory to assemble into --out (repeat the "
+                                                          "option for each shard); runs nothing.",
                                                      show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder with mnist/, fashion-mnist/ ... "
                                                                      "(default $STRONGTICKET_DATA).",

@@ -30,7 +30,6 @@ import argparse
 import statistics
 import sys
 import time
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 from strongticket.compare.config import check_table, merge_tables
 from strongticket.errors import InputError, StrongTicketError
-from strongticket.files import write_bytes_atomic
+from strongticket.files import read_toml, write_bytes_atomic
 from strongticket.report import runs as report
 from strongticket.train.config import RunConfig
 from strongticket.train.methods import method_entry
@@ -109,12 +108,7 @@ def _sparsities(v: Any, where: str) -> tuple[float, ...]:
 
 def read_table(path: Path, quick: bool) -> Table:
     """Read and check the TOML (every run configuration is built, so a bad key fails before any training)."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise InputError(f"config {str(path)!r} cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"cannot parse config {str(path)!r} as TOML: {exc}") from None
+    raw = read_toml(path, "config")
     check_table(raw, TOP_KEYS, "the table's TOML")
     tasks_raw = raw.get("task")
     if not isinstance(tasks_raw, list) or not tasks_raw:

@@ -31,7 +31,6 @@ import json
 import platform
 import sys
 import time
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 
 from strongticket.compare.config import check_table, merge_tables
 from strongticket.errors import InputError, StrongTicketError
-from strongticket.files import write_bytes_atomic
+from strongticket.files import read_toml, write_bytes_atomic
 from strongticket.report import transfer as report
 from strongticket.train.config import RunConfig
 from strongticket.train.run import train_run
@@ -72,12 +71,7 @@ class Unit:
 
 def read_plan(path: Path, quick: bool) -> Plan:
     """Read and check the TOML (``[quick]`` merged over it when ``quick``); errors name the key."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise InputError(f"experiment config {str(path)!r} cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"cannot parse experiment config {str(path)!r} as TOML: {exc}") from None
+    raw = read_toml(path, "experiment config")
     check_table(raw, TOP_KEYS, str(path))
     if quick:
         raw = merge_tables(raw, check_table(raw.get("quick", {}), QUICK_KEYS, "[quick]"))

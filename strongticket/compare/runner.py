@@ -105,6 +105,15 @@ class Runner:
                  note: Callable[[str], None] | None = None) -> None:
         self.config, self.out, self.data_dir, self.device = config, out, data_dir, device
         self.note = note or (lambda _m: None)
+        self._dataset: Any = None
+
+    def dataset(self) -> Any:
+        """The task's dataset on the CPU, read once per runner (every construction unit checks on its test split)."""
+        if self._dataset is None:
+            from strongticket.train.data import load_dataset
+
+            self._dataset = load_dataset(self.config.base_run(self.config.seeds[0]).data.dataset, self.data_dir, "cpu")
+        return self._dataset
 
     # ------------------------------------------------------------------------------------------------ units
     def run(self, shard_spec: tuple[int, int] | None = None) -> list[dict[str, Any]]:
@@ -154,11 +163,9 @@ class Runner:
 
         from strongticket.nets.checkpoint import load_state_into
         from strongticket.nets.zoo import build_model
-        from strongticket.train.data import load_dataset
-
         summary, run_dir = self.target(seed)
         cfg = self.config.base_run(seed)
-        data = load_dataset(cfg.data.dataset, self.data_dir, "cpu")
+        data = self.dataset()
         shape = tuple(data.input_shape)
         net = build_model(cfg.model.model, num_classes=data.num_classes, in_channels=shape[0], image_size=shape[1],
                           width=cfg.model.width, bias=_bias(run_dir), seed=0)
@@ -202,12 +209,11 @@ class Runner:
         same images (:mod:`strongticket.verify`; l2 for the FC 2L tickets, l_inf for CNN and L+1 tickets).
 
         One forward pass of each network: the ticket's random network is the expensive part."""
-        from strongticket.train.data import load_dataset
         from strongticket.verify.certified import certified_bound
         from strongticket.verify.measure import input_shape, target_module
         from strongticket.verify.report import LINF_CERTIFIERS
 
-        ds = load_dataset(self.config.base_run(self.config.seeds[0]).data.dataset, self.data_dir, "cpu")
+        ds = self.dataset()
         x = ds.test_x.reshape((len(ds.test_x), *input_shape(ticket))).double()
         weights = ticket.random_weights()
         g = ticket.to_module(torch.float64, weights=weights).eval()

@@ -15,8 +15,10 @@ seed, so a shard never waits for another (the target is a deterministic function
 What a unit's result holds (:data:`RESULT_FIELDS`): the row it belongs to, whether it needed training, the
 size of the network it was cut from (the random network of a construction or of edge-popup, the trained model
 otherwise), the parameters it keeps, its density and test accuracy, for a construction its errors to the
-target it approximates (the largest output error measured on the test images, in the l_inf norm, and the
-construction's certified bound on the same images), its wall time and device.
+target it approximates (the largest output error measured on the test images, in the l_inf norm, the largest
+an adversarial search finds inside the set the bound covers, and the construction's certified bound over that
+set), its wall time and device. Fields added after the format's first results (:data:`OPTIONAL_FIELDS`) may
+be missing from older result files; every new file holds them.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ RESULT_FIELDS = ("unit", "kind", "label", "method", "seed", "requested_density",
 
 #: fields that depend on the machine and the moment, not on the configuration (ignored when shards are
 #: compared with an unsharded run)
+OPTIONAL_FIELDS = ("error_adversarial",)
 TIMING_FIELDS = ("wall_time_s", "device")
+#: The adversarial check of a constructed ticket: signed- or normalised-gradient ascent from this many test
+#: images, this many steps (results written before it existed have no ``error_adversarial``).
+ADVERSARIAL_BATCH = 16
+ADVERSARIAL_STEPS = 20
 
 
 def is_compare_dir(path: Path) -> bool:
@@ -140,7 +147,7 @@ class Runner:
     def run_unit(self, unit: Unit) -> dict[str, Any]:
         """Run one unit and write its result file atomically; return the result."""
         runner = {"dense": self._dense, "construct": self._construct, "find": self._find}[unit.kind]
-        result = {key: None for key in RESULT_FIELDS}
+        result = {key: None for key in RESULT_FIELDS + OPTIONAL_FIELDS}
         result.update({"unit": unit.id, "kind": unit.kind, "label": unit.label, "method": unit.method,
                        "seed": unit.seed, "requested_density": unit.density, "warnings": []})
         result.update(runner(unit))
@@ -205,12 +212,15 @@ class Runner:
 
     def _check_ticket(self, ticket: Any) -> dict[str, Any]:
         """Accuracy of the ticket and of its recorded target on the whole test split, the largest l_inf output
-        error between them over the test images (float64), and the construction's certified bound over the
-        same images (:mod:`strongticket.verify`; l2 for the FC 2L tickets, l_inf for CNN and L+1 tickets).
+        error between them over the test images (float64), the largest found by an adversarial search from the
+        first test images inside the set the bound covers, and the construction's certified bound over that set
+        (:mod:`strongticket.verify`; l2 ball for the FC 2L tickets, l_inf box for CNN and L+1 tickets; both
+        restricted to x >= 0 for images).
 
-        One forward pass of each network: the ticket's random network is the expensive part."""
+        One forward pass of each network over the test split, then a short ascent on a small batch: the
+        ticket's random network is the expensive part."""
         from strongticket.verify.certified import certified_bound
-        from strongticket.verify.measure import input_shape, target_module
+        from strongticket.verify.measure import adversarial_error, input_shape, target_module
         from strongticket.verify.report import LINF_CERTIFIERS
 
         ds = self.dataset()
@@ -222,16 +232,22 @@ class Runner:
             gx = torch.cat([g(b) for b in x.split(500)])
             fx = torch.cat([f(b) for b in x.split(500)])
         certify = LINF_CERTIFIERS.get(ticket.provenance.get("method"))
+        nonneg = bool(x.min() >= 0)
         if certify is not None:
-            bound, norm = certify(ticket, float(x.abs().max()), f), "linf"
+            radius = float(x.abs().max())
+            bound, norm, domain = certify(ticket, radius, f), "linf", "box_nonneg" if nonneg else "box"
         else:
             radius = float(x.reshape(len(x), -1).norm(dim=1).max())
-            bound = certified_bound(ticket, f, radius=radius, nonneg_input=bool(x.min() >= 0), weights=weights).bound
-            norm = "l2"
+            bound = certified_bound(ticket, f, radius=radius, nonneg_input=nonneg, weights=weights).bound
+            norm, domain = "l2", "ball_nonneg" if nonneg else "ball"
+        adversarial = adversarial_error(ticket, f, module=g, radius=radius, restarts=1, steps=ADVERSARIAL_STEPS,
+                                        batch=ADVERSARIAL_BATCH, start=x[:ADVERSARIAL_BATCH], domain=domain,
+                                        norm="linf").sup
         y = ds.test_y
         return {"accuracy": float((gx.argmax(1) == y).double().mean()),
                 "target_accuracy": float((fx.argmax(1) == y).double().mean()),
-                "error_measured": float((gx - fx).abs().max()), "error_certified": float(bound),
+                "error_measured": float((gx - fx).abs().max()), "error_adversarial": float(adversarial),
+                "error_certified": float(bound),
                 "certified_norm": norm}
 
     def _find(self, unit: Unit) -> dict[str, Any]:

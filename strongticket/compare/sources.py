@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from strongticket.compare.runner import MARKER, RESULT_FIELDS, is_compare_dir, read_results
+from strongticket.compare.runner import MARKER, OPTIONAL_FIELDS, RESULT_FIELDS, is_compare_dir, read_results
 from strongticket.errors import InputError
 from strongticket.files import read_json_object
 
 
 def _blank(**values: Any) -> dict[str, Any]:
-    out = {key: None for key in RESULT_FIELDS}
+    out = {key: None for key in RESULT_FIELDS + OPTIONAL_FIELDS}
     out["warnings"] = []
     out.update(values)
     return out

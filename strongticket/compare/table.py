@@ -22,7 +22,8 @@ from strongticket.errors import InputError
 COLUMNS = (("label", "method"), ("kind", "kind"), ("training", "needs training"), ("seeds", "seeds"),
            ("network_params", "network params"), ("ticket_params", "ticket params"), ("density", "density"),
            ("accuracy", "accuracy % (mean ± std)"), ("target_accuracy", "target accuracy %"),
-           ("error_measured", "measured error (l_inf, test images)"), ("error_certified", "certified bound"),
+           ("error_measured", "measured error (l_inf, test images)"),
+           ("error_adversarial", "adversarial error (l_inf)"), ("error_certified", "certified bound"),
            ("wall_time_s", "wall time s"), ("device", "device"))
 
 _ORDER = {"construct": 0, "dense": 1, "find": 2}
@@ -61,7 +62,7 @@ def aggregate(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                                "accuracy_mean": acc_m, "accuracy_std": acc_s,
                                "accuracy": "" if acc_m is None else f"{acc_m:.2f} ± {acc_s:.2f}"}
         for key in ("network_params", "ticket_params", "density", "target_accuracy", "error_measured",
-                    "error_certified", "wall_time_s", "random_width"):
+                    "error_adversarial", "error_certified", "wall_time_s", "random_width"):
             vals = [r[key] for r in rs if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
             row[key] = sum(vals) / len(vals) if vals else None
         if row["target_accuracy"] is not None:
@@ -107,7 +108,7 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     """The table as CSV with raw numbers (accuracy as mean and std columns)."""
     keys = ["label", "row", "method", "kind", "training", "seeds", "requested_density", "network_params",
             "ticket_params", "density", "accuracy_mean", "accuracy_std", "target_accuracy", "error_measured",
-            "error_certified", "certified_norm", "random_width", "wall_time_s", "device", "warnings"]
+            "error_adversarial", "error_certified", "certified_norm", "random_width", "wall_time_s", "device", "warnings"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

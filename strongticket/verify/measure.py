@@ -17,6 +17,8 @@ from strongticket.nets.spec import NetSpec
 from strongticket.ticket import Ticket
 
 DOMAINS = ("sphere", "ball", "box", "box_nonneg")
+#: Input sets of the adversarial search: the l2 ball, its non-negative part, the l_inf box and its non-negative half.
+ADVERSARIAL_DOMAINS = ("ball", "ball_nonneg", "box", "box_nonneg")
 
 
 def target_module(ticket: Ticket, dtype: torch.dtype = torch.float64) -> nn.Module:
@@ -110,35 +112,69 @@ def empirical_error(ticket: Ticket, target: nn.Module | None = None, *, domain: 
 
 def adversarial_error(ticket: Ticket, target: nn.Module | None = None, *, radius: float = 1.0,
                       restarts: int = 4, steps: int = 50, lr: float = 0.05, batch: int = 16, seed: int = 0,
-                      dtype: torch.dtype = torch.float64, module: nn.Module | None = None) -> Measured:
-    """Projected gradient ascent on ``|f(x) - g(x)|_2`` in the ball ``|x| <= radius``.
+                      dtype: torch.dtype = torch.float64, module: nn.Module | None = None, domain: str = "ball",
+                      norm: str = "l2", start: torch.Tensor | None = None) -> Measured:
+    """Projected gradient ascent on ``|f(x) - g(x)|`` (output ``norm``) over the inputs of ``domain``.
 
-    ``restarts`` rounds, each from ``batch`` random points on the sphere; Adam steps of size ``lr * radius``,
-    then projection back onto the ball. Returns the worst error found over all iterates.
+    The steepest ascent of the domain's own norm (projected gradient ascent of Madry et al. 2018), steps of size
+    ``lr * radius``: ``domain="ball"``, the l2 ball ``|x|_2 <= radius``, normalised-gradient steps, then
+    projection back onto the ball (``"ball_nonneg"``: onto its part with ``x >= 0``, clamping then scaling,
+    which is the exact projection onto that cone-ball intersection); ``domain="box"`` / ``"box_nonneg"``, the box ``|x|_inf <= radius`` (or its
+    non-negative half, e.g. images in ``[0, R]``), signed-gradient steps, then clamping into the box. ``restarts`` rounds, each from
+    ``batch`` points: the rows of ``start`` (projected into the domain) for the first round when given, random
+    points of the domain otherwise (on the sphere for the ball). Returns the worst error over all iterates,
+    a lower bound on the sup that a certified bound must dominate.
     """
+    if domain not in ADVERSARIAL_DOMAINS:
+        raise InputError(f"domain must be one of {ADVERSARIAL_DOMAINS}, got {domain!r}")
+    if norm not in ("l2", "linf"):
+        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
     f = target_module(ticket, dtype) if target is None else target.to(dtype).eval()
     g = ticket.to_module(dtype) if module is None else module
     for p in list(f.parameters()) + list(g.parameters()):
         p.requires_grad_(False)
     gen = torch.Generator().manual_seed(int(seed))
     shape = input_shape(ticket)
-    best, total, tried = 0.0, 0.0, 0
-    for _ in range(restarts):
-        x = sample_inputs(shape, batch, "sphere", gen, radius, dtype).requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=lr * radius)
-        for _step in range(steps):
-            err = (f(x) - g(x)).reshape(batch, -1).norm(dim=1)
-            best = max(best, float(err.detach().max()))
-            opt.zero_grad()
-            (-err.sum()).backward()
-            opt.step()
-            with torch.no_grad():
-                flat = x.reshape(batch, -1)
-                norms = flat.norm(dim=1, keepdim=True).clamp_min(radius)
-                flat.mul_(radius / norms)
+    order = 2 if norm == "l2" else float("inf")
+    lo = 0.0 if domain == "box_nonneg" else -radius
+
+    def project(x: torch.Tensor) -> None:
         with torch.no_grad():
-            err = (f(x) - g(x)).reshape(batch, -1).norm(dim=1)
+            if domain.startswith("ball"):
+                if domain == "ball_nonneg":
+                    x.clamp_(min=0.0)
+                flat = x.reshape(x.shape[0], -1)
+                flat.mul_(radius / flat.norm(dim=1, keepdim=True).clamp_min(radius))
+            else:
+                x.clamp_(lo, radius)
+
+    def error(x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm((f(x) - g(x)).reshape(x.shape[0], -1), ord=order, dim=1)
+
+    best, total, tried = 0.0, 0.0, 0
+    for round_ in range(restarts):
+        if round_ == 0 and start is not None:
+            x = start.reshape((-1, *shape))[:batch].to(dtype).clone()
+            project(x)
+        else:
+            x = sample_inputs(shape, batch, "sphere" if domain.startswith("ball") else domain, gen, radius, dtype)
+            project(x)
+        x.requires_grad_(True)
+        for _step in range(steps):
+            err = error(x)
+            best = max(best, float(err.detach().max()))
+            (grad,) = torch.autograd.grad(err.sum(), x)
+            with torch.no_grad():
+                if domain.startswith("ball"):
+                    flat = grad.reshape(grad.shape[0], -1)
+                    grad = (flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-300)).reshape(grad.shape)
+                else:
+                    grad = grad.sign()
+                x.add_(lr * radius * grad)
+            project(x)
+        with torch.no_grad():
+            err = error(x)
             best = max(best, float(err.max()))
             total += float(err.sum())
-            tried += batch
+            tried += x.shape[0]
     return Measured(best, total / max(1, tried), tried)

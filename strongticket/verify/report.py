@@ -50,6 +50,8 @@ FIELDS: dict[str, Field] = {
     "certified_data": Field("output error |f(x) - g(x)|_2, certified bound over x >= 0, |x|_2 <= that norm",
                             "output l2"),
     "empirical_box": Field("output error |f(x) - g(x)|_inf, max over samples with |x|_inf <= R", "output l_inf"),
+    "adversarial_box": Field("output error |f(x) - g(x)|_inf, max by signed-gradient ascent in |x|_inf <= R",
+                             "output l_inf"),
     "certified_linf": Field("output error |f(x) - g(x)|_inf, certified bound over |x|_inf <= R", "output l_inf"),
     "empirical_data_linf": Field("output error |f(x) - g(x)|_inf, max over the test inputs", "output l_inf"),
     "data_radius_linf": Field("largest test input entry |x|_inf", "input l_inf"),
@@ -63,7 +65,7 @@ FIELDS: dict[str, Field] = {
 #: The measured errors each certified bound must dominate (l2 bounds: tickets that accept any sign of input;
 #: l_inf bounds: CNN tickets).
 MEASURED = ("empirical_sphere", "empirical_ball", "adversarial")
-DOMINATED = {"certified": MEASURED, "certified_linf": ("empirical_box",),
+DOMINATED = {"certified": MEASURED, "certified_linf": ("empirical_box", "adversarial_box"),
              "certified_data_linf": ("empirical_data_linf",)}
 
 
@@ -123,7 +125,8 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
         return task_report(ticket, dataset or ticket.provenance.get("dataset"), data_dir)
     certify = LINF_CERTIFIERS.get(ticket.provenance.get("method"))
     if certify is not None:
-        return _linf_report(ticket, certify, radius=radius, count=count, seed=seed, dataset=dataset,
+        return _linf_report(ticket, certify, radius=radius, count=count, restarts=restarts, steps=steps, seed=seed,
+                            dataset=dataset,
                             data_dir=data_dir)
     test = _test_inputs(ticket, dataset, data_dir) if dataset else None  # a misfit fails before the long work
     weights = ticket.random_weights()
@@ -170,8 +173,8 @@ def _cnn2l_bound(ticket: Ticket, radius: float, target: torch.nn.Module) -> floa
 LINF_CERTIFIERS: dict[str, Any] = {cnn2l.METHOD: _cnn2l_bound, lplus1.METHOD: _lplus1_bound}
 
 
-def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, seed: int, dataset: str | None,
-                 data_dir: Path | None) -> dict[str, Any]:
+def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, restarts: int, steps: int, seed: int,
+                 dataset: str | None, data_dir: Path | None) -> dict[str, Any]:
     """The checks of a ticket whose bound is stated in l_inf (CNN tickets of da Cunha et al. 2022, depth-L+1
     tickets of Burkholz 2022).
 
@@ -179,7 +182,7 @@ def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, see
     non-negative inputs, such as images); the certified bound is the construction's own at the same ``R``.
     """
     from strongticket.verify.accuracy import accuracy
-    from strongticket.verify.measure import empirical_error, error_on, target_module
+    from strongticket.verify.measure import adversarial_error, empirical_error, error_on, target_module
 
     test = _test_inputs(ticket, dataset, data_dir) if dataset else None
     weights = ticket.random_weights()
@@ -190,8 +193,11 @@ def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, see
                               "per_weight_eps": ticket.provenance.get("per_weight_eps", ticket.provenance.get("eps")),
                               "max_per_weight_error": ticket.provenance.get("max_error"),
                               "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
-    report["empirical_box"] = empirical_error(ticket, f, domain="box_nonneg" if nonneg else "box", count=count,
-                                              radius=radius, seed=seed, module=g, norm="linf").sup
+    domain = "box_nonneg" if nonneg else "box"
+    report["empirical_box"] = empirical_error(ticket, f, domain=domain, count=count, radius=radius, seed=seed,
+                                              module=g, norm="linf").sup
+    report["adversarial_box"] = adversarial_error(ticket, f, radius=radius, restarts=restarts, steps=steps,
+                                                  seed=seed, module=g, domain=domain, norm="linf").sup
     report["certified_linf"] = certify(ticket, radius, f)
     if test is not None:
         x, y = test

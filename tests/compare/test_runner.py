@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from strongticket.compare import CompareConfig, compare, merge, write_report
-from strongticket.compare.runner import RESULT_FIELDS, TIMING_FIELDS, Runner, read_results
+from strongticket.compare.runner import OPTIONAL_FIELDS, RESULT_FIELDS, TIMING_FIELDS, Runner, read_results
 from strongticket.compare.table import aggregate, to_markdown
 from strongticket.compare.units import parse_shard, plan, shard
 from strongticket.errors import InputError
@@ -41,9 +41,11 @@ def _deterministic(results: list[dict]) -> list[dict]:
 def test_every_unit_writes_one_result_with_every_field(config: CompareConfig, unsharded: Path) -> None:
     results = read_results(unsharded)
     assert [r["unit"] for r in results] == sorted(u.id for u in plan(config))
-    assert all(set(r) == set(RESULT_FIELDS) for r in results)
+    assert all(set(r) == set(RESULT_FIELDS + OPTIONAL_FIELDS) for r in results)
     built = [r for r in results if r["kind"] == "construct"]
     assert all(r["needs_training"] is False and r["error_measured"] <= r["error_certified"] for r in built)
+    # the adversarial search, started from test images, finds at least their error and stays under the bound
+    assert all(0 < r["error_adversarial"] <= r["error_certified"] for r in built)
     assert all(r["ticket_params"] < r["network_params"] for r in built)
     for name in ("table.md", "table.csv", "rows.json", "accuracy_vs_params.png", "error_vs_width.png",
                  "time_vs_accuracy.png"):

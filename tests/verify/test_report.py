@@ -71,9 +71,10 @@ def _cnn_ticket(nonneg: bool, bias: bool = False):
 @pytest.mark.parametrize("nonneg,bias", [(False, False), (True, False), (True, True), (False, True)])
 def test_cnn_ticket_certified_linf_bound_dominates_the_measured_linf_error(nonneg, bias):
     ticket = _cnn_ticket(nonneg, bias)
-    report = verify_report(ticket, radius=2.0, count=300, seed=0)
+    report = verify_report(ticket, radius=2.0, count=300, seed=0, restarts=1, steps=10)
     assert report["empirical_box"] > 0  # the ticket is not exact: the check is not vacuous
-    assert report["certified_linf"] >= report["empirical_box"]
+    assert report["certified_linf"] >= max(report["empirical_box"], report["adversarial_box"])
+    assert report["adversarial_box"] > 0
     assert certified_dominates(report) is True
     assert "certified" not in report  # the l2 recurrence does not apply to convolutions
 

@@ -35,6 +35,7 @@ RETRAINS = ("rewind", "finetune")
 EB_VARIANTS = ("channel", "magnitude")
 ISP_VOTES = ("majority", "at-least-one", "all")
 GEM_REGULARISERS = ("l2", "l1")
+BIP_GRANULARITIES = ("weight", "channel")
 TRANSFER_WEIGHTS = ("source", "init")
 
 
@@ -176,14 +177,16 @@ class PruneConfig:
     isp_copies, isp_vote, isp_step, isp_main_fraction, isp_copy_fraction
         Instant Soup Pruning: copies per stage, the vote rule, each copy's pruning step, the main model's and
         each copy's share of an epoch per stage (see :mod:`strongticket.train.methods.isp`).
-    gsm_lottery
-        Global Sparse Momentum: also retrain the final mask from the initial weights (:mod:`~.methods.gsm`).
-    gem_reg, gem_regulariser, gem_period, gem_finetune
-        GEM-MINER: score regulariser and its coefficient, the freezing period in epochs, and whether the
-        weights are fine-tuned afterwards (:mod:`~.methods.gem_miner`).
-    bip_score_lr, bip_implicit, bip_finetune
-        BiP: the upper-level learning rate, the implicit-gradient coefficient and the optional fine-tuning
-        (:mod:`~.methods.bip`).
+    gsm_lottery, gsm_lr, gsm_momentum
+        Global Sparse Momentum: also retrain the final mask from the initial weights; the learning rate and
+        SGD momentum of the GSM phase (unset: ``optim``'s) (:mod:`~.methods.gsm`).
+    gem_reg, gem_regulariser, gem_period, gem_finetune, gem_score_lr, gem_momentum, gem_finetune_lr
+        GEM-MINER: score regulariser and its coefficient, the freezing period in epochs, whether the weights
+        are fine-tuned afterwards, and the search's learning rate and SGD momentum and the fine-tuning's
+        learning rate (unset: ``optim``'s) (:mod:`~.methods.gem_miner`).
+    bip_score_lr, bip_implicit, bip_finetune, bip_granularity
+        BiP: the upper-level learning rate, the implicit-gradient coefficient, the optional fine-tuning, and
+        whether the mask selects weights or whole output channels (:mod:`~.methods.bip`).
     im_steps, im_lanczos, im_max_rank, im_batches
         Inertial-manifold reconstruction: SGD steps before pruning, Lanczos iterations, the largest eigenspace
         considered and the batches the Hessian averages over (:mod:`~.methods.inertial`).
@@ -249,10 +252,26 @@ class PruneConfig:
     gem_period: int = setting(5, "gem-miner: epochs between two freezings of the globally lowest scores.",
                               bound=AT_LEAST_1)
     gem_finetune: bool = setting(True, "gem-miner: fine-tune the weights of the found mask afterwards.")
+    gsm_lr: float | None = setting(None, "gsm: learning rate of the GSM phase (default: optim.lr; the reference "
+                                         "setting is 1e-2 after a dense phase at 3e-2).", bound=POSITIVE)
+    gsm_momentum: float | None = setting(None, "gsm: SGD momentum of the GSM phase, in [0, 1) (default: "
+                                               "optim.momentum; the reference setting is 0.99).",
+                                         bound=Bound(0, 1, hi_open=True))
+    gem_score_lr: float | None = setting(None, "gem-miner: learning rate of the score search (default: optim.lr; "
+                                               "the reference setting is 0.1).", bound=POSITIVE)
+    gem_momentum: float | None = setting(None, "gem-miner: SGD momentum of the score search, in [0, 1) (default: "
+                                               "optim.momentum; the reference setting is 0.9).",
+                                         bound=Bound(0, 1, hi_open=True))
+    gem_finetune_lr: float | None = setting(None, "gem-miner: learning rate of the fine-tuning and of the random "
+                                                  "control (default: optim.lr; the reference setting is 0.01).",
+                                            bound=POSITIVE)
     bip_score_lr: float = setting(0.1, "bip: learning rate of the upper-level (score) steps.", bound=POSITIVE)
     bip_implicit: float = setting(1e-4, "bip: coefficient of the implicit-gradient correction (1/gamma of the "
                                         "lower-level L2 term).", bound=NON_NEGATIVE)
     bip_finetune: bool = setting(False, "bip: fine-tune the weights of the found mask afterwards.")
+    bip_granularity: str = setting("weight", "bip: what the mask selects: weight (unstructured) or channel (whole "
+                                             "output channels of conv layers, whole neurons of linear layers).",
+                                   choices=BIP_GRANULARITIES)
     im_steps: int = setting(200, "inertial: SGD steps towards a local minimum before the one-shot pruning.",
                             bound=AT_LEAST_1)
     im_lanczos: int = setting(40, "inertial: Lanczos iterations on Hessian-vector products.", bound=Bound(2))
@@ -485,9 +504,28 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
         name = f"{prefix}{key}"
         if isinstance(va, dict) and isinstance(vb, dict):
             out += config_diff(va, vb, name + ".")
+        elif va == "<missing>" and vb == _declared_default(name):
+            # a setting added after ``a`` was written, at its default (which reproduces what the older version
+            # did): the same run, so a run directory made by an older version still resumes
+            continue
         elif va != vb:
             out.append(f"{name}: {va!r} -> {vb!r}")
     return out
+
+
+def _declared_default(dotted: str) -> Any:
+    """The declared default of setting ``section.field`` (or a top-level ``field``); a private sentinel when no
+    such setting exists."""
+    parts = dotted.split(".")
+    cls = SECTIONS.get(parts[0]) if len(parts) == 2 else RunConfig if len(parts) == 1 else None
+    for f in setting_fields(cls) if cls is not None else ():
+        if f.name == parts[-1]:
+            d = field_default(f)
+            return list(d) if isinstance(d, tuple) else d
+    return _NO_SETTING
+
+
+_NO_SETTING = object()
 
 
 def derive_seed(seed: int, *stream: object) -> int:

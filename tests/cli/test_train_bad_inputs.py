@@ -30,6 +30,16 @@ CASES = [
     ("out_is_a_file", ["--overwrite"], "file", "is a file"),
     ("out_is_a_foreign_dir", ["--overwrite"], "dir", "did not write"),
     ("density_0", ["--method", "random", "--density", "0"], None, r"must be in \(0, 1\]"),
+    ("gsm_lr_0", ["--method", "gsm", "--density", "0.1", "--weight-decay", "0.01", "--gsm-lr", "0"], None,
+     r"prune.gsm_lr \(--gsm-lr\) must be > 0, got 0.0"),
+    ("gsm_momentum_adam", ["--method", "gsm", "--density", "0.1", "--weight-decay", "0.01", "--optimizer", "adam",
+                           "--gsm-momentum", "0.99"], None, r"--gsm-momentum\) sets an SGD momentum"),
+    ("gem_score_lr_negative", ["--method", "gem-miner", "--density", "0.1", "--gem-score-lr", "-1"], None,
+     r"prune.gem_score_lr \(--gem-score-lr\) must be > 0, got -1.0"),
+    ("gem_momentum_1", ["--method", "gem-miner", "--density", "0.1", "--gem-momentum", "1"], None,
+     r"prune.gem_momentum \(--gem-momentum\) must be in \[0, 1\), got 1.0"),
+    ("gem_finetune_lr_0", ["--method", "gem-miner", "--density", "0.1", "--gem-finetune-lr", "0"], None,
+     r"prune.gem_finetune_lr \(--gem-finetune-lr\) must be > 0, got 0.0"),
 ]
 
 

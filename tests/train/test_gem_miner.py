@@ -222,3 +222,47 @@ def test_bad_input_is_refused_before_anything_is_written(change: dict, message: 
     with pytest.raises(InputError, match=message):
         train_run(cfg, tmp_path / "run", device="cpu")
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------ the phases' optimisers
+
+
+def test_search_and_finetuning_train_at_their_own_rates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.train.test_gsm import record_optimizers
+
+    made = record_optimizers(monkeypatch)
+    s = train_run(config(epochs=2, gem_score_lr=0.3, gem_momentum=0.5, gem_finetune_lr=0.02), tmp_path / "run",
+                  device="cpu")
+    search, finetune, control = (o.param_groups for o in made)
+    assert len(search) == 1 and search[0]["lr"] == pytest.approx(0.3, rel=1e-12) and search[0]["momentum"] == 0.5
+    for groups in (finetune, control):  # the random control trains on the fine-tuning's schedule and rate
+        assert len(groups) == 1 and groups[0]["lr"] == pytest.approx(0.02, rel=1e-12)
+        assert groups[0]["momentum"] == 0.9
+    info = s["gem_miner"]
+    assert (info["search_lr"], info["search_momentum"], info["finetune_lr"]) == (0.3, 0.5, 0.02)
+
+
+def test_unset_phase_rates_train_exactly_as_the_optim_section(tmp_path: Path) -> None:
+    runs = {"default": config(epochs=2), "same": config(epochs=2, gem_score_lr=0.1, gem_momentum=0.9,
+                                                        gem_finetune_lr=0.1),
+            "other": config(epochs=2, gem_finetune_lr=0.01)}
+    summaries = {k: train_run(c, tmp_path / k, device="cpu") for k, c in runs.items()}
+    weights = {k: load_file(str(tmp_path / k / "model.safetensors")) for k in runs}
+    assert all(torch.equal(weights["default"][n], weights["same"][n]) for n in weights["default"])
+    assert summaries["default"]["random_control_test_accuracy"] == summaries["same"]["random_control_test_accuracy"]
+    assert not all(torch.equal(weights["default"][n], weights["other"][n]) for n in weights["default"])
+    # the search does not depend on the fine-tuning rate: the same strong ticket
+    assert summaries["default"]["strong_ticket_test_accuracy"] == summaries["other"]["strong_ticket_test_accuracy"]
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"prune": {"gem_score_lr": -1.0}}, r"^prune.gem_score_lr \(--gem-score-lr\) must be > 0, got -1.0$"),
+    ({"prune": {"gem_finetune_lr": 0}}, r"^prune.gem_finetune_lr \(--gem-finetune-lr\) must be > 0, got 0$"),
+    ({"prune": {"gem_momentum": -0.1}}, r"^prune.gem_momentum \(--gem-momentum\) must be in \[0, 1\), got -0.1$"),
+    ({"prune": {"gem_momentum": 0.9}, "optim": {"optimizer": "adam"}},
+     r"^prune.gem_momentum \(--gem-momentum\) sets an SGD momentum, but optim.optimizer .* is 'adam'.*got 0.9$"),
+])
+def test_bad_phase_settings_are_one_line_errors_before_writing(change: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=message):
+        train_run(config().with_updates(**change), tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()

@@ -140,3 +140,57 @@ def test_gsm_resumes_identically_after_kills(tmp_path: Path, monkeypatch: pytest
     # inside gsm (after the dense phase), inside lottery, and before the last metrics line
     points = [("save", 3), ("save", 5), ("log", -1)]
     check_kills(config(gsm_lottery=True), tmp_path, monkeypatch, points)
+
+
+# ------------------------------------------------------------------------------------------ the GSM phase's optimiser
+
+
+def record_optimizers(monkeypatch: pytest.MonkeyPatch) -> list[torch.optim.Optimizer]:
+    """Every optimiser the runs build, in phase order (dense, gsm, lottery)."""
+    from strongticket.train import loop
+
+    made: list[torch.optim.Optimizer] = []
+    original = loop.make_optimizer
+
+    def spy(cfg, params):
+        made.append(original(cfg, params))
+        return made[-1]
+
+    monkeypatch.setattr(loop, "make_optimizer", spy)
+    return made
+
+
+def test_gsm_phase_trains_at_its_own_learning_rate_and_momentum(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    made = record_optimizers(monkeypatch)
+    s = train_run(config(gsm_lottery=True, gsm_lr=0.01, gsm_momentum=0.5), tmp_path / "run", device="cpu")
+    dense, gsm, lottery = (o.param_groups for o in made)
+    # constant schedule: the rate set for the last step is the phase's base rate
+    assert [(g["lr"], g["momentum"]) for g in dense] == [(0.05, 0.9)]
+    assert [(g["lr"], g["momentum"]) for g in lottery] == [(0.05, 0.9)]
+    assert len(gsm) == 1 and gsm[0]["lr"] == pytest.approx(0.01, rel=1e-12) and gsm[0]["momentum"] == 0.5
+    assert s["gsm"]["gsm_lr"] == 0.01 and s["gsm"]["gsm_momentum"] == 0.5
+
+
+def test_unset_gsm_lr_and_momentum_train_exactly_as_the_optim_section(tmp_path: Path) -> None:
+    default = train_run(config(epochs=1), tmp_path / "default", device="cpu")
+    same = train_run(config(epochs=1, gsm_lr=0.05, gsm_momentum=0.9), tmp_path / "same", device="cpu")
+    other = train_run(config(epochs=1, gsm_lr=0.01), tmp_path / "other", device="cpu")
+    weights = {k: load_file(tmp_path / k / "model.safetensors") for k in ("default", "same", "other")}
+    assert all(torch.equal(weights["default"][n], weights["same"][n]) for n in weights["default"])
+    assert not all(torch.equal(weights["default"][n], weights["other"][n]) for n in weights["default"])
+    assert default["test_accuracy"] == same["test_accuracy"]
+    assert default["gsm"]["gsm_lr"] == 0.05 and default["gsm"]["gsm_momentum"] == 0.9
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"prune": {"gsm_lr": 0.0}}, r"^prune.gsm_lr \(--gsm-lr\) must be > 0, got 0.0$"),
+    ({"prune": {"gsm_momentum": 1.0}}, r"^prune.gsm_momentum \(--gsm-momentum\) must be in \[0, 1\), got 1.0$"),
+    ({"prune": {"gsm_momentum": 0.9}, "optim": {"optimizer": "adam"}},
+     r"^prune.gsm_momentum \(--gsm-momentum\) sets an SGD momentum, but optim.optimizer .* is 'adam'.*got 0.9$"),
+])
+def test_bad_gsm_phase_settings_are_one_line_errors_before_writing(change: dict, message: str,
+                                                                    tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=message):
+        train_run(config().with_updates(**change), tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()

@@ -2,7 +2,8 @@
 fine-tuned (Sreenivasan, Sohn, Yang, Grinde, Nagle, Wang, Xing, Lee, Papailiopoulos 2022, "Rare Gems: Finding
 Lottery Tickets at Initialization", NeurIPS, §3 and Alg. 1).
 
-Search (phase ``search``, ``optim.epochs`` epochs). The weights stay at their random initial values (default
+Search (phase ``search``, ``optim.epochs`` epochs, at the learning rate ``gem_score_lr`` and SGD momentum
+``gem_momentum``; unset, ``optim``'s). The weights stay at their random initial values (default
 ``init=signed_constant``: ±sqrt(2/fan_in), drawn like a construction's random network and recorded in
 ``summary.json`` as ``random_network``, as edge-popup does). Each prunable weight has one score p in [0, 1],
 initialised U(0, 1) from the ``scores`` stream. The forward uses the weight times ``1[p > 0.5]`` times a fixed
@@ -28,11 +29,13 @@ search's own accuracy with rounding (``gem_miner.search_accuracy``).
 
 The found mask on the random weights is a strong ticket; its test accuracy is ``strong_ticket_test_accuracy``
 (and ``mask.safetensors`` with ``random_network`` regenerates it). With ``gem_finetune`` the weights of the
-found mask are then trained (phase ``finetune``, ``optim`` as for the search; the reference code uses lr 0.01
-there), and, for the comparison the paper was written for, random masks with the same number of weights kept
-in every tensor (drawn from the ``random-control`` stream) are trained from a fresh ``init`` draw on the same
-schedule (phase ``random-control``): ``random_control_test_accuracy``. The run's ``test_accuracy`` is the
-fine-tuned ticket's (the strong ticket's without ``gem_finetune``).
+found mask are then trained (phase ``finetune``, at the learning rate ``gem_finetune_lr``, unset ``optim.lr``;
+the reference code searches at 0.1 and fine-tunes at 0.01, both with momentum 0.9), and, for the comparison the
+paper was written for, random masks with the same number of weights kept in every tensor (drawn from the
+``random-control`` stream) are trained from a fresh ``init`` draw on the same schedule and rate (phase
+``random-control``): ``random_control_test_accuracy``. The run's ``test_accuracy`` is the fine-tuned ticket's
+(the strong ticket's without ``gem_finetune``). Either way ``strongticket export`` writes the strong ticket
+(the found mask on the regenerated random weights), never the fine-tuned network, whose weights were trained.
 
 Resume. The freezing record (the freezing index of every frozen weight) is written to
 ``checkpoints/gem_miner.safetensors`` at each freezing, before the phase's checkpoint; a resumed search keeps
@@ -53,6 +56,7 @@ from strongticket.errors import InputError
 from strongticket.train.loop import Callback, Trainer, evaluate
 from strongticket.train.masking import MaskedModel, Masks
 from strongticket.train.methods.base import Method
+from strongticket.train.methods.phase_optim import check_momentum, phase_params, phase_settings
 from strongticket.train.rundir import CheckpointError
 
 FREEZE_FILE = "checkpoints/gem_miner.safetensors"
@@ -276,6 +280,7 @@ class GemMiner(Method):
         if config.model.init_from is not None:
             raise InputError("--init-from does not apply to --method gem-miner: the search runs on the random "
                              f"initialisation (a strong ticket), got {config.model.init_from!r}")
+        check_momentum(config.optim, self.cfg.gem_momentum, "prune.gem_momentum (--gem-momentum)")
 
     def run(self, ctx):  # noqa: D102
         c = self.cfg
@@ -294,7 +299,10 @@ class GemMiner(Method):
         model = MaskedModel(net, {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}, scores=scores,
                             score_rule="round")
         freezer = GemFreezing(ctx, model, names, initial, epochs, counts, c.gem_reg, c.gem_regulariser)
-        res = ctx.train("search", model, trainable=list(model.scores.values()), callbacks=[freezer])
+        optim = ctx.config.optim
+        res = ctx.train("search", model, callbacks=[freezer],
+                        trainable=phase_params(list(model.scores.values()), optim, lr=c.gem_score_lr,
+                                               momentum=c.gem_momentum))
 
         # the state at the end of the search (also when the phase was loaded finished, without running hooks)
         steps_per_epoch = math.ceil(len(ctx.data.train_y) / ctx.config.data.batch_size)  # as the Trainer counts
@@ -316,6 +324,8 @@ class GemMiner(Method):
         info: dict[str, Any] = {
             "freeze_epochs": epochs, "active_counts": counts, "freezings": done, "rounded_out": rounded_out,
             "regulariser": c.gem_regulariser, "reg": c.gem_reg, "search_accuracy": res.get("accuracy"),
+            **{f"search_{k}": v for k, v in phase_settings(optim, lr=c.gem_score_lr, momentum=c.gem_momentum).items()},
+            "finetune_lr": phase_settings(optim, lr=c.gem_finetune_lr)["lr"] if c.gem_finetune else None,
         }
         if done < len(epochs):
             info["note"] = (f"the search stopped after {done} of {len(epochs)} freezings; the mask is the top "
@@ -327,12 +337,14 @@ class GemMiner(Method):
 
         for q in net.parameters():
             q.requires_grad_(True)
-        tuned = ctx.train("finetune", ticket)
+        tuned = ctx.train("finetune", ticket, trainable=phase_params(
+            [q for q in ticket.parameters() if q.requires_grad], optim, lr=c.gem_finetune_lr))
         ctx.extras["finetuned_test_accuracy"] = tuned.get("accuracy")
 
         control_masks = random_masks_like(found, ctx.generator("random-control"))
         ctx.log_masks("random-control", control_masks)
         control = MaskedModel(ctx.new_net("random-control-init"), control_masks)
-        rc = ctx.train("random-control", control)
+        rc = ctx.train("random-control", control, trainable=phase_params(
+            [q for q in control.parameters() if q.requires_grad], optim, lr=c.gem_finetune_lr))
         ctx.extras["random_control_test_accuracy"] = rc.get("accuracy")
         return ticket

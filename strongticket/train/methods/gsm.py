@@ -4,14 +4,15 @@ Deep Neural Networks", NeurIPS, §3; the procedure of the authors' PyTorch re-im
 1. ``dense``: the dense network trains on the ordinary schedule (skipped when ``model.init_from`` is set: the
    network then starts from that run's trained weights).
 2. ``gsm``: training continues from the trained weights for another ``optim.epochs`` epochs with a fresh
-   optimiser. At every step, after the backward pass, the first-order Taylor metric ``|g ⊙ w|`` of every
-   prunable weight is ranked over all prunable tensors together, and only the global top ``Q = round(density
-   · N)`` keep their gradient (the "active" weights, which get the ordinary momentum-SGD update); the gradient
-   of the others (the "passive" weights) is set to zero, so they move only by weight decay and what their
-   momentum buffer still holds, and decay towards zero. The active set is chosen afresh every step, so a
-   passive weight can come back. There is one global compression ratio and no per-layer setting: the
-   per-layer densities are what the method finds (``summary.json``'s ``layers``, and the ``mask`` line of
-   ``metrics.jsonl``).
+   optimiser, at the learning rate ``gsm_lr`` and SGD momentum ``gsm_momentum`` (unset: ``optim``'s; the
+   schedule and weight decay are ``optim``'s). At every step, after the backward pass, the first-order
+   Taylor metric ``|g ⊙ w|`` of every prunable weight is ranked over all prunable tensors together, and only
+   the global top ``Q = round(density · N)`` keep their gradient (the "active" weights, which get the
+   ordinary momentum-SGD update); the gradient of the others (the "passive" weights) is set to zero, so they
+   move only by weight decay and what their momentum buffer still holds, and decay towards zero. The active
+   set is chosen afresh every step, so a passive weight can come back. There is one global compression
+   ratio and no per-layer setting: the per-layer densities are what the method finds (``summary.json``'s
+   ``layers``, and the ``mask`` line of ``metrics.jsonl``).
 3. The final mask keeps the ``density`` fraction of prunable weights with the largest ``|w|`` (one global
    threshold; ``scope=layerwise`` is honoured if asked for). The accuracy of the pruned network without any
    retraining is recorded (``gsm.pruned_test_accuracy``): GSM's claim is that it is close to the dense one.
@@ -23,9 +24,10 @@ Choices made here where the paper or its code leaves a step open:
 
 * The passive weights decay only through weight decay: ``optim.weight_decay`` = 0 is refused (they would stay
   where the last active step left them, and the final magnitude mask would cut live weights). The reference
-  settings are weight decay 5e-4 and, for the GSM phase, momentum 0.99 at learning rate 1e-2; here every phase
-  uses the one ``optim`` section, so on a short schedule a larger weight decay or momentum is what makes the
-  passive weights small (per step they shrink by about ``lr · weight_decay / (1 - momentum)``).
+  settings are weight decay 5e-4 and, for the GSM phase, momentum 0.99 at learning rate 1e-2 (after a dense
+  phase at 3e-2 with momentum 0.9): ``--gsm-lr 0.01 --gsm-momentum 0.99``. Per step the passive weights shrink
+  by about ``lr · weight_decay / (1 - momentum)`` (the GSM phase's rate and momentum), so on a short schedule a
+  larger weight decay or momentum is what makes them small. ``gsm_momentum`` under Adam is refused.
 * Ties in ``|g ⊙ w|`` (weights with zero gradient, e.g. below a dead unit) are broken by position, through
   ``topk``, so the result is deterministic.
 * ``gsm_lottery`` with ``init_from``: the "initial" weights are the pre-trained ones, so the lottery phase
@@ -45,6 +47,7 @@ from strongticket.train.config import RunConfig
 from strongticket.train.loop import Callback, Trainer, evaluate
 from strongticket.train.masking import MaskedModel, Masks, density_report
 from strongticket.train.methods.base import Method, magnitude_scores
+from strongticket.train.methods.phase_optim import check_momentum, phase_params, phase_settings
 
 
 def active_mask(weights: list[torch.Tensor], grads: list[torch.Tensor | None], q: int) -> list[torch.Tensor]:
@@ -118,6 +121,7 @@ class GSM(Method):
             raise InputError("--weight-decay must be > 0 for --method gsm: its passive weights decay towards zero "
                              f"only through weight decay (the reference setting is 5e-4), got "
                              f"{config.optim.weight_decay:g}")
+        check_momentum(config.optim, self.cfg.gsm_momentum, "prune.gsm_momentum (--gsm-momentum)")
 
     def run(self, ctx):  # noqa: D102
         c = self.cfg
@@ -131,10 +135,15 @@ class GSM(Method):
         n_total = sum(w.numel() for w in weights)
         q = max(1, round(c.density * n_total))
         before = copy.deepcopy(net)  # weights at the start of the GSM phase, for the passive-decay record
-        res = ctx.train("gsm", MaskedModel(net), callbacks=[GlobalSparseMomentum(weights, q)])
+        gsm_model = MaskedModel(net)
+        trainable = phase_params([p for p in gsm_model.parameters() if p.requires_grad], ctx.config.optim,
+                                 lr=c.gsm_lr, momentum=c.gsm_momentum)
+        res = ctx.train("gsm", gsm_model, trainable=trainable, callbacks=[GlobalSparseMomentum(weights, q)])
         masks = self.masks(net, names, ctx)
         ctx.log_masks("prune", masks)
-        info |= {"q": q, "gsm_test_accuracy": res.get("accuracy"),
+        phase = phase_settings(ctx.config.optim, lr=c.gsm_lr, momentum=c.gsm_momentum)
+        info |= {"q": q, "gsm_test_accuracy": res.get("accuracy"), "gsm_lr": phase["lr"],
+                 "gsm_momentum": phase["momentum"],
                  # mean |w| of the weights the final mask prunes (and keeps) before and after the GSM phase: the
                  # passive weights GSM drives towards zero (measured before the mask zeroes them)
                  "passive_mean_abs_before": _mean_abs(before, masks, kept=False),

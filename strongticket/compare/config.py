@@ -13,6 +13,11 @@ A comparison is read from a TOML file (``strongticket compare CONFIG.toml``)::
     [train.optim]
     epochs = 3
 
+    [pretrain]                             # optional: a dense run per seed (its own data, model, optim)
+    data = { dataset = "mnist" }           # whose final weights start the target and every finder
+                                           # (model.init_from), as when a pre-trained model is fine-tuned
+                                           # and pruned on another task (the Instant Soup protocol)
+
     [[construct]]                          # a strong ticket constructed from the seed's target (no training)
     method = "pensia"                      # a name of ``strongticket.construct.CONSTRUCTIONS``
     label = "2L min_error"                 # optional: the table's row name
@@ -46,7 +51,7 @@ from typing import Any
 from strongticket.errors import InputError
 from strongticket.train.config import RunConfig
 
-TOP_KEYS = ("name", "seeds", "train", "construct", "find")
+TOP_KEYS = ("name", "seeds", "pretrain", "train", "construct", "find")
 CONSTRUCT_KEYS = ("method", "label", "options")
 FIND_KEYS = ("method", "label", "densities", "train")
 
@@ -104,24 +109,37 @@ class CompareConfig:
     train: Mapping[str, Any]
     construct: tuple[ConstructEntry, ...] = ()
     find: tuple[FindEntry, ...] = ()
+    pretrain: Mapping[str, Any] = field(default_factory=dict)
 
-    def base_run(self, seed: int) -> RunConfig:
-        """The training configuration of the dense target of ``seed`` (method ``dense``)."""
-        return RunConfig.from_dict(_with_seed(merge_tables(self.train, {"prune": {"method": "dense", "density": 1.0}}),
+    def pretrain_run(self, seed: int) -> RunConfig | None:
+        """The dense pre-training run of ``seed`` (None when the comparison has no ``[pretrain]``)."""
+        if not self.pretrain:
+            return None
+        return RunConfig.from_dict(_with_seed(merge_tables(self.pretrain, _DENSE), seed))
+
+    def base_run(self, seed: int, init_from: str | None = None) -> RunConfig:
+        """The training configuration of the dense target of ``seed`` (method ``dense``), started from the
+        finished run ``init_from`` (the seed's pre-training) when given."""
+        return RunConfig.from_dict(_with_seed(merge_tables(self.train, merge_tables(_DENSE, _init(init_from))),
                                               seed))
 
-    def find_run(self, entry: FindEntry, density: float, seed: int) -> RunConfig:
-        """The training configuration of finder ``entry`` at ``density`` for ``seed``."""
+    def find_run(self, entry: FindEntry, density: float, seed: int, init_from: str | None = None) -> RunConfig:
+        """The training configuration of finder ``entry`` at ``density`` for ``seed`` (from ``init_from``, the
+        seed's pre-training, when given)."""
         over = merge_tables(entry.train, {"prune": {"method": entry.method, "density": density}})
-        return RunConfig.from_dict(_with_seed(merge_tables(self.train, over), seed))
+        return RunConfig.from_dict(_with_seed(merge_tables(self.train, merge_tables(over, _init(init_from))), seed))
 
     def to_dict(self) -> dict[str, Any]:
-        """The configuration as canonical JSON-ready data (what :meth:`digest` hashes)."""
-        return {"name": self.name, "seeds": list(self.seeds), "train": _plain(self.train),
-                "construct": [{"method": c.method, "label": c.label, "options": _plain(c.options)}
-                              for c in self.construct],
-                "find": [{"method": f.method, "label": f.label, "densities": list(f.densities),
-                          "train": _plain(f.train)} for f in self.find]}
+        """The configuration as canonical JSON-ready data (what :meth:`digest` hashes; ``pretrain`` only when
+        given, so that comparisons without one keep the digest they had before the key existed)."""
+        d = {"name": self.name, "seeds": list(self.seeds), "train": _plain(self.train),
+             "construct": [{"method": c.method, "label": c.label, "options": _plain(c.options)}
+                           for c in self.construct],
+             "find": [{"method": f.method, "label": f.label, "densities": list(f.densities),
+                       "train": _plain(f.train)} for f in self.find]}
+        if self.pretrain:
+            d["pretrain"] = _plain(self.pretrain)
+        return d
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of :meth:`to_dict` (16 hex digits): equal configurations only."""
@@ -151,6 +169,15 @@ class CompareConfig:
                              "names its method (put method settings in [find.train.prune])")
         if "seed" in train:
             raise InputError("[train] may not set seed: the comparison's seeds = [...] list gives each run its seed")
+        pretrain = d.get("pretrain", {})
+        if not isinstance(pretrain, Mapping):
+            raise InputError(f"[pretrain] must be a table, got {pretrain!r}")
+        if "prune" in pretrain or "seed" in pretrain:
+            raise InputError("[pretrain] may not set [pretrain.prune] or seed: the pre-training is a dense run "
+                             "seeded by the comparison's seeds = [...] list")
+        if pretrain and isinstance(train.get("model"), Mapping) and train["model"].get("init_from") is not None:
+            raise InputError("[train.model] may not set init_from when [pretrain] is given: every run starts from "
+                             "its seed's pre-training")
         if isinstance(train.get("data"), Mapping) and train["data"].get("test_subset") is not None:
             raise InputError("[train.data] may not set test_subset: a comparison measures every row on the whole "
                              "test split, so that rows compare")
@@ -158,7 +185,7 @@ class CompareConfig:
         finds = _entries(d.get("find", []), "find")
         if not constructs and not finds:
             raise InputError("the configuration names no [[construct]] and no [[find]] entry: nothing to compare")
-        config = cls(name=name, seeds=tuple(seeds), train=dict(train),
+        config = cls(name=name, seeds=tuple(seeds), train=dict(train), pretrain=dict(pretrain),
                      construct=tuple(_construct_entry(c, i) for i, c in enumerate(constructs)),
                      find=tuple(_find_entry(f, i) for i, f in enumerate(finds)))
         config.check()
@@ -179,8 +206,19 @@ class CompareConfig:
         """Check every entry against its registry, before any work: construction names and options, training
         settings of the target and of every finder (types, ranges, method names), distinct labels."""
         from strongticket.construct import check_options
+        from strongticket.train.methods import method_entry
         from strongticket.train.run import resolve_config
 
+        try:
+            pre = self.pretrain_run(self.seeds[0])
+            if pre is not None:
+                resolve_config(pre)
+        except InputError as exc:
+            raise InputError(f"[pretrain]: {exc}") from None
+        if pre is not None:
+            if pre.model.model != self.base_run(self.seeds[0]).model.model:
+                raise InputError(f"[pretrain.model] model must be the one of [train.model] (its weights start "
+                                 f"every run), got {pre.model.model!r} and {self.base_run(self.seeds[0]).model.model!r}")
         try:
             resolve_config(self.base_run(self.seeds[0]))
         except InputError as exc:
@@ -193,6 +231,9 @@ class CompareConfig:
                 raise InputError(f"[[construct]] #{i + 1} ({c.label}): {exc}") from None
             labels = _unique_label(labels, c.label)
         for i, f in enumerate(self.find):
+            if self.pretrain and method_entry(f.method).keeps_random_weights:
+                raise InputError(f"[[find]] #{i + 1} ({f.label}): {f.method} keeps its random weights (a strong "
+                                 "ticket), so it cannot start from the [pretrain] weights; remove it or [pretrain]")
             for density in f.densities:
                 try:
                     resolve_config(self.find_run(f, density, self.seeds[0]))
@@ -285,6 +326,13 @@ def merge_tables(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, 
         out[k] = merge_tables(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) \
             else copy.deepcopy(v)
     return out
+
+
+_DENSE = {"prune": {"method": "dense", "density": 1.0}}
+
+
+def _init(init_from: str | None) -> dict[str, Any]:
+    return {} if init_from is None else {"model": {"init_from": str(init_from)}}
 
 
 def _with_seed(d: dict[str, Any], seed: int) -> dict[str, Any]:

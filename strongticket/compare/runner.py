@@ -3,6 +3,7 @@
 Layout of a comparison directory::
 
     compare.json            the configuration, its digest and the shard that wrote the directory (the marker)
+    pretrain/s<seed>/       the seed's pre-training run, when the configuration has a [pretrain] table
     targets/s<seed>/        the dense target of each seed: a training run (``strongticket train``'s layout)
     work/<unit>/            a finder's training run, or a construction's ticket directory
     results/<unit>.json     one finished unit (written atomically when it finishes)
@@ -161,8 +162,21 @@ class Runner:
         from strongticket.train.run import train_run
 
         run_dir = self.out / "targets" / f"s{seed}"
-        summary = train_run(self.config.base_run(seed), run_dir, data_dir=self.data_dir, device=self.device)
+        summary = train_run(self.config.base_run(seed, self.pretrained(seed)), run_dir, data_dir=self.data_dir,
+                            device=self.device)
         return summary, run_dir
+
+    def pretrained(self, seed: int) -> str | None:
+        """The finished pre-training run of ``seed`` that starts its target and finders (trained, resumed or
+        reused here, like the targets, so shards never wait for each other); None without ``[pretrain]``."""
+        from strongticket.train.run import train_run
+
+        config = self.config.pretrain_run(seed)
+        if config is None:
+            return None
+        run_dir = self.out / "pretrain" / f"s{seed}"
+        train_run(config, run_dir, data_dir=self.data_dir, device=self.device)
+        return str(run_dir)
 
     def target_module(self, seed: int) -> tuple[torch.nn.Module, tuple[int, ...], dict[str, Any]]:
         """The trained target of ``seed`` as a CPU module in eval mode, its input shape and its summary."""
@@ -171,7 +185,7 @@ class Runner:
         from strongticket.nets.checkpoint import load_state_into
         from strongticket.nets.zoo import build_model
         summary, run_dir = self.target(seed)
-        cfg = self.config.base_run(seed)
+        cfg = self.config.base_run(seed)  # the model's name and width: the same with or without init_from
         data = self.dataset()
         shape = tuple(data.input_shape)
         net = build_model(cfg.model.model, num_classes=data.num_classes, in_channels=shape[0], image_size=shape[1],
@@ -254,7 +268,7 @@ class Runner:
         from strongticket.train.run import train_run
 
         entry = self.config.find[unit.index]
-        cfg = self.config.find_run(entry, unit.density, unit.seed)
+        cfg = self.config.find_run(entry, unit.density, unit.seed, self.pretrained(unit.seed))
         s = train_run(cfg, self.out / "work" / unit.id, data_dir=self.data_dir, device=self.device)
         return {"needs_training": True, "network_params": s["params"], "ticket_params": s["nonzero_params"],
                 "density": s["density"], "accuracy": s["test_accuracy"], "wall_time_s": s["run_seconds"],

@@ -134,8 +134,8 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     method.check()
     method.check_run(config, meta_model(config, data))
     if config.model.init_from is not None:
-        if config.prune.method == "edge-popup":
-            raise InputError("--init-from does not apply to --method edge-popup: its weights stay the random "
+        if method.keeps_random_weights:
+            raise InputError(f"--init-from does not apply to --method {method.name}: its weights stay the random "
                              "initialisation (a strong ticket), so pre-trained weights would never be used")
         read_pretrained(config.model.init_from)  # a run that is not finished fails before the directory is made
     d = config.data

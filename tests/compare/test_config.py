@@ -28,7 +28,7 @@ def test_a_valid_configuration_gives_runs_with_the_seed_and_the_finder_settings(
 
 
 @pytest.mark.parametrize("bad, message", [
-    (with_(colour="red"), "unknown key 'colour' in the top level; allowed keys: name, seeds, train, construct, find"),
+    (with_(colour="red"), "unknown key 'colour' in the top level; allowed keys: name, seeds, pretrain, train, construct, find"),
     (with_(seeds=[]), "seeds must be a non-empty list of integers >= 0, got []"),
     (with_(seeds=[0, 0]), "seeds must not repeat"),
     (with_(seeds=["a"]), "seeds must be a non-empty list of integers"),
@@ -71,3 +71,31 @@ def test_a_toml_file_that_does_not_parse_names_the_file(tmp_path: Path) -> None:
         CompareConfig.from_toml(p)
     with pytest.raises(InputError, match="CONFIG .*missing.toml.* cannot be read"):
         CompareConfig.from_toml(tmp_path / "missing.toml")
+
+
+PRETRAIN = {"data": {"dataset": "digits"}, "model": {"model": "fc2"}, "optim": {"epochs": 1}}
+
+
+@pytest.mark.parametrize("over,message", [
+    ({"pretrain": {**PRETRAIN, "prune": {"method": "imp"}}}, r"\[pretrain\] may not set"),
+    ({"pretrain": {**PRETRAIN, "seed": 3}}, r"\[pretrain\] may not set"),
+    ({"pretrain": {**PRETRAIN, "model": {"model": "lenet300100"}}}, "must be the one of"),
+    ({"pretrain": PRETRAIN, "find": [{"method": "edge-popup", "densities": [0.5]}]}, "keeps its random weights"),
+    ({"pretrain": PRETRAIN, "train": {**BASE["train"], "model": {"model": "fc2", "init_from": "x"}}},
+     "may not set init_from"),
+    ({"pretrain": {**PRETRAIN, "optim": {"epochs": -1}}}, r"\[pretrain\]"),
+])
+def test_bad_pretraining_is_a_one_line_error(over, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        CompareConfig.from_dict(with_(**over))
+
+
+def test_pretraining_starts_the_target_and_every_finder_and_enters_the_digest() -> None:
+    plain = CompareConfig.from_dict(BASE)
+    pre = CompareConfig.from_dict(with_(pretrain=PRETRAIN))
+    assert plain.pretrain_run(0) is None and "pretrain" not in plain.to_dict()  # old digests stay valid
+    assert pre.digest() != plain.digest()
+    assert pre.pretrain_run(1).seed == 1 and pre.pretrain_run(1).prune.method == "dense"
+    assert pre.base_run(0, "runs/p").model.init_from == "runs/p"
+    assert pre.find_run(pre.find[0], 0.5, 0, "runs/p").model.init_from == "runs/p"
+    assert plain.base_run(0).model.init_from is None

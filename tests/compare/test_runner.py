@@ -151,3 +151,21 @@ def test_the_report_can_be_rewritten_from_the_results_alone(unsharded: Path) -> 
     before = (unsharded / "table.csv").read_text()
     report = write_report(unsharded)
     assert (unsharded / "table.csv").read_text() == before and report["done"] == report["units"]
+
+
+def test_a_pretrained_comparison_starts_the_target_and_the_finders_from_each_seeds_pretraining(
+        tmp_path: Path) -> None:
+    """With [pretrain], each seed's dense pre-training runs once and its final weights start that seed's target
+    and every finder (their run configurations name it, and their summaries record the transfer)."""
+    cfg = CompareConfig.from_dict({**CONFIG, "seeds": [3], "construct": [],
+                                   "pretrain": {"data": {"dataset": "digits", "train_subset": 128},
+                                                "model": {"model": "fc2", "width": 0.05}, "optim": {"epochs": 1}}})
+    out = tmp_path / "pre"
+    compare(cfg, out, device="cpu")
+    pre = out / "pretrain" / "s3"
+    assert json.loads((pre / "summary.json").read_text())["density"] == 1.0
+    runs = [out / "targets" / "s3", out / "work" / "find-magnitude-d0.5-s3"]
+    for run in runs:
+        assert json.loads((run / "config.json").read_text())["config"]["model"]["init_from"] == str(pre)
+        assert "init_from" in json.loads((run / "summary.json").read_text())  # the weights were loaded
+    assert {r["unit"] for r in read_results(out)} == {"dense-s3", "find-magnitude-d0.5-s3"}

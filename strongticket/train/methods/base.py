@@ -27,6 +27,9 @@ class Method:
     paper: ClassVar[str] = ""
     default_scope: ClassVar[str] = "global"
     default_init: ClassVar[str] = "default"
+    #: The method searches masks on the random initialisation and never trains the weights (a strong ticket):
+    #: pre-trained weights (``model.init_from``) would never be used, so a run refuses them.
+    keeps_random_weights: ClassVar[bool] = False
 
     def __init__(self, cfg: PruneConfig) -> None:
         self.cfg = cfg

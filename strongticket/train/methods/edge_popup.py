@@ -30,6 +30,7 @@ class EdgePopup(Method):
     """Train per-weight scores with a straight-through top-k; weights stay frozen at their random values."""
 
     name = "edge-popup"
+    keeps_random_weights = True
     paper = "Ramanujan et al. 2020, What's hidden in a randomly weighted neural network?, §3"
     default_scope = "layerwise"
     default_init = "signed_constant"

@@ -141,6 +141,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     d = config.data
     if d.train_subset or d.test_subset:
         data = data.subset(d.train_subset, d.test_subset, seed=derive_seed(config.seed, "subset"))
+    method.check_data(config, len(data.train_y))
     data = data.to(dev)
     meta = {"versions": versions(), "device": str(dev), "world_size": world, "host": platform.node()}
     if rank == 0:

@@ -4,6 +4,7 @@ BatchNorm re-estimation, exact density, the tickets kept per level, refusals and
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,19 @@ def test_no_training_step_sees_a_validation_image(tmp_path: Path, monkeypatch: p
 def test_bad_settings_are_refused_before_anything_is_written(prune: dict, match: str, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=match):
         train_run(config(**prune), tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("train_subset,where", [(None, "the digits training set"),
+                                                 (5000, "data.train_subset")])  # a subset above the 1437 images
+def test_a_validation_split_larger_than_the_training_data_is_refused_before_anything_is_written(
+        train_subset: int | None, where: str, tmp_path: Path) -> None:
+    cfg = config(pool_val=1437).with_updates(data={"train_subset": train_subset})
+    if train_subset is None:
+        cfg = replace(cfg, data=replace(cfg.data, train_subset=None))
+    with pytest.raises(InputError, match=rf"^prune.pool_val \(--pool-val\) must be below the 1437 training images "
+                                         rf"of {where} \(at least one must remain for training\), got 1437$"):
+        train_run(cfg, tmp_path / "run", device="cpu")
     assert not (tmp_path / "run").exists()
 
 

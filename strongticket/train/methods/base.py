@@ -41,6 +41,10 @@ class Method:
         """Raise :class:`InputError` if the method cannot run ``config`` on ``net`` (the run's model, built on
         the meta device: shapes and modules, no values). Called before the run directory is touched."""
 
+    def check_data(self, config: RunConfig, n_train: int) -> None:
+        """Raise :class:`InputError` if the method cannot run on the ``n_train`` training examples the run has
+        (after ``data.train_subset``). Called before the run directory is touched."""
+
     def score(self, net: nn.Module, names: list[str], ctx: RunContext) -> dict[str, torch.Tensor]:
         """Return ``{name: score tensor of the parameter's shape}``; higher scores are kept."""
         raise NotImplementedError

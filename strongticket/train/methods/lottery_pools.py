@@ -275,11 +275,13 @@ class LotteryPools(IMP):
             raise InputError("prune.pool_alphas (--pool-alphas) must hold at least one coefficient in (0, 1), "
                              "got none")
 
-    def check_run(self, config: RunConfig, net: nn.Module) -> None:  # noqa: D102
-        n = config.data.train_subset
-        if n is not None and self.cfg.pool_val >= n:
-            raise InputError(f"prune.pool_val (--pool-val) must be below the {n} training images of "
-                             f"data.train_subset, got {self.cfg.pool_val}")
+    def check_data(self, config: RunConfig, n_train: int) -> None:  # noqa: D102
+        # the split itself (validation_split) would refuse it too, but only inside run(), after the run
+        # directory was made
+        if self.cfg.pool_val >= n_train:
+            where = "data.train_subset" if config.data.train_subset else f"the {config.data.dataset} training set"
+            raise InputError(f"prune.pool_val (--pool-val) must be below the {n_train} training images of {where} "
+                             f"(at least one must remain for training), got {self.cfg.pool_val}")
 
     def level_done(self, ctx, level: int, model: MaskedModel) -> None:  # noqa: D102
         names = ctx.prunable(model.net)

@@ -21,6 +21,8 @@ A comparison is read from a TOML file (``strongticket compare CONFIG.toml``)::
     [[construct]]                          # a strong ticket constructed from the seed's target (no training)
     method = "pensia"                      # a name of ``strongticket.construct.CONSTRUCTIONS``
     label = "2L min_error"                 # optional: the table's row name
+    target = { find = "imp", density = 0.1 }  # optional: approximate that finder's ticket (a sparse
+                                           # target, as in Burkholz 2022's Table 1) instead of the dense one
     [construct.options]                    # keyword options of the construction (``--per-weight-eps`` ...)
     per_weight_eps = 0.01
 
@@ -52,7 +54,8 @@ from strongticket.errors import InputError
 from strongticket.train.config import RunConfig
 
 TOP_KEYS = ("name", "seeds", "pretrain", "train", "construct", "find")
-CONSTRUCT_KEYS = ("method", "label", "options")
+CONSTRUCT_KEYS = ("method", "label", "options", "target")
+TARGET_KEYS = ("find", "density")
 FIND_KEYS = ("method", "label", "densities", "train")
 
 #: construction options the comparison sets itself, per unit: a configuration may not set them
@@ -71,11 +74,15 @@ class ConstructEntry:
         The row's name in the table (default: the method and its options).
     options : dict
         Keyword options of the construction (JSON values; ``distribution`` by name).
+    target : (str, float) or None
+        The ``[[find]]`` label and density whose ticket is the target (a sparse target: its pruned weights stay
+        empty in the construction); None: the seed's dense target.
     """
 
     method: str
     label: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    target: tuple[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,11 +136,23 @@ class CompareConfig:
         over = merge_tables(entry.train, {"prune": {"method": entry.method, "density": density}})
         return RunConfig.from_dict(_with_seed(merge_tables(self.train, merge_tables(over, _init(init_from))), seed))
 
+    def target_finder(self, entry: ConstructEntry) -> tuple[int, float]:
+        """The ``[[find]]`` index and density whose ticket ``entry`` approximates (an :class:`InputError` naming
+        the labels and densities there are when it names none of them)."""
+        label, density = entry.target
+        for i, f in enumerate(self.find):
+            if f.label == label and any(abs(d - density) <= 1e-12 for d in f.densities):
+                return i, next(d for d in f.densities if abs(d - density) <= 1e-12)
+        have = [f"{f.label} @ {d:g}" for f in self.find for d in f.densities]
+        raise InputError(f"[[construct]] {entry.label!r}: target names no [[find]] run: got {label} @ {density:g}, "
+                         f"have {have}")
+
     def to_dict(self) -> dict[str, Any]:
         """The configuration as canonical JSON-ready data (what :meth:`digest` hashes; ``pretrain`` only when
         given, so that comparisons without one keep the digest they had before the key existed)."""
         d = {"name": self.name, "seeds": list(self.seeds), "train": _plain(self.train),
-             "construct": [{"method": c.method, "label": c.label, "options": _plain(c.options)}
+             "construct": [{"method": c.method, "label": c.label, "options": _plain(c.options),
+                            **({} if c.target is None else {"target": {"find": c.target[0], "density": c.target[1]}})}
                            for c in self.construct],
              "find": [{"method": f.method, "label": f.label, "densities": list(f.densities),
                        "train": _plain(f.train)} for f in self.find]}
@@ -230,6 +249,8 @@ class CompareConfig:
             except InputError as exc:
                 raise InputError(f"[[construct]] #{i + 1} ({c.label}): {exc}") from None
             labels = _unique_label(labels, c.label)
+            if c.target is not None:
+                self.target_finder(c)
         for i, f in enumerate(self.find):
             if self.pretrain and method_entry(f.method).keeps_random_weights:
                 raise InputError(f"[[find]] #{i + 1} ({f.label}): {f.method} keeps its random weights (a strong "
@@ -278,7 +299,16 @@ def _construct_entry(d: Mapping[str, Any], i: int) -> ConstructEntry:
     label = d.get("label", _default_label(method, options))
     if not isinstance(label, str) or not label.strip():
         raise InputError(f"{where}: label must be a non-empty string, got {label!r}")
-    return ConstructEntry(method=method, label=label, options=dict(options))
+    target = d.get("target")
+    if target is not None:
+        check_table(target, TARGET_KEYS, f"{where} target")
+        density = target.get("density")
+        if not isinstance(target.get("find"), str) or not isinstance(density, (int, float)) \
+                or isinstance(density, bool):
+            raise InputError(f"{where}: target must be {{ find = \"<a [[find]] label>\", density = <one of its "
+                             f"densities> }}, got {dict(target)!r}")
+        target = (target["find"], float(density))
+    return ConstructEntry(method=method, label=label, options=dict(options), target=target)
 
 
 def _find_entry(d: Mapping[str, Any], i: int) -> FindEntry:

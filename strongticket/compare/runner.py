@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from strongticket.compare.config import CompareConfig
-from strongticket.compare.units import Unit, plan, shard
+from strongticket.compare.config import CompareConfig, ConstructEntry
+from strongticket.compare.units import Unit, find_unit_id, plan, shard
 from strongticket.errors import InputError
 from strongticket.files import check_writable_directory, read_json_object, write_json_atomic
 
@@ -178,19 +178,34 @@ class Runner:
         train_run(config, run_dir, data_dir=self.data_dir, device=self.device)
         return str(run_dir)
 
-    def target_module(self, seed: int) -> tuple[torch.nn.Module, tuple[int, ...], dict[str, Any]]:
-        """The trained target of ``seed`` as a CPU module in eval mode, its input shape and its summary."""
+    def target_module(self, seed: int, entry: ConstructEntry | None = None
+                      ) -> tuple[torch.nn.Module, tuple[int, ...], dict[str, Any]]:
+        """The target of construction ``entry`` for ``seed`` as a CPU module in eval mode, its input shape and
+        its run's summary: the seed's dense target, or the ticket of the finder that ``entry.target`` names
+        (trained here if no unit has yet, into the directory that finder's unit reuses), whose pruned weights
+        are exact zeros."""
         from safetensors.torch import load_file
 
         from strongticket.nets.checkpoint import load_state_into
         from strongticket.nets.zoo import build_model
-        summary, run_dir = self.target(seed)
-        cfg = self.config.base_run(seed)  # the model's name and width: the same with or without init_from
+        from strongticket.train.run import train_run
+
+        if entry is None or entry.target is None:
+            summary, run_dir = self.target(seed)
+            cfg = self.config.base_run(seed)  # the model's name and width: the same with or without init_from
+            what = f"the target of seed {seed}"
+        else:
+            index, density = self.config.target_finder(entry)
+            finder = self.config.find[index]
+            run_dir = self.out / "work" / find_unit_id(finder.label, density, seed)
+            cfg = self.config.find_run(finder, density, seed, self.pretrained(seed))
+            summary = train_run(cfg, run_dir, data_dir=self.data_dir, device=self.device)
+            what = f"the {finder.label} @ {density:g} ticket of seed {seed}"
         data = self.dataset()
         shape = tuple(data.input_shape)
         net = build_model(cfg.model.model, num_classes=data.num_classes, in_channels=shape[0], image_size=shape[1],
                           width=cfg.model.width, bias=_bias(run_dir), seed=0)
-        load_state_into(net, load_file(str(run_dir / "model.safetensors")), f"the target of seed {seed}")
+        load_state_into(net, load_file(str(run_dir / "model.safetensors")), what)
         return net.eval(), shape, summary
 
     # ------------------------------------------------------------------------------------------- kinds
@@ -206,7 +221,7 @@ class Runner:
         from strongticket.construct.distribution import distribution_for
 
         entry = self.config.construct[unit.index]
-        target, shape, _ = self.target_module(unit.seed)
+        target, shape, _ = self.target_module(unit.seed, entry)
         options: dict[str, Any] = {"seed": unit.seed, "strict": False, **entry.options}
         accepted = construction(entry.method).options
         if "input_shape" in accepted:

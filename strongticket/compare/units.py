@@ -48,6 +48,11 @@ class Unit:
     index: int = 0
 
 
+def find_unit_id(label: str, density: float, seed: int) -> str:
+    """The name of the unit (and of the training run under ``work/``) of finder ``label`` at ``density``."""
+    return f"find-{slug(label)}-d{density:g}-s{seed}"
+
+
 def plan(config: CompareConfig) -> list[Unit]:
     """Every unit of ``config`` in the canonical order: for each seed, its dense target, then its
     constructions, then every finder at every density."""
@@ -60,7 +65,7 @@ def plan(config: CompareConfig) -> list[Unit]:
                               method=c.method, seed=seed, index=i))
         for i, f in enumerate(config.find):
             for d in f.densities:
-                units.append(Unit(id=f"find-{slug(f.label)}-d{d:g}-s{seed}", kind="find", label=f.label,
+                units.append(Unit(id=find_unit_id(f.label, d, seed), kind="find", label=f.label,
                                   method=f.method, seed=seed, density=d, index=i))
     ids = [u.id for u in units]
     if len(set(ids)) != len(ids):

@@ -99,3 +99,16 @@ def test_pretraining_starts_the_target_and_every_finder_and_enters_the_digest() 
     assert pre.base_run(0, "runs/p").model.init_from == "runs/p"
     assert pre.find_run(pre.find[0], 0.5, 0, "runs/p").model.init_from == "runs/p"
     assert plain.base_run(0).model.init_from is None
+
+
+@pytest.mark.parametrize("target,message", [
+    ({"find": "imp", "density": 0.5}, "target names no [[find]] run: got imp @ 0.5, have ['magnitude @ 0.5']"),
+    ({"find": "magnitude", "density": 0.1}, "target names no [[find]] run"),
+    ({"find": "magnitude"}, "target must be { find = "),
+    ({"find": "magnitude", "density": 0.5, "seed": 1}, "unknown key 'seed' in [[construct]] #1 target"),
+])
+def test_a_construction_target_must_name_a_finder_run(target, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        CompareConfig.from_dict(with_(construct=[{"method": "pensia", "options": {"per_weight_eps": 0.01},
+                                                  "target": target}]))
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -169,3 +169,27 @@ def test_a_pretrained_comparison_starts_the_target_and_the_finders_from_each_see
         assert json.loads((run / "config.json").read_text())["config"]["model"]["init_from"] == str(pre)
         assert "init_from" in json.loads((run / "summary.json").read_text())  # the weights were loaded
     assert {r["unit"] for r in read_results(out)} == {"dense-s3", "find-magnitude-d0.5-s3"}
+
+
+def test_a_construction_can_approximate_a_finders_sparse_ticket(tmp_path: Path) -> None:
+    """``target = { find, density }``: the construction approximates that finder's ticket of the seed (its pruned
+    weights are exact zeros in the recorded target), trained once and reused by the finder's own unit."""
+    from safetensors.torch import load_file
+
+    from strongticket.ticket import Ticket
+
+    cfg = CompareConfig.from_dict({**CONFIG, "seeds": [0], "construct": [
+        {"method": "pensia", "label": "2L on magnitude", "target": {"find": "magnitude", "density": 0.5},
+         "options": {"per_weight_eps": 0.02, "objective": "sparsest"}}]})
+    out = tmp_path / "sparse"
+    compare(cfg, out, device="cpu")
+    results = {r["unit"]: r for r in read_results(out)}
+    built, found = results["construct-2L-on-magnitude-s0"], results["find-magnitude-d0.5-s0"]
+    assert built["target_accuracy"] == pytest.approx(found["accuracy"], abs=2 / 360)  # the same network
+    ticket = Ticket.load(out / "work" / "construct-2L-on-magnitude-s0")
+    masks = load_file(str(out / "work" / "find-magnitude-d0.5-s0" / "mask.safetensors"))
+    targets = [v for k, v in ticket.arrays.items() if k.startswith("target.") and k.endswith("weight")]
+    pruned = list(zip(targets, masks.values(), strict=True))  # the same layers, in order
+    assert all(t.shape == m.shape and bool((t[~m.bool()] == 0).all()) for t, m in pruned)
+    assert sum(int((~m.bool()).sum()) for _, m in pruned) > 0
+    assert built["error_measured"] <= built["error_certified"]

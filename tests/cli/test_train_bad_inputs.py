@@ -38,6 +38,12 @@ CASES = [
      r"prune.gem_score_lr \(--gem-score-lr\) must be > 0, got -1.0"),
     ("gem_momentum_1", ["--method", "gem-miner", "--density", "0.1", "--gem-momentum", "1"], None,
      r"prune.gem_momentum \(--gem-momentum\) must be in \[0, 1\), got 1.0"),
+    ("bip_granularity_bogus", ["--method", "bip", "--density", "0.1", "--bip-granularity", "filter"], None,
+     r"prune.bip_granularity \(--bip-granularity\) must be one of weight, channel, got 'filter'"),
+    ("bip_channel_prune_bias", ["--method", "bip", "--density", "0.1", "--bip-granularity", "channel",
+                                "--prune-bias"], None, r"--prune-bias\) is not supported with it"),
+    ("lottery_pools_val_too_large", ["--method", "lottery-pools", "--density", "0.5", "--pool-val", "1437"], None,
+     r"pool_val \(--pool-val\) must be below the 1437 training images of the digits training set"),
     ("gem_finetune_lr_0", ["--method", "gem-miner", "--density", "0.1", "--gem-finetune-lr", "0"], None,
      r"prune.gem_finetune_lr \(--gem-finetune-lr\) must be > 0, got 0.0"),
 ]

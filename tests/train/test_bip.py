@@ -176,3 +176,87 @@ def test_resume_after_a_kill_gives_the_identical_run(tmp_path: Path, monkeypatch
     # kills: after the dense phase, mid-bip, after the initial and the final mask lines, mid fine-tuning, end
     check_kills(config(density=0.3, bip_finetune=True), tmp_path, monkeypatch,
                 [("save", 2), ("save", 3), ("log", 3), ("log", 6), ("save", 5), ("log", -1)])
+
+
+# ------------------------------------------------------------------------------------------ the channel variant
+
+
+def channel_config(density: float = 0.25, **prune) -> RunConfig:
+    cfg = config(density=density, bip_granularity="channel", **prune)
+    return cfg.with_updates(model={"model": "conv2"})
+
+
+def test_implicit_term_of_a_channel_score_sums_over_its_weights() -> None:
+    g = torch.tensor([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]])
+    s = torch.tensor([[0.7], [-0.2]])
+    got = implicit_score_gradient(g, s, 0.1)
+    assert got.shape == (2, 1)
+    torch.testing.assert_close(got, torch.tensor([[-0.1 * 14.0], [0.1 * 1.25]]))  # -(1/γ) Σ g² · sign(s)
+    with pytest.raises(InputError, match=r"weight gradient of shape \(2, 3\) does not match scores of shape \(2, 2\)"):
+        implicit_score_gradient(g, torch.ones(2, 2), 0.1)
+
+
+def test_a_channel_score_gets_the_straight_through_gradient_summed_over_its_channel() -> None:
+    with torch.device("meta"):
+        net = nn.Linear(3, 2, bias=False)
+    net = net.to_empty(device="cpu")
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]]))
+    model = MaskedModel(net, scores={"weight": torch.tensor([[0.4], [-0.9]])}, score_density=0.5,
+                        score_rule="global-topk")
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    out = model(x)
+    # density 1/2 of two channels: only neuron 1 (|s| = 0.9) is kept, whole
+    assert out[0, 0].item() == 0.0 and out[0, 1].item() == pytest.approx(3.0 + 2.0 - 3.0)
+    out.sum().backward()
+    # dℓ/dm_c = Σ_i θ_ci x_i, times sign(s_c)
+    torch.testing.assert_close(model.scores["weight"].grad, torch.tensor([[1.0 - 4.0 + 1.5], [-(3.0 + 2.0 - 3.0)]]))
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_channel_variant_keeps_the_exact_channel_count_and_prunes_whole_channels(scope: str,
+                                                                                  tmp_path: Path) -> None:
+    s = train_run(channel_config(density=0.25, scope=scope), tmp_path / "run", device="cpu")
+    masks = load_file(str(tmp_path / "run" / "mask.safetensors"))
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    out_layer = s["prunable_names"][-1]
+    assert bool(masks[out_layer].all())  # the classes are never pruned
+    kept_channels = 0
+    for name in s["prunable_names"][:-1]:
+        m = masks[name].reshape(masks[name].shape[0], -1)
+        whole = m.all(dim=1)
+        assert bool((whole | ~m.any(dim=1)).all()), f"{name}: a channel is partly kept"
+        w = weights[name].reshape(m.shape)
+        assert bool((w[~whole] == 0).all()), f"{name}: a pruned channel has a nonzero weight"
+        kept_channels += int(whole.sum())
+        if scope == "layerwise":
+            assert int(whole.sum()) == max(1, round(0.25 * m.shape[0]))
+    b = s["bip"]
+    assert b["channels"] == 16 + 16 + 64 + 64 and b["granularity"] == "channel"
+    assert b["channels_kept"] == kept_channels == (40 if scope == "global" else 4 + 4 + 16 + 16)
+    assert b["channel_density"] == kept_channels / 160
+    assert s["kept"] == sum(int(m.sum()) for m in masks.values())  # the weight count the channels imply
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    final = next(x for x in lines if x["event"] == "mask" and x["phase"] == "final")
+    assert final["kept"] == s["kept"]
+
+
+def test_channel_variant_starts_from_the_channels_of_largest_mean_magnitude(tmp_path: Path) -> None:
+    from strongticket.train.methods.bip import channel_scores
+
+    w = torch.tensor([[[[1.0, -1.0]]], [[[0.1, 4.0]]], [[[0.0, 0.5]]]])
+    assert channel_scores(w).shape == (3, 1, 1, 1)
+    torch.testing.assert_close(channel_scores(w).reshape(-1), torch.tensor([1.0, 2.05, 0.25]))
+    s = train_run(channel_config(density=0.25), tmp_path / "run", device="cpu")
+    assert 0 < s["bip"]["kept_from_magnitude"] <= 1
+
+
+def test_channel_variant_refuses_prune_bias_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"^bip with --bip-granularity channel .* prune.prune_bias \(--prune-bias\) "
+                                         r"is not supported with it, got true$"):
+        train_run(channel_config(prune_bias=True), tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_channel_variant_resumes_identically_after_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_kills(channel_config(density=0.3, bip_finetune=True), tmp_path, monkeypatch, [("save", 3), ("log", 6)])

@@ -1,5 +1,5 @@
 """BiP: pruning as a bi-level optimisation problem (Zhang, Yao, Ram, Zhao, Chen, Hong, Wang, Liu 2022,
-"Advancing Model Pruning via Bi-level Optimization", NeurIPS, §3-§4; unstructured variant).
+"Advancing Model Pruning via Bi-level Optimization", NeurIPS, §3-§4; unstructured and channel variants).
 
 The problem is
 
@@ -64,9 +64,23 @@ reproduced here.
 upper-level step, on that step's batch, at the current ``(m, θ)``: the formula evaluates every term at the same
 point, and the released code also takes them on one batch. The lower level's step uses the previous batch.
 
+**The channel variant** (``bip_granularity="channel"``; the paper's structured BiP, which prunes filters or
+channels). The mask selects whole output channels: a convolution's filters and a linear layer's neurons
+(each a row of its weight). Every prunable tensor but the output layer (whose neurons are the classes) gets one
+score per output channel, a tensor of shape ``(C_out, 1, ...)`` that broadcasts over the channel's weights, so
+:class:`~strongticket.train.masking.MaskedModel` and its score rules serve it unchanged: ``global-topk`` keeps
+exactly ``round(density · C)`` of the ``C`` channels of all those tensors together (``density`` is then a
+*channel* density; the weight density it implies is in the summary) and passes the gradient straight through,
+summed over each channel's weights by broadcasting. The implicit term of a channel is the sum of the
+unstructured one over its weights (the channel's mask multiplies each of them, so ``∂/∂m_c = Σ_{i∈c} ∂/∂m_i``):
+``-bip_implicit · Σ_{i∈c} (∂ℓ/∂θ_i)²``. Each score starts at the mean ``|θ|`` of its channel's trained weights.
+The released code ranks L1 norms of per-weight score slices instead; a norm grows with the fan-in, which under
+one global ranking would favour wide layers, so the mean is used here. The output layer is trained unmasked; a
+pruned channel keeps its bias (a constant output, as unstructured pruning of its weights leaves it), and
+``prune_bias`` is refused with this variant.
+
 Choices made here where the paper leaves a step open: the phase length is ``optim.epochs`` like every other
-phase; only the unstructured variant exists (the paper's filter and channel variants, masks over L1/L2 norms of
-score slices, are not implemented).
+phase; the channel variant's choices are listed above.
 """
 
 from __future__ import annotations
@@ -78,8 +92,8 @@ import torch
 
 from strongticket.errors import InputError
 from strongticket.train.loop import Callback
-from strongticket.train.masking import MaskedModel, Masks, mask_from_scores
-from strongticket.train.methods.base import Method, magnitude_scores
+from strongticket.train.masking import MaskedModel, Masks, mask_from_scores, prunable_names
+from strongticket.train.methods.base import Method
 
 
 def implicit_score_gradient(weight_grad: torch.Tensor, scores: torch.Tensor, coeff: float) -> torch.Tensor:
@@ -87,14 +101,16 @@ def implicit_score_gradient(weight_grad: torch.Tensor, scores: torch.Tensor, coe
 
     ``-coeff · (∂ℓ/∂θ)² ⊙ sign(s)``: the correction ``-(1/γ) ∇_z ℓ ⊙ ∇_θ ℓ = -(1/γ) (∇_θ ℓ)²`` on the
     0/1 mask (derivation in the module docstring), passed to the score through the straight-through map of
-    ``|s|``.
+    ``|s|``. A score that masks several weights (a channel's, shape ``(C_out, 1, ...)``) gets the sum of the
+    term over them.
 
     Parameters
     ----------
     weight_grad : tensor
         ``∂ℓ/∂θ`` of one prunable tensor through the masked forward (zero where the mask prunes), any shape.
     scores : tensor
-        The tensor's scores ``s``, same shape (the mask keeps the largest ``|s|``).
+        The tensor's scores ``s`` (the mask keeps the largest ``|s|``): the weight's shape, or that shape with
+        some dimensions 1 (one score per slice along them).
     coeff : float
         ``bip_implicit``, the ``1/γ`` of the lower level's L2 term (>= 0).
 
@@ -103,10 +119,36 @@ def implicit_score_gradient(weight_grad: torch.Tensor, scores: torch.Tensor, coe
     tensor
         Same shape as ``scores``.
     """
-    if weight_grad.shape != scores.shape:
-        raise InputError(f"weight gradient of shape {tuple(weight_grad.shape)} does not match scores of shape "
-                         f"{tuple(scores.shape)}")
-    return -coeff * weight_grad.detach().square() * torch.sign(scores.detach())
+    w_shape, s_shape = tuple(weight_grad.shape), tuple(scores.shape)
+    if len(w_shape) != len(s_shape) or any(s not in (1, w) for s, w in zip(s_shape, w_shape)):
+        raise InputError(f"weight gradient of shape {w_shape} does not match scores of shape {s_shape}")
+    sq = weight_grad.detach().square()
+    summed = [i for i, (s, w) in enumerate(zip(s_shape, w_shape)) if s == 1 and w != 1]
+    if summed:
+        sq = sq.sum(dim=summed, keepdim=True)
+    return -coeff * sq * torch.sign(scores.detach())
+
+
+def channel_scores(weight: torch.Tensor) -> torch.Tensor:
+    """One score per output channel of ``weight`` ``(C_out, ...)``: the mean ``|w|`` of the channel, shape
+    ``(C_out, 1, ..., 1)`` (broadcasts over the channel's weights)."""
+    if weight.dim() < 2:
+        raise InputError(f"channel scores need a weight with output channels (2 or more dimensions), got shape "
+                         f"{tuple(weight.shape)}")
+    return weight.detach().abs().mean(dim=tuple(range(1, weight.dim())), keepdim=True).clone()
+
+
+def expand_masks(masks: Mapping[str, torch.Tensor], params: Mapping[str, torch.Tensor],
+                 names: Sequence[str]) -> Masks:
+    """Masks of the full shapes of ``params[name]`` for every name in ``names``: a channel mask broadcast over
+    its channel's weights, and all-True for a name ``masks`` does not hold (the output layer)."""
+    return {n: (masks[n].to(torch.bool).expand(params[n].shape).clone() if n in masks
+                else torch.ones_like(params[n], dtype=torch.bool)) for n in names}
+
+
+def channel_count(masks: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+    """``(kept, total)`` channels of channel masks ``(C_out, 1, ...)``."""
+    return sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
 
 
 class Bilevel(Callback):
@@ -153,6 +195,13 @@ class Bilevel(Callback):
             p.grad = None
 
 
+def channel_names(net: torch.nn.Module, prune: Any) -> list[str]:
+    """The prunable weights whose output channels the channel variant selects: every prunable weight of ``net``
+    under ``prune`` (a :class:`PruneConfig`) but the output layer's, whose outputs are the classes."""
+    out_layer = prunable_names(net, prune_bias=False, prune_output=True)[-1]
+    return [n for n in prunable_names(net, prune_bias=False, prune_output=prune.prune_output) if n != out_layer]
+
+
 def mask_overlap(a: Masks, b: Masks) -> float:
     """Fraction of the entries kept by ``a`` that ``b`` also keeps (1 when ``a`` keeps nothing)."""
     kept = sum(int(m.sum()) for m in a.values())
@@ -166,6 +215,21 @@ class BiP(Method):
     name = "bip"
     paper = "Zhang et al. 2022, Advancing Model Pruning via Bi-level Optimization, §3-4"
 
+    @property
+    def channels(self) -> bool:
+        """Whether the mask selects whole output channels (``bip_granularity="channel"``)."""
+        return self.cfg.bip_granularity == "channel"
+
+    def check(self) -> None:  # noqa: D102
+        if self.channels and self.cfg.prune_bias:
+            raise InputError("bip with --bip-granularity channel prunes whole output channels of the weights: "
+                             "prune.prune_bias (--prune-bias) is not supported with it, got true")
+
+    def check_run(self, config, net) -> None:  # noqa: D102
+        if self.channels and not channel_names(net, config.prune):
+            raise InputError(f"bip with --bip-granularity channel needs a prunable layer besides the output layer; "
+                             f"{config.model.model} has none")
+
     def run(self, ctx):  # noqa: D102
         c = ctx.config
         net = ctx.new_net()
@@ -174,25 +238,36 @@ class BiP(Method):
             ctx.train("dense", MaskedModel(net))
         names = ctx.prunable(net)
         params = dict(net.named_parameters())
-        initial = mask_from_scores(magnitude_scores(net, names), self.cfg.density, self.cfg.scope)
-        ctx.log_masks("init", initial)
-        scores = {n: params[n].detach().clone() for n in names}  # s = θ: the first mask is the magnitude mask
+        if self.channels:
+            scored = channel_names(net, self.cfg)
+            scores = {n: channel_scores(params[n]) for n in scored}  # the first mask: channels by mean |θ|
+        else:
+            scored = names
+            scores = {n: params[n].detach().clone() for n in names}  # s = θ: the first mask is the magnitude mask
+        initial = mask_from_scores({n: s.abs() for n, s in scores.items()}, self.cfg.density, self.cfg.scope)
+        ctx.log_masks("init", expand_masks(initial, params, names))
         rule = "global-topk" if self.cfg.scope == "global" else "topk"
         model = MaskedModel(net, scores=scores, score_density=self.cfg.density, score_rule=rule)
-        score_params = {n: model.scores[model._score_keys[n]] for n in names}
+        score_params = {n: model.scores[model._score_keys[n]] for n in scored}
         network = [p for p in net.parameters() if p.requires_grad]
         trainable = [{"params": network},
                      {"params": list(score_params.values()), "lr_scale": self.cfg.bip_score_lr / c.optim.lr}]
-        bilevel = Bilevel(network, score_params, {n: params[n] for n in names}, self.cfg.bip_implicit)
+        bilevel = Bilevel(network, score_params, {n: params[n] for n in scored}, self.cfg.bip_implicit)
         res = ctx.train("bip", model, trainable=trainable, callbacks=[bilevel])
         steps = int(res.get("step", 0))
-        final = mask_from_scores({n: s.detach().abs() for n, s in score_params.items()}, self.cfg.density,
+        found = mask_from_scores({n: s.detach().abs() for n, s in score_params.items()}, self.cfg.density,
                                  self.cfg.scope)
+        final = expand_masks(found, params, names)
         ctx.log_masks("final", final)
-        ctx.extras["bip"] = {"dense_phase": not pretrained, "lower_steps": (steps + 1) // 2,
-                             "upper_steps": steps // 2, "kept_from_magnitude": mask_overlap(final, initial),
-                             "score_lr": self.cfg.bip_score_lr, "implicit": self.cfg.bip_implicit,
-                             "finetune": self.cfg.bip_finetune}
+        info: dict[str, Any] = {"dense_phase": not pretrained, "lower_steps": (steps + 1) // 2,
+                                "upper_steps": steps // 2, "kept_from_magnitude": mask_overlap(found, initial),
+                                "score_lr": self.cfg.bip_score_lr, "implicit": self.cfg.bip_implicit,
+                                "finetune": self.cfg.bip_finetune, "granularity": self.cfg.bip_granularity}
+        if self.channels:
+            kept, total = channel_count(found)
+            info |= {"channels_kept": kept, "channels": total, "channel_density": kept / total,
+                     "layer_channels_kept": [int(m.sum()) for m in found.values()]}
+        ctx.extras["bip"] = info
         out = MaskedModel(net, final)
         if self.cfg.bip_finetune:
             ctx.train("finetune", out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ from strongticket.subsetsum import registry
 from strongticket.subsetsum.api import solve
 from strongticket.subsetsum.method import SolveOptions
 from strongticket.subsetsum.instances import random_problem
-from strongticket.subsetsum.problem import SubsetSumProblem, SubsetSumResult
+from strongticket.subsetsum.problem import SubsetSumProblem, SubsetSumResult, approximation_errors, selection_sums
 
 
 def _rss_bytes() -> int:
@@ -230,4 +230,139 @@ def run_benchmark(
             for i, r in enumerate(rows):
                 if r.n == n and r.method not in fast and not r.note:
                     rows[i] = BenchRow(**{**r.__dict__, "speedup_vs_exact": exact_rate / r.targets_per_s})
+    return rows
+
+
+# ----- MRSS: mrss_search against the plain descent ---------------------------------------------------
+def normal_scaled_instances(T: int, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normally-scaled normal candidates and uniform targets: ``(candidates (T, n, d), targets (T, d))``.
+
+    A candidate is a scalar N(0, 1) times an N(0, I_d) vector (the samples ``u·V`` of structured pruning,
+    da Cunha, d'Amore, Natale 2023); targets are U[-1, 1]^d. One ``default_rng(seed)`` stream.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((T, n, 1)) * rng.standard_normal((T, n, d)), rng.uniform(-1.0, 1.0, (T, d))
+
+
+@dataclass(frozen=True)
+class MrssBenchRow:
+    """One (d, n) cell: ``mrss_search`` and the plain descent on the same instances, in one process.
+
+    Errors are ℓ∞. ``*_tps_2cores`` = 2 / (CPU seconds per target): the throughput of two otherwise idle
+    cores, read from CPU time because the machine may be shared; ``search_wall_tps`` is wall-clock.
+    ``ratio`` = descent median / search median. The ``cpsat_*`` fields (None where CP-SAT did not run)
+    compare CP-SAT (``mrss_milp``, ``cpsat_limit`` seconds per instance) with the search on the first
+    ``cpsat_targets`` instances.
+    """
+
+    d: int
+    n: int
+    targets: int
+    restarts: int
+    descent_median: float
+    descent_max: float
+    search_median: float
+    search_max: float
+    ratio: float
+    descent_tps_2cores: float
+    search_tps_2cores: float
+    search_wall_tps: float
+    cpsat_targets: int | None = None
+    cpsat_limit: float | None = None
+    cpsat_median: float | None = None
+    cpsat_max: float | None = None
+    cpsat_optimal: int | None = None
+    search_median_on_cpsat_targets: float | None = None
+
+    @staticmethod
+    def markdown_header() -> str:
+        return ("| d | n | descent median | descent max | search median | search max | ratio | descent targets/s "
+                "(2 cores, CPU) | search targets/s (2 cores, CPU) | search wall targets/s | CP-SAT median "
+                "(search, same targets) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def markdown(self) -> str:
+        cp = "" if self.cpsat_median is None else (
+            f"{self.cpsat_median:.4f} ({self.search_median_on_cpsat_targets:.4f}), {self.cpsat_targets} targets")
+        return (f"| {self.d} | {self.n} | {self.descent_median:.4f} | {self.descent_max:.4f} | "
+                f"{self.search_median:.4f} | {self.search_max:.4f} | {self.ratio:.2f} | "
+                f"{self.descent_tps_2cores:.0f} | {self.search_tps_2cores:.0f} | {self.search_wall_tps:.0f} | {cp} |")
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float, float]:
+    """``(result, wall seconds, CPU seconds of the whole process)``."""
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def run_mrss_benchmark(
+    dims: Sequence[int],
+    ns: Sequence[int],
+    *,
+    targets: int = 64,
+    seed: int = 0,
+    restarts: int | None = None,
+    cpsat_cells: Collection[tuple[int, int]] = (),
+    cpsat_targets: int = 5,
+    cpsat_limit: float = 10.0,
+    on_row: Callable[[MrssBenchRow], None] | None = None,
+) -> list[MrssBenchRow]:
+    """``mrss_search`` against ``mrss_descent`` (ℓ∞) for every (d, n), on :func:`normal_scaled_instances`.
+
+    Parameters
+    ----------
+    dims, ns : sequences of int
+        The cells: every d with every n (instances seeded by ``seed + 1000·d + n``).
+    targets : int
+        Instances per cell.
+    restarts : int, optional
+        ``mrss_search``'s runs (None: its default, from n·d).
+    cpsat_cells : collection of (d, n)
+        Cells where CP-SAT (``mrss_milp``, one worker, ``cpsat_limit`` seconds per instance) also runs on
+        the first ``cpsat_targets`` instances.
+    on_row : callable, optional
+        Called with each row as soon as it is measured.
+
+    Returns
+    -------
+    list of MrssBenchRow
+    """
+    from strongticket.subsetsum.mrss_descent import mrss_descent
+    from strongticket.subsetsum.mrss_search import auto_restarts, mrss_search
+    from strongticket.subsetsum.problem import SubsetSumProblem
+
+    if not dims or not ns or any(v < 1 for v in (*dims, *ns)):
+        raise InputError(f"dims and ns must be non-empty lists of positive integers, got {list(dims)} and {list(ns)}")
+    if targets < 1 or cpsat_targets < 1:
+        raise InputError(f"targets and cpsat_targets must be >= 1, got {targets} and {cpsat_targets}")
+    if not cpsat_limit > 0:
+        raise InputError(f"cpsat_limit must be a number of seconds > 0, got {cpsat_limit}")
+    x0, z0 = normal_scaled_instances(2, 16, 3, 0)  # compile both before timing
+    mrss_descent(x0, z0)
+    mrss_search(x0, z0, restarts=2, steps=1)
+    rows = []
+    for d in dims:
+        for n in ns:
+            x, z = normal_scaled_instances(targets, n, d, seed + 1000 * d + n)
+            sel_d, _, c_desc = _timed(lambda: mrss_descent(x, z))
+            res, w_s, c_s = _timed(lambda: mrss_search(x, z, seed=seed, restarts=restarts))
+            err_d = approximation_errors(z, selection_sums(x, sel_d), "linf")
+            row = MrssBenchRow(
+                d=d, n=n, targets=targets, restarts=auto_restarts(n, d) if restarts is None else restarts,
+                descent_median=float(np.median(err_d)), descent_max=float(err_d.max()),
+                search_median=float(np.median(res.errors)), search_max=float(res.errors.max()),
+                ratio=float(np.median(err_d) / max(np.median(res.errors), 1e-300)),
+                descent_tps_2cores=2 * targets / max(c_desc, 1e-9), search_tps_2cores=2 * targets / max(c_s, 1e-9),
+                search_wall_tps=targets / max(w_s, 1e-9))
+            if (d, n) in cpsat_cells:
+                k = min(cpsat_targets, targets)
+                out = solve(SubsetSumProblem(z[:k], x[:k], "linf"), "mrss_milp", time_limit=cpsat_limit)
+                row = MrssBenchRow(**{**row.__dict__, "cpsat_targets": k, "cpsat_limit": cpsat_limit,
+                                      "cpsat_median": float(np.median(out.errors)),
+                                      "cpsat_max": float(out.errors.max()),
+                                      "cpsat_optimal": int(np.sum(out.status == 0)),
+                                      "search_median_on_cpsat_targets": float(np.median(res.errors[:k]))})
+            rows.append(row)
+            if on_row:
+                on_row(row)
     return rows

@@ -1,39 +1,42 @@
-"""``mrss_search``: multi-scale large-neighbourhood search for MRSS with hundreds of candidates.
+"""``mrss_search``: scale-ordered rounding, ℓ2 pair descent and exact group re-solves for MRSS with
+hundreds of candidates.
 
 Multidimensional random subset sum (Becchetti et al. 2022, "On the Multidimensional Random Subset Sum
 Problem", arXiv 2207.13944): approximate ``z`` in R^d by a subset sum of ``n`` random vectors, error in
 ℓ∞ or ℓ2. The exact meet-in-the-middle of :mod:`strongticket.subsetsum.multidim` stops at n ≈ 30; the
-structured tickets of da Cunha, d'Amore, Natale (NeurIPS 2023) need d = k² ... k²·c_out (9 to a few
-hundred) and n in the hundreds, where the 1/2-flip descents stall (the counting argument says far
-smaller errors exist). This module searches there.
+structured tickets of da Cunha, d'Amore, Natale (NeurIPS 2023) need d = k² ... k²·c_out and n in the
+hundreds, where flip/swap descents on the ℓ∞ error stall on the plateaus of the max norm. This module
+searches there. Per target (compiled with numba, parallel over targets), ``restarts`` runs of:
 
-Algorithm (per target, compiled with numba, parallel over targets):
+1. **Scale-ordered rounding with compensation.** Start from the fractional subset b = 1/2 moved to the
+   least-norm b with ``X^T b = z`` (X the (n, d) candidates). Visit the candidates from the largest
+   norm to the smallest; round b_i to 0 or 1 (the nearer) and move the not yet visited candidates'
+   b by the least-norm change that puts ``X^T b = z`` back, while more than d + 4 remain. The error
+   left at the end is the rounding of the last few, *smallest* candidates, so it shrinks with the
+   scale of the d-th smallest candidate (normally-scaled normal candidates, the samples of structured
+   pruning, come at every scale). The compensation is lazy: every unvisited b_i moves by ``x_i · w``
+   for the same w, so only ``W = Σ w`` is kept (b_i = 1/2 + x_i·W when i is reached) and the inverse
+   Gram matrix of the unvisited candidates is downdated by Sherman–Morrison: O(n d²) per run.
+   Run 0 visits in exact norm order; later runs multiply each norm by ``exp(0.1·N(0, 1))`` first.
+2. **ℓ2 descent.** The best single flip or pair of flips (add two, remove two, swap) of the smooth
+   objective ``||r||²`` (r = z - Σ_S x), while it drops: flip gain ``p_i - |x_i|²`` with
+   ``p_i = ±2 x_i·r``, pair gain ``p_i + p_j - |x_i|² - |x_j|² ∓ 2 x_i·x_j``, pruned by the
+   Cauchy–Schwarz bound ``p_i + p_j - (|x_i| - |x_j|)²``. Pairs are drawn among the candidates of norm
+   at most 3·||r||₂ (a larger vector pair rarely cancels to within ||r|| in d >= 9; measured: the same
+   errors as all pairs, 4x faster at n = 1024). The ℓ2 objective has no plateaus; at d = 25 its ℓ∞
+   error is far below that of a descent on the ℓ∞ error itself.
+3. The best run (in the problem's norm) is **polished** by ``steps`` large-neighbourhood steps: a group
+   of ``group`` candidates whose norms are near ``c``·error (c log-uniform in [1/2, 4]) is re-solved
+   exactly against the residual by meet-in-the-middle (both halves' sums sorted by one coordinate,
+   paired inside a window as wide as the best error), kept when strictly better.
 
-1. **Start**: greedy single flips from the empty set while the error drops.
-2. **Large-neighbourhood search**: repeatedly free a *group* of ``k`` candidates (all others fixed),
-   and re-solve the group exactly against the residual by meet-in-the-middle: both halves' 2^(k/2)
-   subset sums are built sorted by one coordinate (merge of the list with itself shifted), and a
-   two-pointer sweep pairs them inside a window as wide as the best error so far (any norm is at least
-   one coordinate's gap). The group's current configuration is among the 2^k, so a step never makes
-   the error worse; it is kept when strictly better.
-3. **Groups matched to the residual's scale**: a group of k vectors can correct a residual only if
-   its subset sums spread about as far as the residual, and the best of its 2^k sums lies a factor
-   ~2^(k/d) inside that spread. Normally-scaled normal candidates (a scalar normal times a normal
-   vector, the samples of structured pruning) come at every scale (|u| has a density > 0 at 0), so
-   the search sorts the candidates by norm and draws each group among the 4k whose norm is nearest
-   ``c·error``, ``c`` drawn log-uniformly in [1/2, 4]: the error shrinks scale by scale, as in the
-   multi-stage proofs of Lueker (1998) and Becchetti et al. (2022). It stalls once the finest
-   candidates are used up (measured: after ~60 steps at d = 9, n = 256), so the search is run
-   ``restarts`` times with fresh draws and the best run kept.
-
-It proves nothing (lower bound 0); its figures against the plain 1/2-flip descent are in
-``docs/solvers.md``. Every random draw comes from a SplitMix64 stream seeded by ``seed`` and a key computed from
-the instance's own values, so an instance's selection depends neither on its place in the batch, nor on
-the other instances, nor on the number of threads.
+Measured against the plain best-flip/best-swap ℓ∞ descent (:mod:`strongticket.subsetsum.mrss_descent`):
+``docs/solvers.md``. It proves nothing (lower bound 0). Every random draw comes from a SplitMix64 stream
+seeded by ``seed`` and a key computed from the instance's own values, so an instance's selection depends
+neither on its place in the batch, nor on the other instances, nor on the number of threads.
 
 The arrays-in, arrays-out entry point :func:`mrss_search` takes any ``n`` (selections are bool
-``(T, n)`` arrays, not bitmasks); :func:`solve_mrss_search` adapts it to the registry's
-``fn(problem, options)`` form.
+``(T, n)`` arrays); :func:`solve_mrss_search` adapts it to the registry's ``fn(problem, options)`` form.
 """
 
 from __future__ import annotations
@@ -51,22 +54,35 @@ from strongticket.subsetsum.method import MethodOption, SolveOptions, SolverOutp
 from strongticket.subsetsum.problem import Status, SubsetSumProblem
 from strongticket.validation import check_int, check_positive
 
-#: Default group size (candidates re-solved exactly per step) and its bound: 2^(k/2) half sums.
+#: Polish: candidates re-solved exactly per step (2^(group/2) half sums) and its bound.
 DEFAULT_GROUP = 12
 MAX_GROUP = 30
-#: Default search steps per run and independent runs per target (measured in experiments/bench_mrss.py:
-#: at d = 9, n = 256 the error stops improving after ~60 steps; four runs of 60 beat one of 240).
-DEFAULT_STEPS = 60
-DEFAULT_RESTARTS = 4
+#: Polish steps on the best run (default).
+DEFAULT_STEPS = 20
+#: ``restarts=None`` picks the runs from n·d: AUTO_WORK / (n·d) rounded to a power of two, in
+#: [1, AUTO_MAX_RESTARTS] (about 10 ms of one core per target at d = 25, n = 1024; docs/solvers.md).
+AUTO_WORK = 1 << 17
+AUTO_MAX_RESTARTS = 32
 _LINF, _L2 = 0, 1
+# Compensation stops once at most d + _MARGIN candidates are left unvisited (their Gram matrix nears
+# singular); measured: 4 beats 0 and d.
+_MARGIN = 4
+# Norm noise of the visiting order in runs after the first (measured: 0.1 beats 0.2 and 0.3).
+_ORDER_NOISE = 0.1
+# Pair flips are looked for among candidates of norm <= _PAIR_REACH · ||r||_2.
+_PAIR_REACH = 3.0
+# A flip must lower ||r||² by more than this fraction of it (no cycling on rounding noise).
+_MIN_GAIN = 1e-12
+# Ridge of the Gram matrix (relative to its mean diagonal), so that it is always invertible.
+_RIDGE = 1e-10
 # Scan windows are widened by a few ulps so that floating rounding never hides a pair.
 _WIDEN = 1.0 + 1e-12
-# Groups are drawn among the _WINDOW·k candidates whose norm is nearest c·error, c = 2^U(lo, lo + span).
+# Polish groups are drawn among the _WINDOW·k candidates whose norm is nearest c·error, c = 2^U(lo, lo + span).
 _WINDOW = 4
 _SCALE_LO = -1.0
 _SCALE_SPAN = 3.0
 #: Targets per compiled call when a time limit is checked between calls.
-_CHUNK = 256
+_CHUNK = 64
 
 
 # ----- a small counter-based generator (deterministic per target, independent of threads) -----------
@@ -96,16 +112,126 @@ def _below(state, m):
     return np.int64(_next(state) % np.uint64(m))
 
 
-# ----- costs ---------------------------------------------------------------------------------------
+@njit(cache=True)
+def _normal(state):
+    """A standard normal draw (Box–Muller)."""
+    return math.sqrt(-2.0 * math.log(1.0 - _uniform(state))) * math.cos(2.0 * math.pi * _uniform(state))
+
+
+# ----- 1. scale-ordered rounding with lazy compensation --------------------------------------------
+@njit(cache=True)
+def _round_by_scale(x, a, z, sel, state, noise, H, W, hx, key):
+    """Round the least-norm fractional subset, largest candidates first, compensating on the rest.
+
+    ``x`` (n, d) with norms ``a``; ``sel`` receives the selection. ``H``, ``W``, ``hx``, ``key`` are
+    scratch ((d, d), (d,), (d,), (n,)). Needs n > d + _MARGIN (the caller checks).
+    """
+    n, d = x.shape
+    for i in range(n):
+        key[i] = -a[i] * (math.exp(noise * _normal(state)) if noise > 0.0 else 1.0)
+    order = np.argsort(key)
+    G = x.T @ x
+    ridge = 0.0
+    for k in range(d):
+        ridge += G[k, k]
+    ridge = _RIDGE * ridge / d + 1e-300
+    for k in range(d):
+        G[k, k] += ridge
+    H[:, :] = np.linalg.inv(G)
+    c = z - 0.5 * x.sum(axis=0)
+    W[:] = H @ c
+    left = n
+    compensate = True
+    for i in order:
+        xi = x[i]
+        b = 0.5
+        for k in range(d):
+            b += xi[k] * W[k]
+        v = 1.0 if b >= 0.5 else 0.0
+        sel[i] = v > 0.0
+        left -= 1
+        if not compensate or left <= d + _MARGIN:
+            continue
+        # H <- (G - x x^T)^-1 = H + (H x)(H x)^T / (1 - x^T H x)
+        q = 0.0
+        for k in range(d):
+            s = 0.0
+            for m in range(d):
+                s += H[k, m] * xi[m]
+            hx[k] = s
+            q += xi[k] * s
+        den = 1.0 - q
+        if not den > 1e-9:  # the rest no longer spans R^d: round them as they stand
+            compensate = False
+            continue
+        for k in range(d):
+            f = hx[k] / den
+            for m in range(d):
+                H[k, m] += f * hx[m]
+        # the rounding moved X^T b by (v - b) x_i; the rest cancel it: W += H_new (-(v - b) x_i)
+        f = -(v - b) / den
+        for k in range(d):
+            W[k] += f * hx[k]
+
+
+# ----- 2. l2 descent over single and pair flips -----------------------------------------------------
+@njit(cache=True)
+def _l2_descent(x, nrm, a, sel, r, p, sg, max_steps):
+    """Best single or pair flip of ||r||² while it drops; ``x`` sorted by norm ``a`` ascending.
+
+    ``sel``/``r`` (r = z - Σ_S x) are updated in place; ``p``, ``sg`` are (n,) scratch.
+    """
+    n, d = x.shape
+    for _ in range(max_steps):
+        rr = 0.0
+        for k in range(d):
+            rr += r[k] * r[k]
+        best = _MIN_GAIN * rr
+        bi = -1
+        bj = -1
+        for i in range(n):
+            g = 0.0
+            for k in range(d):
+                g += x[i, k] * r[k]
+            s = -1.0 if sel[i] else 1.0
+            sg[i] = s
+            p[i] = 2.0 * s * g
+            gi = p[i] - nrm[i]
+            if gi > best:
+                best, bi = gi, i
+        m = np.searchsorted(a, _PAIR_REACH * math.sqrt(rr), side="right")
+        for i in range(m - 1):
+            pi = p[i]
+            ai = a[i]
+            for j in range(i + 1, m):
+                da = ai - a[j]
+                if pi + p[j] - da * da <= best:  # Cauchy–Schwarz: no dot product can make it a gain
+                    continue
+                dot = 0.0
+                for k in range(d):
+                    dot += x[i, k] * x[j, k]
+                gij = pi + p[j] - nrm[i] - nrm[j] - 2.0 * sg[i] * sg[j] * dot
+                if gij > best:
+                    best, bi, bj = gij, i, j
+        if bi < 0:
+            return
+        for q in (bi, bj):
+            if q >= 0:
+                for k in range(d):
+                    r[k] -= sg[q] * x[q, k]
+                sel[q] = not sel[q]
+
+
+# ----- 3. exact re-solve of one group (polish) -------------------------------------------------------
 @njit(cache=True, inline="always")
 def _pair_cost(q, lv, rv, norm, bound):
     """Cost of q - lv - rv, stopping early (returning a value > bound) once above ``bound``."""
     c = 0.0
     if norm == _LINF:
         for k in range(q.shape[0]):
-            a = abs(q[k] - lv[k] - rv[k])
-            if a > c:
-                c = a
+            v = abs(q[k] - lv[k] - rv[k])
+            if v > c:
+                c = v
                 if c > bound:
                     return c
     else:
@@ -123,35 +249,6 @@ def _gap(cost, norm):
     return (cost if norm == _LINF else math.sqrt(cost)) * _WIDEN
 
 
-# ----- start: greedy single flips ------------------------------------------------------------------
-@njit(cache=True)
-def _greedy_flips(x, sel, r, norm, stop):
-    """Best single flip (add or remove) while it lowers the cost; r = z - sum updated in place."""
-    n, d = x.shape
-    c = residual_cost(r, norm)
-    tmp = np.empty(d)
-    while c > stop:
-        best = c
-        bi = -1
-        for i in range(n):
-            s = -1.0 if sel[i] else 1.0
-            for k in range(d):
-                tmp[k] = r[k] - s * x[i, k]
-            ci = residual_cost(tmp, norm)
-            if ci < best:
-                best = ci
-                bi = i
-        if bi < 0:
-            break
-        s = -1.0 if sel[bi] else 1.0
-        for k in range(d):
-            r[k] -= s * x[bi, k]
-        sel[bi] = not sel[bi]
-        c = best
-    return c
-
-
-# ----- exact re-solve of one group -----------------------------------------------------------------
 @njit(cache=True)
 def _sorted_half(e, lo, h, vals, masks, bvals, bmasks):
     """All 2^h subset sums of the effect vectors e[lo:lo+h] into vals[:2^h], sorted by coordinate 0;
@@ -240,65 +337,106 @@ def _best_subset(e, k, q, norm, best, Lv, Lm, Rv, Rm, Bv, Bm):
 
 
 @njit(cache=True)
-def _vec_norm(v, norm):
-    c = residual_cost(v, norm)
-    return c if norm == _LINF else math.sqrt(c)
+def _polish(x, a, sel, r, norm, k, steps, stop, state):
+    """``steps`` exact re-solves of groups of k candidates with norm near c·error; returns the cost.
 
-
-@njit(cache=True)
-def _draw_members(state, x, sel, order, sorted_norm, scale, k, stamp, tag, e, members):
-    """Draw k distinct candidates among the ``_WINDOW·k`` whose norm is nearest ``scale``.
-
-    Fills ``members`` and ``e`` (the effect of toggling each: +x_i if out of the subset, -x_i if in)."""
+    ``x`` sorted by norm ``a`` ascending (the groups are windows of that order)."""
     n, d = x.shape
+    size = 1 << (k - k // 2)
+    e = np.empty((k, d))
+    members = np.empty(k, dtype=np.int64)
+    stamp = np.full(n, -1, dtype=np.int64)
+    Lv, Rv, Bv = np.empty((size, d)), np.empty((size, d)), np.empty((size, d))
+    Lm, Rm, Bm = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+    c = residual_cost(r, norm)
     width = min(n, _WINDOW * k)
-    pos = np.searchsorted(sorted_norm, scale)
-    lo = max(0, pos - width // 2)
-    hi = min(n, lo + width)
-    lo = max(0, hi - width)
-    got = 0
-    while got < k:
-        i = order[lo + _below(state, hi - lo)]
-        if stamp[i] == tag:
-            continue
-        stamp[i] = tag
-        si = -1.0 if sel[i] else 1.0
-        for a in range(d):
-            e[got, a] = si * x[i, a]
-        members[got] = i
-        got += 1
-
-
-@njit(cache=True)
-def _search_one(xt, zt, norm, k, steps, stop, state, order, sorted_norm, sel, r, buffers):
-    """One greedy start + ``steps`` search steps; ``sel``/``r`` receive the selection and residual."""
-    n, d = xt.shape
-    e, members, stamp, Lv, Rv, Bv, Lm, Rm, Bm = buffers
-    sel[:] = False
-    r[:] = zt
-    c = _greedy_flips(xt, sel, r, norm, stop)
-    stamp[:] = -1
     for step in range(steps):
         if c <= stop or c == 0.0:
             break
         err = c if norm == _LINF else math.sqrt(c)
-        scale = err * math.exp2(_SCALE_LO + _SCALE_SPAN * _uniform(state))
-        _draw_members(state, xt, sel, order, sorted_norm, scale, k, stamp, step, e, members)
+        pos = np.searchsorted(a, err * math.exp2(_SCALE_LO + _SCALE_SPAN * _uniform(state)))
+        lo = max(0, min(pos - width // 2, n - width))
+        got = 0
+        while got < k:
+            i = lo + _below(state, width)
+            if stamp[i] == step:
+                continue
+            stamp[i] = step
+            s = -1.0 if sel[i] else 1.0
+            for m in range(d):
+                e[got, m] = s * x[i, m]
+            members[got] = i
+            got += 1
         cost, mask = _best_subset(e, k, r, norm, c, Lv, Lm, Rv, Rm, Bv, Bm)
         if mask < 0:
             continue
         for j in range(k):
             if (mask >> j) & 1 == 1:
                 sel[members[j]] = not sel[members[j]]
-                for a in range(d):
-                    r[a] -= e[j, a]
+                for m in range(d):
+                    r[m] -= e[j, m]
         c = residual_cost(r, norm)
     return c
 
 
+# ----- the kernel -----------------------------------------------------------------------------------
+@njit(cache=True)
+def _search_one(x, z, norm, group, steps, restarts, stop, state, out_sel):
+    """All runs and the polish for one target; writes the selection, returns the cost."""
+    n, d = x.shape
+    a = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for k in range(d):
+            s += x[i, k] * x[i, k]
+        a[i] = math.sqrt(s)
+    order = np.argsort(a, kind="mergesort")  # stable: equal norms keep candidate order
+    xs = np.empty((n, d))
+    for i in range(n):
+        xs[i] = x[order[i]]
+    as_ = a[order]
+    nrm = as_ * as_
+    sel = np.zeros(n, dtype=np.bool_)
+    best_sel = np.zeros(n, dtype=np.bool_)
+    r = np.empty(d)
+    p, sg, key = np.empty(n), np.empty(n), np.empty(n)
+    H, W, hx = np.empty((d, d)), np.empty(d), np.empty(d)
+    rounding = n > d + _MARGIN and as_[n - 1] > 0.0
+    best = np.inf
+    for run in range(restarts):
+        if rounding:
+            _round_by_scale(xs, as_, z, sel, state, _ORDER_NOISE if run > 0 else 0.0, H, W, hx, key)
+        else:
+            sel[:] = False
+        r[:] = z
+        for i in range(n):
+            if sel[i]:
+                for k in range(d):
+                    r[k] -= xs[i, k]
+        _l2_descent(xs, nrm, as_, sel, r, p, sg, 50 * n + 1000)
+        c = residual_cost(r, norm)
+        if c < best:
+            best = c
+            best_sel[:] = sel
+        if best <= stop or not rounding:  # without rounding every run is the same descent
+            break
+    if steps > 0 and best > stop and best > 0.0:
+        sel[:] = best_sel
+        r[:] = z
+        for i in range(n):
+            if sel[i]:
+                for k in range(d):
+                    r[k] -= xs[i, k]
+        best = _polish(xs, as_, sel, r, norm, min(group, n), steps, stop, state)
+        best_sel[:] = sel
+    for i in range(n):
+        out_sel[order[i]] = best_sel[i]
+    return best
+
+
 @njit(cache=True, parallel=True)
 def search_kernel(x, z, norm, group, steps, restarts, stop, seed, keys, out_sel, out_cost):
-    """Greedy start + multi-scale large-neighbourhood search for every target (parallel over targets).
+    """Rounding runs, ℓ2 descent and polish for every target (parallel over targets).
 
     Parameters
     ----------
@@ -307,11 +445,11 @@ def search_kernel(x, z, norm, group, steps, restarts, stop, seed, keys, out_sel,
     norm : int
         0 for ℓ∞, 1 for ℓ2 (costs are then squared norms).
     group : int
-        Candidates re-solved exactly per step (at most n).
+        Candidates re-solved exactly per polish step (at most n).
     steps : int
-        Search steps per run.
+        Polish steps on the best run.
     restarts : int
-        Independent runs per target (different draws); the best is kept.
+        Rounding runs per target; the best (in ``norm``) is kept.
     stop : float
         Stop a target once its cost is <= stop (-1: never).
     seed : int
@@ -322,32 +460,11 @@ def search_kernel(x, z, norm, group, steps, restarts, stop, seed, keys, out_sel,
     out_sel : bool (T, n)
     out_cost : float64 (T,)
     """
-    T, n, d = x.shape
-    k = min(group, n)
-    size = 1 << (k - k // 2)
+    T = x.shape[0]
     for t in prange(T):
-        xt = x[t]
         state = np.zeros(1, dtype=np.uint64)
         state[0] = _mix(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + keys[t])
-        norms = np.empty(n)
-        for i in range(n):
-            norms[i] = _vec_norm(xt[i], norm)
-        order = np.argsort(norms)
-        sorted_norm = norms[order]
-        buffers = (np.empty((k, d)), np.empty(k, dtype=np.int64), np.empty(n, dtype=np.int64),
-                   np.empty((size, d)), np.empty((size, d)), np.empty((size, d)),
-                   np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64))
-        sel = np.zeros(n, dtype=np.bool_)
-        r = np.empty(d)
-        best = np.inf
-        for _ in range(max(1, restarts)):
-            c = _search_one(xt, z[t], norm, k, steps, stop, state, order, sorted_norm, sel, r, buffers)
-            if c < best:
-                best = c
-                out_sel[t] = sel
-            if best <= stop:
-                break
-        out_cost[t] = best
+        out_cost[t] = _search_one(x[t], z[t], norm, group, steps, restarts, stop, state, out_sel[t])
 
 
 @dataclass(frozen=True)
@@ -361,7 +478,7 @@ class SearchResult:
         ``||z - sum_S x||`` recomputed from the selection (candidate order, float64).
     seconds : float
     timed_out : bool array, shape (T,)
-        Targets that got only the greedy start because the time limit was spent.
+        Targets that got one run and no polish because the time limit was spent.
     """
 
     selection: np.ndarray
@@ -398,8 +515,14 @@ def instance_keys(x: np.ndarray, z: np.ndarray) -> np.ndarray:
         return (bits * weights).sum(axis=1, dtype=np.uint64)
 
 
+def auto_restarts(n: int, d: int) -> int:
+    """The runs ``restarts=None`` makes: AUTO_WORK / (n·d) rounded to a power of two, in [1, 32]."""
+    ratio = AUTO_WORK / max(1, n * d)
+    return int(min(AUTO_MAX_RESTARTS, max(1, 2 ** round(math.log2(ratio)))))
+
+
 def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf", *, seed: int = 0,
-                group: int = DEFAULT_GROUP, steps: int = DEFAULT_STEPS, restarts: int = DEFAULT_RESTARTS,
+                group: int = DEFAULT_GROUP, steps: int = DEFAULT_STEPS, restarts: int | None = None,
                 eps: float | None = None, time_limit: float | None = None) -> SearchResult:
     """Search every MRSS instance; any number of candidates.
 
@@ -409,19 +532,19 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
     targets : float array, shape (T, d)
     norm : {"linf", "l2"}
     seed : int
-        Seed of the group draws (instance t's stream depends on ``seed`` and its own values only).
+        Seed of the draws (instance t's stream depends on ``seed`` and its own values only).
     group : int in [2, 30]
-        Candidates re-solved exactly per step: 2^(group/2) half sums per step; larger finds more per
-        step and costs more.
+        Candidates re-solved exactly per polish step: 2^(group/2) half sums per step.
     steps : int >= 0
-        Search steps per run (0: the greedy start only).
-    restarts : int >= 1
-        Independent runs per target; the best is kept (a run that reaches ``eps`` ends the target).
+        Polish steps on the best run (0: none).
+    restarts : int >= 1, optional
+        Rounding + descent runs per target, the best kept; None: :func:`auto_restarts` (more runs for
+        small n·d, where one run is cheap). A run that reaches ``eps`` ends the target.
     eps : float, optional
-        Stop a target once its error is <= eps (the search is otherwise run for all ``steps``).
+        Stop a target once its error is <= eps.
     time_limit : float, optional
-        Seconds; targets are searched in chunks and, once the time is spent, the remaining ones get the
-        greedy start only (``timed_out``).
+        Seconds; targets are searched in chunks and, once the time is spent, the remaining ones get one
+        run and no polish (``timed_out``).
 
     Returns
     -------
@@ -449,14 +572,14 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
     seed = check_int("seed", seed, lo=0, hi=(1 << 63) - 1)
     group = check_int("group", group, lo=2, hi=MAX_GROUP)
     steps = check_int("steps", steps, lo=0)
-    restarts = check_int("restarts", restarts, lo=1)
+    T, n, d = x.shape
+    restarts = auto_restarts(n, d) if restarts is None else check_int("restarts", restarts, lo=1)
     if eps is not None:
         check_positive("eps", eps)
     if time_limit is not None:
         check_positive("time_limit (seconds)", time_limit)
     code = _LINF if norm == "linf" else _L2
     stop = -1.0 if eps is None else (float(eps) if code == _LINF else float(eps) ** 2)
-    T, n, _ = x.shape
     sel = np.zeros((T, n), dtype=bool)
     cost = np.zeros(T)
     timed_out = np.zeros(T, dtype=bool)
@@ -466,12 +589,12 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
                             timed_out=timed_out)
     keys = instance_keys(x, z)
     chunk = T if time_limit is None else _CHUNK
-    for a in range(0, T, chunk):
-        b = min(T, a + chunk)
+    for lo in range(0, T, chunk):
+        hi = min(T, lo + chunk)
         late = time_limit is not None and time.perf_counter() - start > time_limit
-        search_kernel(x[a:b], z[a:b], code, group, 0 if late else steps, 1 if late else restarts, stop, seed,
-                      keys[a:b], sel[a:b], cost[a:b])
-        timed_out[a:b] = late and steps > 0
+        search_kernel(x[lo:hi], z[lo:hi], code, group, 0 if late else steps, 1 if late else restarts, stop, seed,
+                      keys[lo:hi], sel[lo:hi], cost[lo:hi])
+        timed_out[lo:hi] = late and (steps > 0 or restarts > 1)
     seconds = time.perf_counter() - start
     return SearchResult(selection=sel, errors=selection_errors(x, z, sel, norm), seconds=seconds,
                         timed_out=timed_out)
@@ -479,11 +602,12 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
 
 #: The method-specific options of ``solve(problem, "mrss_search", ...)``.
 MRSS_SEARCH_OPTIONS = (
-    MethodOption("group", f"candidates re-solved exactly per step (default {DEFAULT_GROUP})",
+    MethodOption("group", f"candidates re-solved exactly per polish step (default {DEFAULT_GROUP})",
                  f"an integer in [2, {MAX_GROUP}]", lambda v: is_int_at_least(2)(v) and v <= MAX_GROUP),
-    MethodOption("steps", f"search steps per run (default {DEFAULT_STEPS})", "an integer >= 0", is_int_at_least(0)),
-    MethodOption("restarts", f"independent runs per target, best kept (default {DEFAULT_RESTARTS})",
-                 "an integer >= 1", is_int_at_least(1)),
+    MethodOption("steps", f"polish steps on the best run (default {DEFAULT_STEPS})", "an integer >= 0",
+                 is_int_at_least(0)),
+    MethodOption("restarts", "rounding + descent runs per target, best kept (default: from n·d, 1 to "
+                 f"{AUTO_MAX_RESTARTS})", "an integer >= 1", is_int_at_least(1)),
 )
 
 
@@ -498,5 +622,6 @@ def solve_mrss_search(problem: SubsetSumProblem, options: SolveOptions) -> Solve
                         info={"lower_bound": "0: a heuristic proves no lower bound"})
 
 
-__all__ = ["DEFAULT_GROUP", "DEFAULT_RESTARTS", "DEFAULT_STEPS", "MAX_GROUP", "MRSS_SEARCH_OPTIONS", "SearchResult",
-           "instance_keys", "mrss_search", "search_kernel", "selection_errors", "solve_mrss_search"]
+__all__ = ["AUTO_MAX_RESTARTS", "AUTO_WORK", "DEFAULT_GROUP", "DEFAULT_STEPS", "MAX_GROUP", "MRSS_SEARCH_OPTIONS",
+           "SearchResult", "auto_restarts", "instance_keys", "mrss_search", "search_kernel", "selection_errors",
+           "solve_mrss_search"]

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from strongticket.errors import InputError, MethodUnavailableError
-from strongticket.subsetsum import brute, exact, exact_torch, heuristics, milp, mrss_search, multidim
+from strongticket.subsetsum import brute, exact, exact_torch, heuristics, milp, mrss_descent, mrss_search, multidim
 from strongticket.subsetsum.method import MethodInfo, SolveOptions
 from strongticket.subsetsum.problem import SubsetSumProblem
 
@@ -66,8 +66,13 @@ METHODS: Mapping[str, MethodInfo] = MappingProxyType({m.name: m for m in (
     MethodInfo(
         name="mrss_search", fn=mrss_search.solve_mrss_search, options=mrss_search.MRSS_SEARCH_OPTIONS,
         exact=False, one_dim=False, multidim=True, objectives=("min_error",),
-        description="MRSS multi-scale large-neighbourhood search: groups matched to the residual's scale "
-                    "re-solved exactly by meet-in-the-middle (any n; no proof)"),
+        description="MRSS search: scale-ordered rounding with compensation, ℓ2 single/pair-flip descent, "
+                    "best run polished by exact group re-solves (any n; no proof)"),
+    MethodInfo(
+        name="mrss_descent", fn=mrss_descent.solve_mrss_descent,
+        exact=False, one_dim=False, multidim=True, objectives=("min_error",),
+        description="MRSS best-flip/best-swap descent on the error from the empty set (any n; the baseline "
+                    "mrss_search is measured against; no proof)"),
 )})
 
 

@@ -77,7 +77,7 @@ from strongticket import __version__
 from strongticket.errors import InfeasibleError, InputError
 from strongticket.nets.activations import REGISTRY, Activation, activation
 from strongticket.nets.distributions import WeightDistribution, check_seed
-from strongticket.nets.spec import Flatten, Linear, NetSpec
+from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec
 from strongticket.nets.trace import TracedNet, trace_module
 from strongticket.subsetsum import SubsetSumProblem, solve
 from strongticket.subsetsum.problem import Status, approximation_errors, selection_sums
@@ -208,7 +208,7 @@ def first_layer_mode(act: Activation) -> str:
                      f"nor differentiable at 0 with a remainder bound; supported: {', '.join(ok)}")
 
 
-def _phi64(act: Activation, x: np.ndarray) -> np.ndarray:
+def phi64(act: Activation, x: np.ndarray) -> np.ndarray:
     """``phi(x)`` in float64."""
     return act.fn(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
 
@@ -370,7 +370,7 @@ def constant_groups(act: Activation, mode: str, nnz_max: int, const_rho: int) ->
 
 # ----- instances and their solution ----------------------------------------------------------------------------
 @dataclass
-class _Stats:
+class InstanceStats:
     """Per-layer tallies over the chunks (mutable accumulator, private)."""
 
     instances: int = 0
@@ -404,7 +404,7 @@ class _Stats:
                 "max_subset_size": self.max_size, "status": self.status or {}, "seconds": round(self.seconds, 3)}
 
 
-def _solve(targets: np.ndarray, cand: np.ndarray, valid: np.ndarray, stats: _Stats, *, solver: str,
+def solve_instances(targets: np.ndarray, cand: np.ndarray, valid: np.ndarray, stats: InstanceStats, *, solver: str,
            objective: str, eps: float, time_limit: float | None) -> np.ndarray:
     """Selections ``(K, c)`` of one batch of instances (padded candidates, ``valid`` marks the real ones)."""
     if targets.size == 0:
@@ -419,7 +419,7 @@ def _solve(targets: np.ndarray, cand: np.ndarray, valid: np.ndarray, stats: _Sta
     return sel
 
 
-def _greedy_cancel(targets: np.ndarray, reserve: np.ndarray, group: np.ndarray) -> np.ndarray:
+def greedy_cancel(targets: np.ndarray, reserve: np.ndarray, group: np.ndarray) -> np.ndarray:
     """Reserve candidates ``(K, m)`` that bring each target within comfortable reach of its subset-sum ``group``.
 
     A row whose ``|target|`` exceeds half its group's one-sided reach (the smaller of the sums of its
@@ -440,7 +440,7 @@ def _greedy_cancel(targets: np.ndarray, reserve: np.ndarray, group: np.ndarray) 
     return sel
 
 
-def _rows_to_targets(k: int, layout: Layout, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rows_to_targets(k: int, layout: Layout, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows ``q`` of random layer ``k + 1``: target neuron index (-1 for constant rows) and a copy flag."""
     copies = layout.copies(k)
     is_copy = q < copies
@@ -448,7 +448,7 @@ def _rows_to_targets(k: int, layout: Layout, q: np.ndarray) -> tuple[np.ndarray,
     return i, is_copy
 
 
-def _iter_rows(dist: WeightDistribution, name: str, shape: tuple[int, int], seed: int
+def iter_rows(dist: WeightDistribution, name: str, shape: tuple[int, int], seed: int
                ) -> Iterator[tuple[int, np.ndarray]]:
     """``(first row, float32 chunk)`` of a random layer, regenerated bit for bit in bounded memory."""
     q0 = 0
@@ -460,15 +460,15 @@ def _iter_rows(dist: WeightDistribution, name: str, shape: tuple[int, int], seed
 
 
 @dataclass(frozen=True, eq=False)
-class _First:
-    """The copying layer as the next layer sees it (private)."""
+class FirstView:
+    """The copying layer as the next layer sees it."""
 
     u: np.ndarray          # (n0, first_rho) float64, weight of block neuron (j, r) from input j
     keep: np.ndarray       # (n0, first_rho) bool, that weight kept
     kappa: np.ndarray      # (first_rho * n0 + const_total,) float64: a constant neuron's output; 0 if it reads x
 
 
-def _first_view(layout: Layout, act: Activation, w1: np.ndarray, mask1: np.ndarray) -> _First:
+def first_view(layout: Layout, act: Activation, w1: np.ndarray, mask1: np.ndarray) -> FirstView:
     """Read the copying layer's weights and masks: block weights, which are kept, constant outputs."""
     n0, fr = layout.widths[0], layout.first_rho
     rows = np.arange(n0 * fr)
@@ -477,12 +477,34 @@ def _first_view(layout: Layout, act: Activation, w1: np.ndarray, mask1: np.ndarr
     uc = w1[n0 * fr:, n0].astype(np.float64)
     keepc = mask1[n0 * fr:, n0]
     kappa = np.full(layout.rows(0), act.phi0)  # a neuron whose input weight is pruned outputs phi(0)
-    kappa[n0 * fr:] = np.where(keepc, _phi64(act, uc), act.phi0)
+    kappa[n0 * fr:] = np.where(keepc, phi64(act, uc), act.phi0)
     kappa[:n0 * fr][keep.reshape(-1)] = 0.0
-    return _First(u=u, keep=keep, kappa=kappa)
+    return FirstView(u=u, keep=keep, kappa=kappa)
 
 
-def _first_side_order(u: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reference_constants(kappa: np.ndarray, uc: np.ndarray, act: Activation, mode: str, reference: bool
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The copying layer's outputs as layer 2's bias instances assume them, and as the network computes them.
+
+    Ours: both are ``kappa`` (:class:`FirstView`). The reference code's first layer (``reference``, linear regime
+    only) evaluates the copying layer as the identity: a constant neuron with weight ``u_c`` is assumed to
+    output ``u_c`` (the network computes ``phi(u_c)``), and for ``phi(0) != 0`` (sigmoid) the constant neurons
+    have no input and are assumed to output 1 (its ``SiG``) while the network computes ``phi(0)``.
+    ``uc`` ``(const_total,)``: the constant block's weights; the constant block is the tail of ``kappa``.
+    """
+    if not reference or mode != "linear":
+        return kappa, kappa
+    assumed, true = kappa.copy(), kappa.copy()
+    c = len(uc)
+    if act.phi0 == 0:
+        assumed[-c:] = np.asarray(uc, dtype=np.float64)
+    else:
+        assumed[-c:] = 1.0
+        true[-c:] = act.phi0
+    return assumed, true
+
+
+def first_side_order(u: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidates of one side per block: neuron indices ``(n0, c)``, validity ``(n0, c)``, weights ``(n0, c)``.
 
     ``side`` ``"+"`` (u > 0), ``"-"`` (u < 0) or ``"all"``; neurons of the side first, in index order.
@@ -519,6 +541,7 @@ def construct(
     radius: float = 1.0,
     input_shape: tuple[int, ...] | None = None,
     record_target: bool = True,
+    reference_first_layer: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Ticket:
     """Prune a depth-(L+1) random network into an approximation of the fully connected ``target``.
@@ -569,6 +592,14 @@ def construct(
         Shape of one input, for tracing a target that starts with ``Flatten``.
     record_target : bool
         Store the target's weights in the ticket (``arrays["target.*"]``).
+    reference_first_layer : bool
+        Build the first layer with the reference code's choices instead of ours, to measure the difference
+        (``docs/constructions.md``): the +- split on both sides with targets ``+-w`` (no ``1 / (1 + alpha)``
+        rescale for LeakyReLU, and the ``u < 0`` side even for non-negative inputs); for the linear regime no
+        per-layer scale, candidates ``v u`` against ``w`` (no ``phi'(0)``), no cancellation of ``phi(0) sum v``,
+        one constant group, and the constant neurons assumed to output ``u_c`` (1 for ``phi(0) != 0``, whose
+        constant neurons then have no input). The certified bound is computed from the ticket as built, so it
+        includes what these choices cost. ReLU tickets are the same either way on signed inputs.
     log : callable, optional
         Progress lines.
 
@@ -595,10 +626,18 @@ def construct(
     if not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and math.isfinite(radius)
             and radius > 0):
         raise InputError(f"radius must be a finite number > 0, got {radius!r}")
-    tgt = read_target(target, input_shape)
-    act0 = activation(tgt.activations[0])
+    traced = target if isinstance(target, TracedNet) else trace_module(target, input_shape)
+    cnn = None
+    if any(isinstance(layer, Conv2d) for layer in traced.spec.layers):
+        from strongticket.construct import lplus1_conv  # the CNN case, laid out on this module's pieces
+
+        cnn = lplus1_conv.read_target(traced)
+        act0, num_params = activation(cnn.stages[0].activation), cnn.num_params
+    else:
+        tgt = read_target(traced)
+        act0, num_params = activation(tgt.activations[0]), tgt.num_params
     mode = first_layer_mode(act0)
-    theory = theory_rho(tgt.num_params, eps, delta)
+    theory = theory_rho(num_params, eps, delta)
     need = counting_rho(eps)
     rho = theory if rho is None else check_int("rho", rho)
     if rho < need:
@@ -606,14 +645,19 @@ def construct(
                          f"[-1, 1] within eps (counting bound rho >= {need}; the theorem's rho for delta = "
                          f"{delta:g} is {theory})")
     first_rho = (2 * rho if mode == "split" else rho) if first_rho is None else check_int("first_rho", first_rho)
-    per_side = first_rho // 2 if mode == "split" and not nonneg_input else first_rho
+    if not isinstance(reference_first_layer, bool):
+        raise InputError(f"reference_first_layer must be True or False, got {reference_first_layer!r}")
+    two_sides = mode == "split" and (not nonneg_input or reference_first_layer)
+    per_side = first_rho // 2 if two_sides else first_rho
     if per_side < need:
         raise InputError(f"first_rho = {first_rho} gives about {per_side} candidates per instance, too few for "
                          f"eps = {eps:g} (counting bound {need}; default 2 rho for the +- split)")
     const_rho = first_rho if const_rho is None else check_int("const_rho", const_rho)
-    nnz_max = int(max((np.count_nonzero(tgt.weights[0], axis=1)).max(initial=0), 1))
-    const_groups = constant_groups(act0, mode, nnz_max, const_rho) if const_groups is None \
-        else check_int("const_groups", const_groups)
+    if reference_first_layer and mode == "linear":
+        first_scale = None  # the reference code draws one law for every layer
+        const_groups = 1 if const_groups is None else const_groups  # and cancels no phi(0) offset
+    if const_groups is not None:
+        const_groups = check_int("const_groups", const_groups)
     for what, n in (("rho", rho), ("first_rho", per_side), ("const_rho", const_rho)):
         if n > MAX_CANDIDATES:
             raise InputError(f"{what} = {n} gives more than {MAX_CANDIDATES} candidates per subset-sum instance, "
@@ -629,6 +673,15 @@ def construct(
     if base.tensor_scales and first_scale is not None and mode == "linear":
         raise InputError(f"first_scale={first_scale!r} would replace the distribution's tensor_scales "
                          f"{dict(base.tensor_scales)}; pass first_scale=None to use them as given")
+    if cnn is not None:
+        return lplus1_conv.construct(
+            cnn, eps=eps, delta=delta, rho=rho, first_rho=first_rho, const_rho=const_rho, const_groups=const_groups,
+            seed=seed, base=base, first_scale=first_scale, solver=solver, objective=objective, time_limit=time_limit,
+            strict=strict, nonneg_input=nonneg_input, radius=radius, record_target=record_target,
+            reference_first_layer=reference_first_layer, log=say, theory=theory, need=need)
+    if const_groups is None:
+        nnz_max = int(max((np.count_nonzero(tgt.weights[0], axis=1)).max(initial=0), 1))
+        const_groups = constant_groups(act0, mode, nnz_max, const_rho)
     layout = Layout(tgt.widths, rho, first_rho, const_rho, const_groups)
     spec = random_spec(tgt, layout)
     names = layer_names(spec)
@@ -654,7 +707,9 @@ def construct(
     full_keep = np.zeros((layout.rows(0), n0 + 1), dtype=bool)
     full_keep[np.arange(n0 * fr), np.arange(n0 * fr) // fr] = True
     full_keep[n0 * fr:, n0] = True
-    first = _first_view(layout, act0, w1, full_keep)
+    first = first_view(layout, act0, w1, full_keep)
+    kappa_assumed, kappa_true = reference_constants(first.kappa, w1[n0 * fr:, n0], act0, mode,
+                                                    reference_first_layer)
     gen_seconds = time.perf_counter() - t0
     masks: dict[str, torch.Tensor] = {}
     records: list[dict[str, Any]] = []
@@ -667,48 +722,49 @@ def construct(
         w, b = tgt.weights[k - 1], tgt.biases[k - 1]
         mask = np.zeros(shape, dtype=bool)
         z_const = np.zeros(shape[0])
-        wstats, bstats, cstats = _Stats(), _Stats(), _Stats()
+        wstats, bstats, cstats = InstanceStats(), InstanceStats(), InstanceStats()
         offsets_seen, reserve_rows = 0.0, 0
         say(f"layer {k + 1}/{L + 1}: {shape[0]} neurons from {shape[1]}, target layer {k} {w.shape[1]} -> "
             f"{w.shape[0]}")
         tg = time.perf_counter()
-        for q0, v in _iter_rows(dist, name, shape, seed):
+        for q0, v in iter_rows(dist, name, shape, seed):
             gen_seconds += time.perf_counter() - tg
             q = np.arange(q0, q0 + v.shape[0])
-            i, is_copy = _rows_to_targets(k, layout, q)
+            i, is_copy = rows_to_targets(k, layout, q)
             w_rows = np.where(is_copy[:, None], w[np.maximum(i, 0)], 0.0)
             if k == 1:
-                offset = _first_weights(v, w_rows, first, layout, act0, mode, nonneg_input, mask[q0:q0 + len(q)],
-                                        wstats, opts)
-                bias_cand = v[:, n0 * fr:].astype(np.float64) * first.kappa[None, n0 * fr:]
+                v3 = v[:, :n0 * fr].reshape(len(q), n0, fr)
+                sel = first_selection(v3, w_rows, first.u, act0, mode, nonneg_input, wstats, opts,
+                                      reference=reference_first_layer)
+                mask[q0:q0 + len(q), :n0 * fr] = sel.reshape(len(q), n0 * fr)
+                offset = np.zeros(len(q))
+                if mode == "linear" and act0.phi0 != 0 and not reference_first_layer:
+                    offset = act0.phi0 * np.where(sel.reshape(len(q), -1), v[:, :n0 * fr],
+                                                  0.0).astype(np.float64).sum(axis=1)
+                bias_cand = v[:, n0 * fr:].astype(np.float64) * kappa_assumed[None, n0 * fr:]
+                bias_true = v[:, n0 * fr:].astype(np.float64) * kappa_true[None, n0 * fr:]
                 bias_cols = np.arange(n0 * fr, shape[1])
             else:
-                offset = _plain_weights(v, w_rows, layout, k, mask[q0:q0 + len(q)], wstats, opts)
-                nc = layout.copies(k - 1)
-                bias_cand = v[:, nc:].astype(np.float64) * kappa_prev[None]
+                nc, n_prev = layout.copies(k - 1), layout.widths[k - 1]
+                sel = copy_selection(v[:, :nc].reshape(len(q), n_prev, rho), w_rows, wstats, opts)
+                mask[q0:q0 + len(q), :nc] = sel.reshape(len(q), nc)
+                offset = np.zeros(len(q))
+                bias_cand = bias_true = v[:, nc:].astype(np.float64) * kappa_prev[None]
                 bias_cols = np.arange(nc, shape[1])
             bt = np.where(is_copy, b[np.maximum(i, 0)] - offset, CONSTANT_TARGET)
             rss = layout.const_rho if k == 1 else bias_cand.shape[1]  # the subset-sum group's columns
-            if k == 1 and layout.const_groups > 1:
-                # the reserve cancels phi(0) sum v greedily, the subset-sum group then meets the rest within eps
-                rows_c = np.nonzero(is_copy)[0]
-                offsets_seen = max(offsets_seen, float(np.abs(offset[rows_c]).max(initial=0.0)))
-                sel = _greedy_cancel(bt[rows_c], bias_cand[rows_c, rss:], bias_cand[rows_c, :rss])
-                rr, cc = np.nonzero(sel)
-                mask[q0 + rows_c[rr], bias_cols[rss + cc]] = True
-                bt[rows_c] -= np.where(sel, bias_cand[rows_c, rss:], 0.0).sum(axis=1)
-                reserve_rows += int(sel.any(axis=1).sum())
-            # constant neurons need no precision (their exact values feed the next biases): tallied apart
-            for group, st in ((is_copy & (bt != 0), bstats), (~is_copy, cstats)):
-                cand = bias_cand[group][:, :rss]
-                sel = _solve(bt[group], cand, np.ones(cand.shape, dtype=bool), st, **opts)
-                rr, cc = np.nonzero(sel)
-                mask[q0 + np.nonzero(group)[0][rr], bias_cols[cc]] = True
-            z_const[q] = (np.where(mask[q0:q0 + len(q)][:, bias_cols], bias_cand, 0.0)).sum(axis=1)
+            reserve = k == 1 and layout.const_groups > 1
+            if reserve:
+                offsets_seen = max(offsets_seen, float(np.abs(offset[is_copy]).max(initial=0.0)))
+            sel, used_reserve = bias_selection(bt, bias_cand, is_copy, ~is_copy, rss, bstats, cstats, opts,
+                                               reserve=reserve)
+            mask[q0:q0 + len(q), bias_cols] |= sel
+            reserve_rows += used_reserve
+            z_const[q] = (np.where(mask[q0:q0 + len(q)][:, bias_cols], bias_true, 0.0)).sum(axis=1)
             tg = time.perf_counter()
         if k == 1:
             used = mask.any(axis=0)
-        kappa_prev = _phi64(act, z_const[layout.copies(k):]) if k < L else None
+        kappa_prev = phi64(act, z_const[layout.copies(k):]) if k < L else None
         masks[name] = torch.from_numpy(mask)
         records.append({"random_layer": k + 1, "name": name, "shape": list(shape), "activation": act.name,
                         "target_layer": k, "multiplicity": layout.multiplicity(k),
@@ -718,6 +774,8 @@ def construct(
             records[-1]["constant_offsets"] = {"max_abs": offsets_seen, "rows_using_reserve": reserve_rows}
     keep1 = np.zeros((layout.rows(0), n0 + 1), dtype=bool)
     keep1[full_keep] = used[np.nonzero(full_keep)[0]]
+    if reference_first_layer and mode == "linear" and act0.phi0 != 0:
+        keep1[n0 * fr:, n0] = False  # the reference's constant neurons have no input: they output phi(0)
     masks[names[0]] = torch.from_numpy(keep1)
     masks = {n: masks[n] for n in names}
     solve_seconds = sum(r[g]["seconds"] for r in records for g in ("weights", "biases", "constants"))
@@ -731,6 +789,7 @@ def construct(
     provenance: dict[str, Any] = {
         "method": METHOD, "paper": PAPER, "eps": eps, "delta": delta, "objective": objective, "solver": solver,
         "lplus1": {**layout.to_dict(), "first_layer_mode": mode, "copy_activation": act0.name,
+                   "reference_first_layer": reference_first_layer,
                    "first_scale": {"rule": scale_rule, "lambda1": lam1, "lambda2": lam2, "law_bound": law_bound},
                    "constant_target": CONSTANT_TARGET, "theory_rho": theory, "theory_C": LPLUS1_C,
                    "counting_rho": need},
@@ -756,47 +815,111 @@ def construct(
     return ticket
 
 
-def _first_weights(v: np.ndarray, w_rows: np.ndarray, first: _First, layout: Layout, act: Activation, mode: str,
-                   nonneg: bool, mask: np.ndarray, stats: _Stats, opts: dict) -> np.ndarray:
-    """Solve the weight instances of a chunk of layer-2 rows; set ``mask``; return each row's phi(0) offset."""
-    n0, fr = layout.widths[0], layout.first_rho
-    R = v.shape[0]
-    v3 = v[:, :n0 * fr].reshape(R, n0, fr)
-    offset = np.zeros(R)
+def first_selection(v3: np.ndarray, w_rows: np.ndarray, u: np.ndarray, act: Activation, mode: str, nonneg: bool,
+                    stats: InstanceStats, opts: dict, *, reference: bool = False) -> np.ndarray:
+    """Solve the weight instances of random layer 2 over the copying layer: which copying neurons each row keeps.
+
+    Parameters
+    ----------
+    v3 : float32 array, shape (R, J, first_rho)
+        Random layer 2's weights from the ``first_rho`` copying neurons of each of ``J`` target inputs (a fully
+        connected target: ``J = n_0``; a convolution: ``J = c_in k^2``, one per input channel and kernel tap).
+    w_rows : float64 array, shape (R, J)
+        The target weight each row must realise per input (0: no instance, the weights stay pruned).
+    u : float64 array, shape (J, first_rho)
+        The copying neurons' weights per input.
+    act, mode, nonneg
+        The copying layer's activation and :func:`first_layer_mode`; inputs known to be >= 0.
+    reference : bool
+        The reference code's first-layer choices (Burkholz's LT-existence code, see ``docs/constructions.md``):
+        both sides of the +- split always, each targeting ``+-w`` with no ``1 / (phi(1) - phi(-1))`` rescale;
+        the linear regime with candidates ``v u`` against ``w`` (the copying layer assumed to be the identity,
+        no ``phi'(0)``).
+
+    Returns
+    -------
+    bool array, shape (R, J, first_rho)
+    """
+    R, J, fr = v3.shape
+    out = np.zeros((R, J, fr), dtype=bool)
     if mode == "split":
-        one, minus = float(_phi64(act, np.array(1.0))), float(_phi64(act, np.array(-1.0)))
-        sides = [("+", 1.0 / one)] if nonneg else [("+", 1.0 / (one - minus)), ("-", -1.0 / (one - minus))]
+        one, minus = float(phi64(act, np.array(1.0))), float(phi64(act, np.array(-1.0)))
+        if reference:
+            sides = [("+", 1.0), ("-", -1.0)]
+        else:
+            sides = [("+", 1.0 / one)] if nonneg else [("+", 1.0 / (one - minus)), ("-", -1.0 / (one - minus))]
     else:
         sides = [("all", 1.0)]
     inst = w_rows != 0  # a pruned target weight keeps its random weights pruned
     rows, js = np.nonzero(inst)
     for side, scale in sides:
-        idx, valid, uu = _first_side_order(first.u, side)
+        idx, valid, uu = first_side_order(u, side)
         # linear regime: candidates phi'(0) v u against w, so that eps bounds the pre-activation error per
         # weight as for ReLU (w / phi'(0) against v u would ask sigmoid for eps / 4)
-        factor = np.abs(uu) if mode == "split" else act.dphi0 * uu
+        factor = np.abs(uu) if mode == "split" else (uu if reference else act.dphi0 * uu)
         cand = np.take_along_axis(v3, np.broadcast_to(idx[None], (R,) + idx.shape), axis=2)[rows, js]
         cand = cand.astype(np.float64) * factor[js]
-        sel = _solve(w_rows[rows, js] * scale, cand, valid[js], stats, **opts)
+        sel = solve_instances(w_rows[rows, js] * scale, cand, valid[js], stats, **opts)
         kk, tt = np.nonzero(sel)
-        mask[rows[kk], js[kk] * fr + idx[js[kk], tt]] = True
-    if mode == "linear" and act.phi0 != 0:
-        offset = act.phi0 * np.where(mask[:, :n0 * fr], v[:, :n0 * fr], 0.0).astype(np.float64).sum(axis=1)
-    return offset
+        out[rows[kk], js[kk], idx[js[kk], tt]] = True
+    return out
 
 
-def _plain_weights(v: np.ndarray, w_rows: np.ndarray, layout: Layout, k: int, mask: np.ndarray, stats: _Stats,
-                   opts: dict) -> np.ndarray:
-    """Solve the weight instances of a chunk of rows of layer ``k + 1 >= 3`` over the copies; set ``mask``."""
-    rho, n_prev = layout.rho, layout.widths[k - 1]
-    R = v.shape[0]
-    v3 = v[:, :n_prev * rho].reshape(R, n_prev, rho)
+def copy_selection(v3: np.ndarray, w_rows: np.ndarray, stats: InstanceStats, opts: dict) -> np.ndarray:
+    """Solve the weight instances of a random layer ``>= 3`` over the previous layer's copies.
+
+    ``v3`` ``(R, J, rho)``: the weights from the ``rho`` copies of each of ``J`` target inputs; ``w_rows``
+    ``(R, J)`` the targets (0: no instance). Returns the selection, bool ``(R, J, rho)``.
+    """
     rows, js = np.nonzero(w_rows != 0)
     cand = v3[rows, js].astype(np.float64)
-    sel = _solve(w_rows[rows, js], cand, np.ones(cand.shape, dtype=bool), stats, **opts)
+    sel = solve_instances(w_rows[rows, js], cand, np.ones(cand.shape, dtype=bool), stats, **opts)
+    out = np.zeros(v3.shape, dtype=bool)
     kk, tt = np.nonzero(sel)
-    mask[rows[kk], js[kk] * rho + tt] = True
-    return np.zeros(R)
+    out[rows[kk], js[kk], tt] = True
+    return out
+
+
+def bias_selection(targets: np.ndarray, cand: np.ndarray, copy_rows: np.ndarray, const_rows: np.ndarray, rss: int,
+                   bstats: InstanceStats, cstats: InstanceStats, opts: dict, *, reserve: bool
+                   ) -> tuple[np.ndarray, int]:
+    """Solve the instances over the previous layer's constant neurons: biases and new constant neurons.
+
+    Parameters
+    ----------
+    targets : float64 array, shape (R,)
+        Per row: the copy's bias minus its constant offset, or :data:`CONSTANT_TARGET` for a constant neuron.
+    cand : float64 array, shape (R, c)
+        ``v * kappa`` per constant neuron; the first ``rss`` columns are the subset-sum group, the rest the
+        reserve (copying layer with ``phi(0) != 0``, :func:`constant_groups`).
+    copy_rows, const_rows : bool arrays, shape (R,)
+        Rows that are copies (an instance when their target is not 0) and constant neurons (always one).
+    reserve : bool
+        Cancel the copies' large offsets greedily with the reserve columns first (:func:`greedy_cancel`).
+
+    Returns
+    -------
+    (bool array (R, c), int)
+        The selection and the number of rows that used the reserve.
+    """
+    out = np.zeros(cand.shape, dtype=bool)
+    bt = np.array(targets, dtype=np.float64)
+    used = 0
+    if reserve:
+        # the reserve cancels phi(0) sum v greedily, the subset-sum group then meets the rest within eps
+        rows_c = np.nonzero(copy_rows)[0]
+        sel = greedy_cancel(bt[rows_c], cand[rows_c, rss:], cand[rows_c, :rss])
+        rr, cc = np.nonzero(sel)
+        out[rows_c[rr], rss + cc] = True
+        bt[rows_c] -= np.where(sel, cand[rows_c, rss:], 0.0).sum(axis=1)
+        used = int(sel.any(axis=1).sum())
+    # constant neurons need no precision (their exact values feed the next biases): tallied apart
+    for group, st in ((copy_rows & (bt != 0), bstats), (const_rows, cstats)):
+        c = cand[group][:, :rss]
+        sel = solve_instances(bt[group], c, np.ones(c.shape, dtype=bool), st, **opts)
+        rr, cc = np.nonzero(sel)
+        out[np.nonzero(group)[0][rr], cc] = True
+    return out, used
 
 
 # ----- certified bound -----------------------------------------------------------------------------------------
@@ -832,6 +955,12 @@ def _target_of(ticket: Ticket) -> LPlus1Target:
     return read_target(TracedNet(spec, state, {}))
 
 
+def _is_conv(ticket: Ticket) -> bool:
+    """The ticket was built for a convolutional target (:mod:`strongticket.construct.lplus1_conv`)."""
+    info = ticket.provenance.get("lplus1")
+    return isinstance(info, dict) and info.get("target_kind") == "conv"
+
+
 def layout_of(ticket: Ticket) -> tuple[Layout, str]:
     """The layout and first-layer mode an L+1 ticket records; an :class:`InputError` for another ticket."""
     info = ticket.provenance.get("lplus1")
@@ -854,6 +983,10 @@ def certified_bound(ticket: Ticket, target: nn.Module | TracedNet | LPlus1Target
     InputError
         Not an L+1 ticket, a copying layer that is not univariate, a constant neuron that reads a copy.
     """
+    if _is_conv(ticket):
+        from strongticket.construct import lplus1_conv
+
+        return lplus1_conv.certified_bound(ticket, target, radius=radius, nonneg_input=nonneg_input)
     layout, mode = layout_of(ticket)
     tgt = target if isinstance(target, LPlus1Target) else (_target_of(ticket) if target is None
                                                           else read_target(target))
@@ -871,7 +1004,7 @@ def certified_bound(ticket: Ticket, target: nn.Module | TracedNet | LPlus1Target
     univariate[n0 * fr:, n0] = False
     if (m1 & univariate).any():
         raise InputError("the copying layer keeps a weight outside its univariate pattern: not an L+1 ticket")
-    first = _first_view(layout, act0, dist.tensor(names[0], shapes[names[0]], seed).numpy(), m1)
+    first = first_view(layout, act0, dist.tensor(names[0], shapes[names[0]], seed).numpy(), m1)
     if mode == "linear" and act0.remainder_radius < math.inf and np.abs(first.u[first.keep]).max(initial=0) * \
             radius > act0.remainder_radius:
         raise InputError(f"|u x| exceeds the remainder radius {act0.remainder_radius} of {act0.name}")
@@ -887,10 +1020,10 @@ def certified_bound(ticket: Ticket, target: nn.Module | TracedNet | LPlus1Target
         pre = np.zeros(shape[0])
         z_const = np.zeros(shape[0])
         rem_max = amp_max = 0.0
-        for q0, v in _iter_rows(dist, name, shape, seed):
+        for q0, v in iter_rows(dist, name, shape, seed):
             sl = slice(q0, q0 + v.shape[0])
             q = np.arange(sl.start, sl.stop)
-            i, is_copy = _rows_to_targets(k, layout, q)
+            i, is_copy = rows_to_targets(k, layout, q)
             vm = np.where(mask[sl], v, 0.0).astype(np.float64)
             w_rows = np.where(is_copy[:, None], w[np.maximum(i, 0)], 0.0)
             b_rows = np.where(is_copy, b[np.maximum(i, 0)], 0.0)
@@ -919,32 +1052,60 @@ def certified_bound(ticket: Ticket, target: nn.Module | TracedNet | LPlus1Target
                          "remainder": rem_max, "amplification": amp_max, "activation_bound": float(B_next.max())})
         B = B_next
         e_prev = e
-        kappa = _phi64(act, z_const[nc:])
+        kappa = phi64(act, z_const[nc:])
     return LPlus1Bound(bound=float(e_prev.max()), radius=float(radius), layers=tuple(rows_out))
 
 
-def _first_terms(vm: np.ndarray, first: _First, layout: Layout, act: Activation, mode: str, nonneg: bool,
+def _first_terms(vm: np.ndarray, first: FirstView, layout: Layout, act: Activation, mode: str, nonneg: bool,
                  radius: float, w_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per layer-2 row: coefficient error term, remainder term, constant pre-activation, reads-an-input flag."""
     n0, fr = layout.widths[0], layout.first_rho
     R = vm.shape[0]
     blk = vm[:, :n0 * fr].reshape(R, n0, fr)
-    kept = np.where(first.keep[None], blk, 0.0)
+    coef, rem, kept = first_block_terms(blk, first.u, first.keep, act, mode, nonneg, radius, w_rows)
     const = vm @ first.kappa
     xdep = (kept != 0).any(axis=(1, 2))
+    if mode == "linear":
+        const = const + act.phi0 * kept.sum(axis=(1, 2))  # phi(u x) = phi(0) + ...: the constant part of each input
+    return coef, rem, const, xdep
+
+
+def first_block_terms(blk: np.ndarray, u: np.ndarray, keep: np.ndarray, act: Activation, mode: str, nonneg: bool,
+                      radius: float, w_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random layer 2's error terms over the copying layer, per row.
+
+    Parameters
+    ----------
+    blk : float64 array, shape (R, J, first_rho)
+        Kept (masked) layer-2 weights from the copying neurons of each of ``J`` target inputs.
+    u, keep : arrays, shape (J, first_rho)
+        The copying neurons' weights and whether the copying layer keeps them.
+    w_rows : float64 array, shape (R, J)
+        Target weights.
+
+    Returns
+    -------
+    coef : (R,)
+        ``sum_J |realised coefficient - w| R`` (split: the worse of the two signs of x unless ``nonneg``).
+    rem : (R,)
+        Linear regime: ``c sum |v| u^2 R^2`` (the Taylor remainder); split: 0.
+    kept : (R, J, first_rho)
+        ``blk`` where the copying neuron is kept, else 0.
+    """
+    R = blk.shape[0]
+    kept = np.where(keep[None], blk, 0.0)
     if mode == "split":
-        one, minus = float(_phi64(act, np.array(1.0))), float(_phi64(act, np.array(-1.0)))
-        a_pos = (kept * np.where(first.u > 0, np.abs(first.u), 0.0)[None]).sum(axis=2)
-        a_neg = (kept * np.where(first.u < 0, np.abs(first.u), 0.0)[None]).sum(axis=2)
+        one, minus = float(phi64(act, np.array(1.0))), float(phi64(act, np.array(-1.0)))
+        a_pos = (kept * np.where(u > 0, np.abs(u), 0.0)[None]).sum(axis=2)
+        a_neg = (kept * np.where(u < 0, np.abs(u), 0.0)[None]).sum(axis=2)
         err = np.abs(a_pos * one + a_neg * minus - w_rows)  # x >= 0: phi(x) = x phi(1), phi(-x) = x phi(-1)
         if not nonneg:
             err = np.maximum(err, np.abs(a_pos * minus + a_neg * one + w_rows))
-        return err.sum(axis=1) * radius, np.zeros(R), const, xdep
-    a = (kept * first.u[None]).sum(axis=2)
+        return err.sum(axis=1) * radius, np.zeros(R), kept
+    a = (kept * u[None]).sum(axis=2)
     coef = np.abs(act.dphi0 * a - w_rows).sum(axis=1) * radius
-    rem = act.remainder * (np.abs(kept) * first.u[None] ** 2).sum(axis=(1, 2)) * radius ** 2
-    const = const + act.phi0 * kept.sum(axis=(1, 2))  # phi(u x) = phi(0) + ...: the constant part of every input
-    return coef, rem, const, xdep
+    rem = act.remainder * (np.abs(kept) * u[None] ** 2).sum(axis=(1, 2)) * radius ** 2
+    return coef, rem, kept
 
 
 # ----- structure -----------------------------------------------------------------------------------------------
@@ -962,6 +1123,10 @@ def structure(ticket: Ticket) -> dict[str, Any]:
         ``copies_read_own_inputs`` (every kept weight of a copy of target neuron i comes from a copy of an input
         j with ``w_ij != 0`` or from a constant neuron; constant neurons read only constants).
     """
+    if _is_conv(ticket):
+        from strongticket.construct import lplus1_conv
+
+        return lplus1_conv.structure(ticket)
     layout, _ = layout_of(ticket)
     tgt = _target_of(ticket)
     names = layer_names(ticket.spec)
@@ -974,7 +1139,7 @@ def structure(ticket: Ticket) -> dict[str, Any]:
     for k in range(1, layout.num_layers + 1):
         m = ticket.masks[names[k]].numpy()
         w = tgt.weights[k - 1]
-        i, is_copy = _rows_to_targets(k, layout, np.arange(m.shape[0]))
+        i, is_copy = rows_to_targets(k, layout, np.arange(m.shape[0]))
         group = fr if k == 1 else layout.rho
         n_in = m.shape[1] - (layout.const_total if k == 1 else layout.rho)
         blk = m[:, :n_in].reshape(m.shape[0], -1, group).any(axis=2)  # (rows, target inputs)

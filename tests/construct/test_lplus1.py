@@ -62,7 +62,7 @@ def test_phi_x_minus_phi_minus_x_is_split_times_x(name: str, split: float, x: fl
     # torch's softplus is linear beyond its threshold (20): the identity holds exactly only up to it
     x = max(-20.0, min(20.0, x)) if name == "softplus" else x
     assert act.split == pytest.approx(split)
-    y = lplus1._phi64(act, np.array([x, -x]))
+    y = lplus1.phi64(act, np.array([x, -x]))
     assert y[0] - y[1] == pytest.approx(split * x, abs=1e-12, rel=1e-12)
 
 
@@ -293,8 +293,8 @@ class _Residual(nn.Module):
 @pytest.mark.parametrize("target,options,needle", [
     (nn.Sequential(nn.Linear(3, 2), nn.Hardtanh(), nn.Linear(2, 1)), {}, "activations:"),
     (_Residual(), {}, "unsupported"),
-    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2, 1)), {"input_shape": (1, 3, 3)},
-     "fully connected"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2, 1)),  # a CNN: the same checks
+     {"input_shape": (1, 3, 3), "rho": 3, "eps": 0.01}, "counting bound rho >= 7"),
     (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"rho": 3, "eps": 0.01}, "counting bound rho >= 7"),
     (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"eps": 2.0}, "eps must be in (0, 1)"),
     (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), {"objective": "x"}, "objective"),

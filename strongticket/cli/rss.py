@@ -181,35 +181,53 @@ def solve_cmd(
                 [(k, _cell(v)) for k, v in summary.items() if k not in ("file", "out")])
 
 
+#: MRSS methods ``rss bench`` times: the search, its baseline descent, CP-SAT.
+MRSS_BENCH_METHODS = ("mrss_search", "mrss_descent", "mrss_milp")
+
+
 @app.command("bench")
 def bench_cmd(
-    n: Annotated[str, typer.Option("--n", help="Candidates per instance, comma list or a:b range.")] = "16,21,24",
-    methods: Annotated[str, typer.Option(help="Methods to compare on the same instances.")] = "exact,milp",
-    targets: Annotated[int, typer.Option(help="Instances for the fast exact methods.")] = 50_000,
-    slow_targets: Annotated[int, typer.Option(help="Instances (a prefix of the same ones) for MILP/heuristics.")] = 10,
+    n: Annotated[str, typer.Option("--n", help="Candidates per instance, comma list or a:b range (MRSS mode: "
+                                                "default 64,128,256,512,1024).")] = "",
+    methods: Annotated[str, typer.Option(help="Methods to compare on the same instances; MRSS methods "
+                                              f"({', '.join(MRSS_BENCH_METHODS)}) select MRSS mode.")] = "exact,milp",
+    dims: Annotated[str, typer.Option(help="MRSS mode: dimensions d, comma list (default 9,25 when --methods "
+                                           "names MRSS methods); normally-scaled normal candidates, targets "
+                                           "U[-1,1]^d, l_inf error, mrss_search against mrss_descent.")] = "",
+    targets: Annotated[int | None, typer.Option(help="Instances for the fast methods (default 50000; MRSS "
+                                                     "mode: instances per (d, n), default 64).")] = None,
+    slow_targets: Annotated[int, typer.Option(help="Instances (a prefix of the same ones) for MILP/heuristics "
+                                                   "(MRSS mode: for CP-SAT, mrss_milp).")] = 10,
     time_limit: Annotated[float, typer.Option(help="Seconds per instance for MILP/local search.")] = 5.0,
-    dist: Annotated[str, typer.Option(help="Candidate law: uniform | product.")] = "uniform",
+    dist: Annotated[str, typer.Option(help="Candidate law: uniform | product (1-D only).")] = "uniform",
     repeats: Annotated[int, typer.Option(help="Timed repetitions of the fast methods (best kept).")] = 3,
     device: Annotated[str, typer.Option(help="Device of the 'torch' method's tensors: cpu, cuda, cuda:1, ...")] = "cpu",
+    plot: Annotated[Path, typer.Option(help="MRSS mode: PNG of median error vs n.")] = Path(
+        "strongticket-out/rss_bench_mrss.png"),
     seed: SeedOption = 0,
     json: JsonOption = False,
 ) -> None:
-    """Throughput (targets/s), peak memory and error quantiles per method and n; CP-SAT beside the exact solver."""
-    import numba
-
+    """Throughput (targets/s), peak memory and error quantiles per method and n; CP-SAT beside the exact solver.
+    With MRSS methods (or --dims): median/max l_inf error vs n of mrss_search against the plain flip/swap
+    descent in the same process, throughput from CPU time, CP-SAT on a prefix when mrss_milp is named."""
     from strongticket.subsetsum import registry
-    from strongticket.subsetsum.benchmark import run_benchmark
 
     wanted = parse_list("--methods", methods, str)
-    known = registry.names(one_dim=True)
-    unknown = [m for m in wanted if m not in known]
+    unknown = [m for m in wanted if m not in registry.METHODS]
     if unknown:
-        mrss = [m for m in unknown if m in registry.METHODS]
-        if mrss:
-            raise InputError(f"--methods: rss bench times 1-D (scalar) instances, which {mrss} cannot solve; "
-                             f"use methods among {known}")
-        raise InputError(f"--methods must name 1-D methods among {known}, got unknown {unknown}")
-    ns = parse_list("--n", n, int)
+        raise InputError(f"--methods must name registered methods among {sorted(registry.METHODS)}, got unknown "
+                         f"{unknown}")
+    mrss = [m for m in wanted if not registry.METHODS[m].one_dim]
+    if mrss or dims.strip():
+        _bench_mrss(wanted, n, dims, targets, slow_targets, time_limit, plot, seed, json)
+        return
+    import numba
+
+    from strongticket.subsetsum.benchmark import run_benchmark
+
+    if targets is not None and targets < 1:
+        raise InputError(f"--targets must be a positive integer, got {targets}")
+    ns = parse_list("--n", n or "16,21,24", int)
     with progress(not json) as bar:
         task = bar.add_task("bench", total=len(ns) * len(wanted)) if bar else None
 
@@ -217,8 +235,9 @@ def bench_cmd(
             if bar:
                 bar.update(task, description=label, advance=1)
 
-        rows = run_benchmark(ns, wanted, targets=targets, dist=dist, seed=seed, repeats=repeats,
-                             slow_targets=slow_targets, time_limit=time_limit, device=device, on_step=step)
+        rows = run_benchmark(ns, wanted, targets=50_000 if targets is None else targets, dist=dist, seed=seed,
+                             repeats=repeats, slow_targets=slow_targets, time_limit=time_limit, device=device,
+                             on_step=step)
     env = {"threads": numba.get_num_threads(), "dist": dist, "seed": seed, "device": _device_name(device)}
     if json:
         emit_json({"env": env, "rows": [r.__dict__ for r in rows]})
@@ -233,6 +252,62 @@ def bench_cmd(
     for r in rows:
         if r.note:
             stdout.print(f"{r.method} n={r.n} skipped: {r.note}")
+
+
+def _bench_mrss(wanted: list[str], n: str, dims: str, targets: int | None, slow_targets: int, time_limit: float,
+                plot: Path, seed: int, json: bool) -> None:
+    """``rss bench`` in MRSS mode: every (d, n) cell, mrss_search against mrss_descent, CP-SAT if named."""
+    import numba
+
+    from strongticket.files import check_can_create, write_json_atomic
+    from strongticket.subsetsum import registry
+    from strongticket.subsetsum.bench_figure import plot_mrss_bench
+    from strongticket.subsetsum.benchmark import run_mrss_benchmark
+
+    one_dim = [m for m in wanted if m not in MRSS_BENCH_METHODS and registry.METHODS[m].one_dim]
+    if one_dim:
+        raise InputError(f"--methods mixes 1-D methods {one_dim} with the MRSS benchmark (--dims or MRSS methods); "
+                         f"run the 1-D methods without --dims, or name only {list(MRSS_BENCH_METHODS)}")
+    other = [m for m in wanted if m not in MRSS_BENCH_METHODS]
+    if other:
+        raise InputError(f"--methods: the MRSS benchmark times {list(MRSS_BENCH_METHODS)} (mrss_search against "
+                         f"the mrss_descent baseline, CP-SAT if named), got {other}")
+    ds = parse_list("--dims", dims or "9,25", int)
+    ns = parse_list("--n", n or "64,128,256,512,1024", int)
+    if any(v < 1 for v in ds) or any(v < 1 for v in ns):
+        raise InputError(f"--dims and --n must be positive integers, got {ds} and {ns}")
+    targets = 64 if targets is None else targets
+    if targets < 1 or slow_targets < 1:
+        raise InputError(f"--targets and --slow-targets must be positive integers, got {targets} and {slow_targets}")
+    if not time_limit > 0:
+        raise InputError(f"--time-limit must be a number of seconds > 0, got {time_limit}")
+    if plot.suffix.lower() != ".png":
+        raise InputError(f"--plot must be a .png path, got {str(plot)!r}")
+    check_can_create(plot, what="--plot")
+    cells = {(d, v) for d in ds for v in ns} if "mrss_milp" in wanted else set()
+    with progress(not json) as bar:
+        task = bar.add_task("bench", total=len(ds) * len(ns)) if bar else None
+        rows = run_mrss_benchmark(ds, ns, targets=targets, seed=seed, cpsat_cells=cells, cpsat_targets=slow_targets,
+                                  cpsat_limit=time_limit,
+                                  on_row=(lambda r: bar.update(task, description=f"d={r.d} n={r.n}", advance=1))
+                                  if bar else None)
+    png = plot_mrss_bench(plot, rows)
+    env = {"threads": numba.get_num_threads(), "seed": seed, "candidates": "N(0,1) * N(0, I_d)",
+           "targets": "U[-1,1]^d", "norm": "linf", "baseline": "mrss_descent"}
+    result = {"env": env, "plot": str(png), "rows": [r.__dict__ for r in rows]}
+    write_json_atomic(png.with_suffix(".json"), jsonable(result))
+    if json:
+        emit_json(result)
+        return
+    cols = ["d", "n", "T", "descent median", "descent max", "search median", "search max", "ratio",
+            "descent targets/s (2 cores, CPU)", "search targets/s (2 cores, CPU)", "search wall targets/s"]
+    if cells:
+        cols += ["CP-SAT median", "search median, same targets"]
+    print_table(f"rss bench MRSS (l_inf, {env['threads']} threads)", cols, [
+        (r.d, r.n, r.targets, r.descent_median, r.descent_max, r.search_median, r.search_max, r.ratio,
+         r.descent_tps_2cores, r.search_tps_2cores, r.search_wall_tps,
+         *((r.cpsat_median, r.search_median_on_cpsat_targets) if cells else ())) for r in rows])
+    stdout.print(f"plot: {png}  table: {png.with_suffix('.json')}")
 
 
 @app.command("curve")

@@ -179,7 +179,48 @@ def test_curve_says_why_an_interval_is_missing_instead_of_printing_nan(tmp_path,
     assert "n/a (needs >= 3 points, got 2)" in out
 
 
-def test_bench_refuses_mrss_methods_in_one_line(capsys):
-    code, out, err = run(["rss", "bench", "--n", "8", "--methods", "exact,mrss_exact", "--targets", "10"], capsys)
+def test_bench_refuses_mixing_1d_and_mrss_methods_in_one_line(capsys):
+    code, out, err = run(["rss", "bench", "--n", "8", "--methods", "exact,mrss_search", "--targets", "10"], capsys)
     assert code == 2 and out == ""
-    assert "mrss_exact" in err and "1-D" in err and len(err.strip().splitlines()) == 1
+    assert "exact" in err and "1-D" in err and "mrss_search" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_refuses_mrss_methods_it_does_not_time_in_one_line(capsys):
+    code, out, err = run(["rss", "bench", "--methods", "mrss_exact", "--dims", "3", "--n", "8"], capsys)
+    assert code == 2 and out == ""
+    assert "mrss_exact" in err and "mrss_descent" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_mrss_mode_reports_search_against_descent_with_a_plot(tmp_path, capsys):
+    png = tmp_path / "b.png"
+    code, out, err = run(["rss", "bench", "--methods", "mrss_search", "--dims", "3,9", "--n", "16,40",
+                          "--targets", "6", "--plot", str(png), "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    rows = doc["rows"]
+    assert [(r["d"], r["n"]) for r in rows] == [(3, 16), (3, 40), (9, 16), (9, 40)]
+    for r in rows:
+        assert r["targets"] == 6 and r["search_tps_2cores"] > 0 and r["descent_tps_2cores"] > 0
+        assert r["ratio"] == pytest.approx(r["descent_median"] / r["search_median"])
+        assert r["cpsat_median"] is None  # CP-SAT only when mrss_milp is named
+    assert png.stat().st_size > 1000 and json.loads(png.with_suffix(".json").read_text())["rows"] == rows
+
+
+def test_bench_mrss_mode_runs_cpsat_on_a_prefix_when_named(tmp_path, capsys):
+    code, out, err = run(["rss", "bench", "--methods", "mrss_search,mrss_milp", "--dims", "2", "--n", "12",
+                          "--targets", "4", "--slow-targets", "2", "--time-limit", "5", "--plot",
+                          str(tmp_path / "c.png"), "--json"], capsys)
+    assert code == 0, err
+    (row,) = json.loads(out)["rows"]
+    assert row["cpsat_targets"] == 2 and row["cpsat_optimal"] == 2  # n = 12: CP-SAT proves the optimum
+    assert row["cpsat_median"] <= row["search_median_on_cpsat_targets"] + 1e-6
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["--dims", "0"], "--dims"), (["--dims", "9", "--n", "x"], "--n"), (["--dims", "9", "--targets", "0"], "--targets"),
+    (["--dims", "9", "--plot", "out.txt"], "--plot"),
+])
+def test_bench_mrss_mode_bad_input_is_one_line(argv, word, capsys):
+    code, out, err = run(["rss", "bench", "--methods", "mrss_search", *argv], capsys)
+    assert code == 2 and out == ""
+    assert word in err and len(err.strip().splitlines()) == 1

@@ -1,15 +1,18 @@
-"""Measurement: BiP against IMP on LeNet-300-100 / MNIST at the same densities, with the cost of each.
+"""Measurement: BiP against IMP on LeNet-300-100 (or LeNet-5) / MNIST at the same densities, with the cost of each.
 
 BiP (Zhang et al. 2022, "Advancing Model Pruning via Bi-level Optimization") claims winning tickets at least as
 good as IMP's (Frankle & Carbin 2019) with a "2-7x speedup over IMP". Both methods run here under one short
 schedule (every training phase ``--epochs`` epochs on a ``--train-subset`` of MNIST, SGD lr 0.05 momentum 0.9
-weight decay 1e-4, cosine per phase, batch 128, kaiming-normal init, global scope, seed 0), so the cost
-comparison is the number of phases each needs:
+weight decay 1e-4, cosine per phase, batch 128, kaiming-normal init, global scope, seed 0; ``--model``
+LeNet-300-100 by default), so the cost comparison is the number of phases each needs:
 
 * IMP: a dense round 0, then one round per pruning step at ``--imp-rate`` of the remaining weights (the last
   clipped to the target), each round reset to the initial weights and retrained;
 * BiP: a dense phase (the same training as IMP's round 0), the bi-level phase, and with ``--bip-finetune`` a
-  fine-tuning phase.
+  fine-tuning phase;
+* with ``--channel-densities``, also BiP's channel variant (``--bip-granularity channel``: whole conv filters
+  and linear neurons) at those *channel* densities, reported with the weight density they imply (no ratio
+  against IMP: the densities do not match).
 
 Reported per run: test accuracy (full 10 000 test images), training wall time (the sum of the phases' seconds
 recorded in ``summary.json``), optimiser steps (the sum over phases), milliseconds per step (wall time over
@@ -18,9 +21,9 @@ BiP's. On a shared machine the wall time follows the load, so the step ratio is 
 ``--step-cost`` also times a dense and a BiP training step in alternating blocks in one process (a BiP step
 also ranks all scores and updates them, so it costs more than a dense step).
 
-    python experiments/bip_vs_imp.py --data-dir DATA --runs RUNS [--densities 0.1 0.02] [--imp-rate 0.5]
-        [--epochs 2] [--train-subset 20000] [--bip-finetune] [--step-cost 50]
-        [--out experiments/results/bip_vs_imp.json]
+    python experiments/bip_vs_imp.py --data-dir DATA --runs RUNS [--model lenet5] [--densities 0.1 0.02]
+        [--channel-densities 0.5 0.25] [--imp-rate 0.5] [--epochs 2] [--train-subset 20000] [--bip-finetune]
+        [--step-cost 50] [--out experiments/results/bip_vs_imp.json]
 
 Runs are ordinary run directories under ``RUNS`` (``imp-0.1``, ``bip-0.1``, ``bip-ft-0.1`` with fine-tuning, ...); a
 finished one is read back, not retrained, so a killed measurement resumes and the IMP runs are shared between
@@ -48,11 +51,12 @@ from strongticket.train.methods.bip import Bilevel
 from strongticket.train.run import train_run
 
 
-def run_config(method: str, density: float, args: argparse.Namespace) -> RunConfig:
-    """The shared short schedule with ``method`` at ``density``."""
-    extra: dict[str, Any] = {"rate": args.imp_rate} if method == "imp" else {"bip_finetune": args.bip_finetune}
+def run_config(method: str, density: float, args: argparse.Namespace, granularity: str = "weight") -> RunConfig:
+    """The shared short schedule with ``method`` at ``density`` (a channel density for BiP's channel variant)."""
+    extra: dict[str, Any] = ({"rate": args.imp_rate} if method == "imp"
+                             else {"bip_finetune": args.bip_finetune, "bip_granularity": granularity})
     return RunConfig(data=DataConfig(dataset="mnist", batch_size=128, train_subset=args.train_subset),
-                     model=ModelConfig(model="lenet300100", init="kaiming_normal"),
+                     model=ModelConfig(model=args.model, init="kaiming_normal"),
                      optim=OptimConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4,
                                        epochs=args.epochs, schedule="cosine"),
                      prune=PruneConfig(method=method, density=density, scope="global", **extra),
@@ -68,6 +72,10 @@ def row(summary: dict[str, Any]) -> dict[str, Any]:
     out["ms_per_step"] = 1000 * out["wall_time_s"] / max(1, out["steps"])
     if "bip" in summary:
         out["kept_from_magnitude"] = summary["bip"]["kept_from_magnitude"]
+        out["granularity"] = summary["bip"].get("granularity", "weight")
+        if out["granularity"] == "channel":
+            out["channel_density"] = summary["bip"]["channel_density"]
+            out["layer_channels_kept"] = summary["bip"]["layer_channels_kept"]
     return out
 
 
@@ -106,7 +114,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $STRONGTICKET_DATA)")
     ap.add_argument("--runs", required=True, help="folder for the run directories")
+    ap.add_argument("--model", default="lenet300100", help="zoo model (lenet300100 or lenet5)")
     ap.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.02])
+    ap.add_argument("--channel-densities", type=float, nargs="*", default=[],
+                    help="also BiP's channel variant at these channel densities")
     ap.add_argument("--imp-rate", type=float, default=0.5, help="IMP: fraction of the remaining weights per round")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per training phase")
     ap.add_argument("--train-subset", type=int, default=20000)
@@ -125,17 +136,26 @@ def main() -> None:
                           device=args.device)
             rows.append(row(s))
             print(json.dumps(rows[-1]), flush=True)
+    for d in args.channel_densities:
+        name = f"bip-ch-ft-{d:g}" if args.bip_finetune else f"bip-ch-{d:g}"
+        s = train_run(run_config("bip", d, args, "channel"), Path(args.runs) / name, data_dir=args.data_dir,
+                      device=args.device)
+        rows.append(row(s))
+        print(json.dumps(rows[-1]), flush=True)
     ratios = []
     for d in args.densities:
         imp = next(r for r in rows if r["method"] == "imp" and abs(r["density"] - d) < 1e-9)
-        bip = next(r for r in rows if r["method"] == "bip" and abs(r["density"] - d) < 1e-9)
+        bip = next(r for r in rows if r["method"] == "bip" and r.get("granularity") == "weight"
+                   and abs(r["density"] - d) < 1e-9)
         ratios.append({"density": d, "imp_over_bip_wall": imp["wall_time_s"] / bip["wall_time_s"],
                        "imp_over_bip_steps": imp["steps"] / bip["steps"],
                        "accuracy_bip_minus_imp": bip["test_accuracy"] - imp["test_accuracy"]})
-    print("| method | density | test acc | wall s | steps | ms/step | phases |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | density | channel density | test acc | wall s | steps | ms/step | phases |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['density']:.3f} | {r['test_accuracy']:.4f} | {r['wall_time_s']:.1f} | "
+        method = r["method"] + (" (channel)" if r.get("granularity") == "channel" else "")
+        channel = f"{r['channel_density']:.3f}" if "channel_density" in r else ""
+        print(f"| {method} | {r['density']:.4f} | {channel} | {r['test_accuracy']:.4f} | {r['wall_time_s']:.1f} | "
               f"{r['steps']} | {r['ms_per_step']:.0f} | {r['phases']} |")
     for q in ratios:
         print(f"density {q['density']:g}: IMP/BiP wall {q['imp_over_bip_wall']:.2f}x, steps "

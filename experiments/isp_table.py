@@ -21,7 +21,8 @@ Lottery Pools' pooling (0 steps, evaluation passes only) are included. Seconds a
 time (``wall_time_s``: the sum over its phases, copies included), which on a shared machine is noisy.
 
 Usage: ``python experiments/isp_table.py [experiments/isp_table.toml] --data-dir DATA [--quick]
-[--out runs/isp_table] [--results PREFIX] [--device cpu]`` (``DATA`` holds ``mnist/`` and ``fashion-mnist/``).
+[--out runs/isp_table] [--results PREFIX] [--device cpu] [--seeds 0,1] [--sparsities '0.8,0.9;0.6,0.7']``
+(the last two: a reduced table, named in the results' header) (``DATA`` holds ``mnist/`` and ``fashion-mnist/``).
 """
 
 from __future__ import annotations
@@ -106,9 +107,21 @@ def _sparsities(v: Any, where: str) -> tuple[float, ...]:
     return tuple(float(s) for s in v)
 
 
-def read_table(path: Path, quick: bool) -> Table:
-    """Read and check the TOML (every run configuration is built, so a bad key fails before any training)."""
+def read_table(path: Path, quick: bool, seeds: list[int] | None = None,
+               sparsities: list[list[float]] | None = None) -> Table:
+    """Read and check the TOML (every run configuration is built, so a bad key fails before any training).
+
+    ``seeds`` and ``sparsities`` (one list per task) replace the TOML's (a reduced table: the runs it shares
+    with the full one have the same directories and configurations, so a later full run reuses them)."""
     raw = read_toml(path, "config")
+    if seeds is not None:
+        raw = {**raw, "seeds": seeds}
+    if sparsities is not None:
+        tasks = raw.get("task")
+        if not isinstance(tasks, list) or len(sparsities) != len(tasks):
+            raise InputError(f"--sparsities must hold one list per task ({len(tasks) if isinstance(tasks, list) else 0}"
+                             f"), got {len(sparsities)}")
+        raw = {**raw, "task": [{**t, "sparsities": sp} for t, sp in zip(tasks, sparsities)]}
     check_table(raw, TOP_KEYS, "the table's TOML")
     tasks_raw = raw.get("task")
     if not isinstance(tasks_raw, list) or not tasks_raw:
@@ -297,6 +310,14 @@ def checks(task: Task, results: list[tuple[Unit, dict[str, Any]]]) -> list[str]:
 # ------------------------------------------------------------------------------------------ main
 
 
+def _numbers(text: str, option: str, kind: type) -> list:
+    try:
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{option} must be comma-separated {'integers' if kind is int else 'numbers'}, "
+                         f"got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config", nargs="?", default="experiments/isp_table.toml", help="the table's TOML")
@@ -307,12 +328,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=None,
                     help="prefix of the result files (default experiments/results/isp_table[_quick])")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    ap.add_argument("--seeds", default=None, help="a reduced table: these seeds instead of the TOML's "
+                                                  "(comma-separated, e.g. 0,1)")
+    ap.add_argument("--sparsities", default=None, help="a reduced table: these sparsities instead of the TOML's, "
+                                                       "one comma-separated list per task, tasks separated by ';' "
+                                                       "(e.g. '0.8,0.9;0.6,0.7')")
     args = ap.parse_args(argv)
     suffix = "_quick" if args.quick else ""
     out = Path(args.out or f"runs/isp_table{suffix}")
     prefix = Path(args.results or f"experiments/results/isp_table{suffix}")
     try:
-        table = read_table(Path(args.config), args.quick)
+        seeds = _numbers(args.seeds, "--seeds", int) if args.seeds else None
+        sparsities = ([_numbers(part, "--sparsities", float) for part in args.sparsities.split(";")]
+                      if args.sparsities else None)
+        table = read_table(Path(args.config), args.quick, seeds, sparsities)
         units = plan(table, out)
         results: list[tuple[Unit, dict[str, Any]]] = []
         pre_seconds: list[float] = []
@@ -343,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
                              "steps": training_steps(s, u.config)})
         header = (f"# {table.name}{' (quick)' if args.quick else ''}\n\nTest accuracy (%) on the target dataset, "
                   f"mean ± std over seeds {list(table.seeds)}; steps and training seconds are the mean per run. "
-                  f"Config: {args.config}{' --quick' if args.quick else ''}; "
+                  f"Config: {args.config}{' --quick' if args.quick else ''}"
+                  f"{f' --seeds {args.seeds}' if args.seeds else ''}"
+                  f"{f' --sparsities {args.sparsities!r}' if args.sparsities else ''}; "
                   f"{len(units)} runs; their training seconds add up to {total_train:.0f} s (this invocation: "
                   f"{time.perf_counter() - started:.0f} s; finished runs are skipped on a rerun).\n\n")
         prefix.parent.mkdir(parents=True, exist_ok=True)

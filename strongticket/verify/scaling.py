@@ -7,6 +7,15 @@ every one of several seeds yields a ticket with every weight within ``eps'``. Su
 is "the smallest n in the bisection's path where all seeds succeeded", reported with the seeds used.
 :func:`scaling_table` does that for Pensia (subset sum) and the Malach find-one baseline and adds the
 theorem's ``n`` (:mod:`strongticket.subsetsum.theory`).
+
+Structured tickets (``strongticket verify scaling``): :func:`structured_min_width` finds the smallest width
+``H`` (intermediate channels per input channel) at which synthetic instances of dimension ``D`` (``k^2`` at
+kernel, ``k^2 g`` at group, ``k^2 c_out`` at filter granularity) reach ``eps`` in l_inf, solved by the
+structured construction's own :func:`strongticket.construct.structured.solve_pair`;
+:func:`structured_scaling` sweeps ``D`` and ``eps`` and fits the exponent of ``H`` against ``D``, beside the
+counting lower bound (``n >= D log2(1/eps)`` candidates, about ``H/2`` of the ``H`` channels) and the MRSS
+theorem's ``D^3 log(1/eps) (log(1/eps) + log D)`` (Becchetti et al. 2022, "On the Multidimensional Random
+Subset Sum Problem"; its constant is unknown, so only the shape is drawn).
 """
 
 from __future__ import annotations
@@ -162,6 +171,219 @@ def plot_scaling(rows: list[dict[str, Any]], path: Any, title: str) -> None:
     ax.set_ylabel("samples per weight n (candidates per instance)")
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ structured
+#: The MRSS theorem's sample-size shape (Becchetti et al. 2022): n = C D^3 log(1/eps) (log(1/eps) + log D).
+THEOREM_EXPONENT = 3
+#: Defaults of ``strongticket verify scaling``: 2x2 kernels, 3x3 kernels (kernel granularity), 3x3 slices
+#: shared by 2 outputs (group) and by the 4 outputs of a small layer (filter).
+DEFAULT_DIMS = (4, 9, 18, 36)
+DEFAULT_EPS = (0.5, 0.25)
+
+
+@dataclass(frozen=True)
+class StructuredWidth:
+    """Smallest width per input channel at which structured instances of one dimension reach ``eps``.
+
+    Attributes
+    ----------
+    dimension : int
+        ``D`` of the instances (``k^2``, ``k^2 g`` or ``k^2 c_out``).
+    eps : float
+        l_inf error to reach per instance.
+    width : int or None
+        ``H``, intermediate channels per input channel (both signs of ``u``; the ``u > 0`` ones, about ``H/2``,
+        are the candidates of an instance on inputs >= 0); None when ``width_max`` did not reach ``eps``.
+    width_max : int
+    targets : int
+        Instances per width tried (targets U[-1, 1]^D).
+    quantile : float
+        Fraction of the targets that must reach ``eps``.
+    fraction_at_width, median_error_at_width : float or None
+        At ``width``; None when not reached.
+    counting_width : float
+        ``2 D log2(1/eps)``: below it the ~``H/2`` candidates cannot cover the cube (counting lower bound).
+    tried : tuple of (int, float, float)
+        ``(H, fraction reaching eps, median error)`` in the order tried.
+    seconds, cpu_seconds : float
+        Wall and process CPU time of the search.
+    """
+
+    dimension: int
+    eps: float
+    width: int | None
+    width_max: int
+    targets: int
+    quantile: float
+    fraction_at_width: float | None
+    median_error_at_width: float | None
+    counting_width: float
+    tried: tuple[tuple[int, float, float], ...]
+    seconds: float
+    cpu_seconds: float
+
+
+def synthetic_layer(dimension: int, targets: int, width: int, seed: int) -> tuple[Any, Any, Any]:
+    """``targets`` structured instances of one dimension, as one layer of the construction sees them.
+
+    Returns ``(kernel (1, T, D) float64 U[-1, 1], u (T, width) float32 N(0, 1), v (1, T, width, D) float32
+    N(0, 1))``: input channel ``j`` is instance ``j`` (the slice of one output), intermediate channel ``r``
+    gives the candidate ``|u[j, r]| v[0, j, r]`` when ``u[j, r] > 0``, exactly the samples
+    :func:`strongticket.construct.structured.solve_pair` builds. Each array has its own generator
+    (``numpy.random.default_rng([seed, i])``) and is drawn channel-major, so a smaller width gives the first
+    channels of a larger one: the candidate sets of increasing widths are nested.
+    """
+    import numpy as np
+
+    kernel = np.random.default_rng([seed, 0]).uniform(-1.0, 1.0, (1, targets, dimension))
+    u = np.random.default_rng([seed, 1]).standard_normal((width, targets), dtype=np.float32).T
+    v = np.random.default_rng([seed, 2]).standard_normal((width, targets, dimension), dtype=np.float32)
+    return kernel, np.ascontiguousarray(u), np.ascontiguousarray(np.transpose(v, (1, 0, 2))[None])
+
+
+def structured_min_width(dimension: int, eps: float, *, targets: int = 16, quantile: float = 0.9,
+                         width_max: int = 8192, seed: int = 0, precision: float = 1.25,
+                         search_options: dict[str, Any] | None = None) -> StructuredWidth:
+    """Smallest ``H`` (doubling from 8, then bisection to a ratio ``precision``) at which a ``quantile`` of the
+    targets reach ``eps``, solved by the construction's own
+    :func:`strongticket.construct.structured.solve_pair` (inputs >= 0: the ``u > 0`` side)."""
+    import numpy as np
+
+    from strongticket.construct import structured
+
+    start, cpu = time.perf_counter(), time.process_time()
+    kernel, u, v = synthetic_layer(dimension, targets, width_max, seed)
+    tried: list[tuple[int, float, float]] = []
+    result: dict[int, tuple[float, float]] = {}
+
+    def ok(width: int) -> bool:
+        out = structured.solve_pair(kernel, u[:, :width], v[:, :, :width], [np.arange(1)], eps,
+                                    negative=np.zeros(targets, dtype=bool), seed=seed,
+                                    options=dict(search_options or {}))
+        err = out["errors_pos"][0]
+        frac, med = float(np.mean(err <= eps)), float(np.median(err))
+        tried.append((width, frac, med))
+        result[width] = (frac, med)
+        return frac >= quantile
+
+    lo, hi = 0, min(8, width_max)
+    while not ok(hi):
+        if hi >= width_max:
+            return StructuredWidth(dimension, eps, None, width_max, targets, quantile, None, None,
+                                   2 * dimension * np.log2(1 / eps), tuple(tried), time.perf_counter() - start,
+                                   time.process_time() - cpu)
+        lo, hi = hi, min(2 * hi, width_max)
+    while hi - lo > 1 and hi > precision * lo:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    frac, med = result[hi]
+    return StructuredWidth(dimension, eps, hi, width_max, targets, quantile, frac, med,
+                           2 * dimension * float(np.log2(1 / eps)), tuple(tried), time.perf_counter() - start,
+                           time.process_time() - cpu)
+
+
+def fit_exponent(dims: Sequence[int], widths: Sequence[int]) -> float | None:
+    """Least-squares slope of ``log width`` against ``log D`` (None with fewer than two distinct ``D``)."""
+    import numpy as np
+
+    if len(set(dims)) < 2:
+        return None
+    slope, _ = np.polyfit(np.log(np.asarray(dims, dtype=float)), np.log(np.asarray(widths, dtype=float)), 1)
+    return float(slope)
+
+
+def theorem_shape(dimension: int, eps: float) -> float:
+    """``D^3 log(1/eps) (log(1/eps) + log D)``, the MRSS theorem's sample size without its constant."""
+    import math
+
+    return dimension ** THEOREM_EXPONENT * math.log(1 / eps) * (math.log(1 / eps) + math.log(dimension))
+
+
+def structured_scaling(dims: Sequence[int] = DEFAULT_DIMS, eps_values: Sequence[float] = DEFAULT_EPS, *,
+                       targets: int = 16, quantile: float = 0.9, width_max: int = 8192, seed: int = 0,
+                       search_options: dict[str, Any] | None = None,
+                       log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Width needed against the instance dimension, per eps, with the fitted exponent (see
+    :func:`structured_min_width`; a dimension that misses ``eps`` at ``width_max`` stops that eps's sweep).
+
+    Returns
+    -------
+    dict
+        ``rows`` (one per (eps, D) tried: the :class:`StructuredWidth` fields and ``theorem_shape``),
+        ``fits`` (per eps: ``exponent`` of width against D over the reached dimensions, ``dims``),
+        ``theorem_exponent`` 3, ``counting_exponent`` 1, ``settings``.
+    """
+    from strongticket.validation import check_float, check_int, check_unit_open
+
+    dims = [check_int("--dims", d) for d in dims]
+    eps_values = [check_unit_open("--eps", e) for e in eps_values]
+    if not dims or not eps_values:
+        raise InputError("--dims and --eps need at least one value each")
+    targets = check_int("--targets", targets)
+    quantile = check_float("--quantile", quantile, lo=0.0, hi=1.0, hi_open=False)
+    width_max = check_int("--max-width", width_max, lo=2)
+    say = log or (lambda _m: None)
+    rows, fits = [], []
+    for eps in eps_values:
+        reached: list[tuple[int, int]] = []
+        for d in sorted(dims):
+            r = structured_min_width(d, eps, targets=targets, quantile=quantile, width_max=width_max, seed=seed,
+                                     search_options=search_options)
+            rows.append({**asdict(r), "theorem_shape": theorem_shape(d, eps)})
+            say(f"eps {eps:g}, D {d}: width {r.width if r.width else f'> {width_max}'} "
+                f"(counting bound {r.counting_width:.0f}), {r.cpu_seconds:.1f} s CPU")
+            if r.width is None:
+                break  # larger dimensions need more still
+            reached.append((d, r.width))
+        fits.append({"eps": eps, "exponent": fit_exponent(*zip(*reached)) if len(reached) > 1 else None,
+                     "dims": [d for d, _ in reached]})
+    return {"rows": rows, "fits": fits, "theorem_exponent": THEOREM_EXPONENT, "counting_exponent": 1,
+            "settings": {"dims": dims, "eps": eps_values, "targets": targets, "quantile": quantile,
+                         "width_max": width_max, "seed": seed, "search_options": dict(search_options or {}),
+                         "targets_law": "U[-1, 1]^D", "weights_law": "N(0, 1)", "norm": "linf",
+                         "width": "intermediate channels per input channel (both signs; inputs >= 0)"}}
+
+
+def plot_structured_scaling(result: dict[str, Any], path: Any) -> None:
+    """Width against D on log-log axes per eps: measured, counting lower bound ``2 D log2(1/eps)``, and the
+    theorem's ``D^3`` shape (constant unknown: drawn through the smallest measured point)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from strongticket.files import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5.8, 4.0))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, fit in enumerate(result["fits"]):
+        eps, c = fit["eps"], colors[n % len(colors)]
+        rows = [r for r in result["rows"] if r["eps"] == eps]
+        pts = [(r["dimension"], r["width"]) for r in rows if r["width"]]
+        slope = "" if fit["exponent"] is None else f", fitted exponent {fit['exponent']:.2f}"
+        if pts:
+            ax.loglog(*zip(*pts), marker="o", color=c, label=f"measured, eps {eps:g}{slope}")
+            d0, w0 = pts[0]
+            ds = [r["dimension"] for r in rows]
+            ax.loglog(ds, [w0 * theorem_shape(d, eps) / theorem_shape(d0, eps) for d in ds], ls=":", color=c,
+                      label=f"theorem shape D^3 log(1/eps)(log(1/eps)+log D), eps {eps:g}")
+        missed = [r for r in rows if not r["width"]]
+        for r in missed:
+            ax.scatter([r["dimension"]], [r["width_max"]], marker="^", color=c)
+        ax.loglog([r["dimension"] for r in rows], [r["counting_width"] for r in rows], ls="--", color=c, lw=1,
+                  label=f"counting lower bound 2 D log2(1/eps), eps {eps:g}")
+    ax.set_xlabel("instance dimension D (k^2, k^2 g, k^2 c_out)")
+    ax.set_ylabel("intermediate channels per input H")
+    ax.set_title("structured tickets: width needed vs dimension (^: not reached)", fontsize=9)
+    ax.legend(fontsize=6)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

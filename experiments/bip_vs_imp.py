@@ -12,7 +12,10 @@ LeNet-300-100 by default), so the cost comparison is the number of phases each n
   fine-tuning phase;
 * with ``--channel-densities``, also BiP's channel variant (``--bip-granularity channel``: whole conv filters
   and linear neurons) at those *channel* densities, reported with the weight density they imply (no ratio
-  against IMP: the densities do not match).
+  against IMP: the densities do not match), under ``--channel-scope``: ``layerwise`` by default (every layer
+  keeps that fraction of its channels): one global ranking of LeNet-5's 570 channels by mean |w| favours the
+  layers with the largest weights (under Kaiming init, the conv layers with their small fan-in), and at 10 %
+  (57 channels, fewer than the 70 conv channels) it can leave the fc layer none (layer collapse).
 
 Reported per run: test accuracy (full 10 000 test images), training wall time (the sum of the phases' seconds
 recorded in ``summary.json``), optimiser steps (the sum over phases), milliseconds per step (wall time over
@@ -55,11 +58,12 @@ def run_config(method: str, density: float, args: argparse.Namespace, granularit
     """The shared short schedule with ``method`` at ``density`` (a channel density for BiP's channel variant)."""
     extra: dict[str, Any] = ({"rate": args.imp_rate} if method == "imp"
                              else {"bip_finetune": args.bip_finetune, "bip_granularity": granularity})
+    scope = args.channel_scope if granularity == "channel" else "global"
     return RunConfig(data=DataConfig(dataset="mnist", batch_size=128, train_subset=args.train_subset),
                      model=ModelConfig(model=args.model, init="kaiming_normal"),
                      optim=OptimConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4,
                                        epochs=args.epochs, schedule="cosine"),
-                     prune=PruneConfig(method=method, density=density, scope="global", **extra),
+                     prune=PruneConfig(method=method, density=density, scope=scope, **extra),
                      seed=0, checkpoint_every=args.epochs)
 
 
@@ -118,6 +122,8 @@ def main() -> None:
     ap.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.02])
     ap.add_argument("--channel-densities", type=float, nargs="*", default=[],
                     help="also BiP's channel variant at these channel densities")
+    ap.add_argument("--channel-scope", default="layerwise", choices=("layerwise", "global"),
+                    help="scope of the channel variant's ranking")
     ap.add_argument("--imp-rate", type=float, default=0.5, help="IMP: fraction of the remaining weights per round")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per training phase")
     ap.add_argument("--train-subset", type=int, default=20000)
@@ -137,7 +143,8 @@ def main() -> None:
             rows.append(row(s))
             print(json.dumps(rows[-1]), flush=True)
     for d in args.channel_densities:
-        name = f"bip-ch-ft-{d:g}" if args.bip_finetune else f"bip-ch-{d:g}"
+        tag = "ch" if args.channel_scope == "layerwise" else "chg"
+        name = f"bip-{tag}-ft-{d:g}" if args.bip_finetune else f"bip-{tag}-{d:g}"
         s = train_run(run_config("bip", d, args, "channel"), Path(args.runs) / name, data_dir=args.data_dir,
                       device=args.device)
         rows.append(row(s))

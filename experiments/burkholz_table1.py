@@ -17,8 +17,15 @@ construction's ``lambda_1 = eps phi'(0) / (c b^3 R^2)``, see ``docs/construction
   ``--error-images`` test images (float64), the certified l_inf bound over ``0 <= x <= 1``, parameters;
 * accuracy mean and 95 % interval (``1.96 std / sqrt(seeds)``, the paper's convention) over the seeds.
 
+``--first-layer both`` also builds, on the same target and the same random networks (same seeds), the ticket
+with the reference code's first-layer choices (``reference_first_layer=True``: no ``1/(1+alpha)`` rescale for
+LeakyReLU, no linearisation for tanh/sigmoid/GELU, see ``docs/constructions.md``) and records its accuracy,
+errors and the per-seed accuracy difference ours minus reference (mean and 95 % interval); ``reference``
+builds only that ticket.
+
 Usage: ``python experiments/burkholz_table1.py --data-dir DATA [--acts relu,tanh] [--seeds 5]
-[--hidden 300,100] [--out experiments/results/burkholz_table1.json]`` (``DATA`` holds ``mnist/``).
+[--hidden 300,100] [--first-layer ours|reference|both] [--out experiments/results/burkholz_table1.json]``
+(``DATA`` holds ``mnist/``).
 """
 
 from __future__ import annotations
@@ -141,6 +148,8 @@ def main() -> None:
                     help="neurons per group of the constant block (default: the construction's, first_rho; "
                          "activations with phi(0) != 0 get reserve groups, lplus1.constant_groups)")
     ap.add_argument("--error-images", type=int, default=500)
+    ap.add_argument("--first-layer", choices=("ours", "reference", "both"), default="ours",
+                    help="ours; the reference code's first-layer choices; or both on the same random networks")
     ap.add_argument("--density", type=float, default=1.0,
                     help="IMP-style target: layerwise magnitude pruning to this weight density (1: dense)")
     ap.add_argument("--prune-rounds", type=int, default=3, help="pruning rounds, each retrained --epochs epochs")
@@ -170,7 +179,7 @@ def main() -> None:
                      "seeds": args.seeds, "epochs": args.epochs, "target_seed": args.target_seed,
                      "scale": args.scale, "first_scale": args.first_scale, "first_rho": args.first_rho,
                      "const_rho": args.const_rho, "error_images": args.error_images,
-                     "density": args.density,
+                     "density": args.density, "first_layer": args.first_layer,
                      "prune_rounds": args.prune_rounds if args.density < 1 else 0},
         "rows": {},
     }
@@ -187,37 +196,49 @@ def main() -> None:
         dist = WeightDistribution.uniform(-args.scale, args.scale)
         const_rho = args.const_rho
         runs = []
+        variants = {"ours": [False], "reference": [True], "both": [False, True]}[args.first_layer]
         for seed in range(args.seeds):
-            log(f"{act}: constructing seed {seed} ...")
-            t0 = time.perf_counter()
-            ticket = lplus1.construct(target, eps=args.eps, rho=args.rho, seed=seed, distribution=dist,
-                                      objective=args.objective, nonneg_input=True, const_rho=const_rho,
-                                      first_rho=args.first_rho, first_scale=first_scale, log=log)
-            seconds = time.perf_counter() - t0
-            g32 = SparseTicket(ticket, torch.float32)
-            acc = accuracy(g32, ds.test_x, ds.test_y)
-            del g32
-            g64 = SparseTicket(ticket, torch.float64)
-            with torch.no_grad():
-                measured = float((g64(xs) - f64(xs)).abs().max())
-            del g64
-            prov = ticket.provenance
-            runs.append({
-                "seed": seed, "construction_seconds": round(seconds, 1), "test_accuracy": acc,
-                "measured_linf_error": measured, "certified_linf_bound": prov["certified_bound"]["bound"],
-                "certified_layers": prov["certified_bound"]["layers"],
-                "instances_above_eps": prov["instances_above_eps"],
-                "random_params": ticket.num_params, "ticket_params": ticket.num_kept,
-                "layers": prov["layers"], "seconds": prov["seconds"],
-            })
-            log(f"{act} seed {seed}: {seconds:.0f} s, accuracy {acc:.4f} (target {target_acc:.4f}), measured "
-                f"{measured:.3g}, bound {prov['certified_bound']['bound']:.3g}, kept {ticket.num_kept} of "
-                f"{ticket.num_params}, {prov['instances_above_eps']} instances above eps")
+            run: dict = {}
+            for reference in variants:
+                log(f"{act}: constructing seed {seed}{' (reference first layer)' if reference else ''} ...")
+                t0, c0 = time.perf_counter(), time.process_time()
+                ticket = lplus1.construct(target, eps=args.eps, rho=args.rho, seed=seed, distribution=dist,
+                                          objective=args.objective, nonneg_input=True, const_rho=const_rho,
+                                          first_rho=args.first_rho, first_scale=first_scale, log=log,
+                                          reference_first_layer=reference)
+                seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+                g32 = SparseTicket(ticket, torch.float32)
+                acc = accuracy(g32, ds.test_x, ds.test_y)
+                del g32
+                g64 = SparseTicket(ticket, torch.float64)
+                with torch.no_grad():
+                    measured = float((g64(xs) - f64(xs)).abs().max())
+                del g64
+                prov = ticket.provenance
+                rec = {
+                    "seed": seed, "construction_seconds": round(seconds, 1), "construction_cpu_seconds": round(cpu, 1),
+                    "test_accuracy": acc,
+                    "measured_linf_error": measured, "certified_linf_bound": prov["certified_bound"]["bound"],
+                    "certified_layers": prov["certified_bound"]["layers"],
+                    "instances_above_eps": prov["instances_above_eps"],
+                    "random_params": ticket.num_params, "ticket_params": ticket.num_kept,
+                    "layers": prov["layers"], "seconds": prov["seconds"],
+                }
+                log(f"{act} seed {seed}{' reference' if reference else ''}: {seconds:.0f} s, accuracy {acc:.4f} "
+                    f"(target {target_acc:.4f}), measured {measured:.3g}, bound "
+                    f"{prov['certified_bound']['bound']:.3g}, kept {ticket.num_kept} of {ticket.num_params}, "
+                    f"{prov['instances_above_eps']} instances above eps")
+                if reference and len(variants) == 2:
+                    run["reference"] = rec
+                else:
+                    run.update(rec)
+                    main = ticket  # the row's law and layout: the first variant's
+            runs.append(run)
         result["rows"][act] = {
-            "first_layer_mode": mode, "distribution": ticket.distribution.to_dict(),
-            "const_rho": ticket.provenance["lplus1"]["const_rho"],
-            "const_groups": ticket.provenance["lplus1"]["const_groups"],
-            "first_scale": ticket.provenance["lplus1"]["first_scale"],
+            "first_layer_mode": mode, "distribution": main.distribution.to_dict(),
+            "const_rho": main.provenance["lplus1"]["const_rho"],
+            "const_groups": main.provenance["lplus1"]["const_groups"],
+            "first_scale": main.provenance["lplus1"]["first_scale"],
             "target_accuracy": target_acc,
             "target_params_k": sum(p.numel() for p in target.parameters()) / 1e3,
             "target_nonzero_params_k": sum(int((p != 0).sum()) for p in target.parameters()) / 1e3,
@@ -227,6 +248,12 @@ def main() -> None:
             "max_construction_seconds": max(r["construction_seconds"] for r in runs),
             "runs": runs,
         }
+        if args.first_layer == "both":
+            result["rows"][act]["reference_accuracy_ci95"] = ci95([r["reference"]["test_accuracy"] for r in runs])
+            result["rows"][act]["ours_minus_reference_ci95"] = ci95(
+                [r["test_accuracy"] - r["reference"]["test_accuracy"] for r in runs])
+            result["rows"][act]["reference_measured_linf_error"] = [r["reference"]["measured_linf_error"] for r in runs]
+            result["rows"][act]["measured_linf_error"] = [r["measured_linf_error"] for r in runs]
         write_json_atomic(args.out, result)
     log(f"wrote {args.out}")
     print(json.dumps({a: {k: v for k, v in r.items() if k != "runs"} for a, r in result["rows"].items()}, indent=1))

@@ -322,3 +322,87 @@ def test_rho_too_small_names_what_the_theory_asks() -> None:
 def test_default_rho_is_the_theorem_form() -> None:
     assert lplus1.theory_rho(266_610, 0.01, 0.01) == 15
     assert lplus1.theory_rho(1000, 0.01, 0.01) == math.ceil(lplus1.LPLUS1_C * math.log2(1e5))
+
+
+# ----- the reference code's first-layer choices (reference_first_layer) -------------------------------------------
+def _copy_part(ticket: Ticket, k: int) -> np.ndarray:
+    """Random layer ``k + 1``'s mask over the previous layer's copies (constant columns dropped)."""
+    layout, _ = lplus1.layout_of(ticket)
+    return ticket.masks[lplus1.layer_names(ticket.spec)[k]].numpy()[:, :layout.copies(k - 1)]
+
+
+def test_reference_first_layer_leaves_a_relu_ticket_on_signed_inputs_unchanged() -> None:
+    net = _mlp([4, 5, 3, 2], "relu", 0)
+    ours = lplus1.construct(net, rho=8, eps=0.02, seed=1)
+    ref = lplus1.construct(net, rho=8, eps=0.02, seed=1, reference_first_layer=True)
+    assert ours.distribution == ref.distribution
+    assert all(torch.equal(ours.masks[n], ref.masks[n]) for n in ours.masks)
+    assert ref.provenance["lplus1"]["reference_first_layer"] is True
+
+
+def _first_coefficients(ticket: Ticket) -> tuple[np.ndarray, np.ndarray]:
+    """``(A+, A-)``: random layer 2's realised coefficients on phi(x) and phi(-x), per copy row and input."""
+    layout, _ = lplus1.layout_of(ticket)
+    names = lplus1.layer_names(ticket.spec)
+    w = ticket.random_weights()
+    first = lplus1.first_view(layout, activation("leaky_relu"), w[names[0]].numpy(), ticket.masks[names[0]].numpy())
+    n0, fr = layout.widths[0], layout.first_rho
+    v = np.where(ticket.masks[names[1]].numpy(), w[names[1]].numpy(), 0.0)[:layout.copies(1), :n0 * fr]
+    blk = v.reshape(-1, n0, fr).astype(np.float64)
+    return ((blk * np.where(first.u > 0, first.u, 0.0)).sum(axis=2),
+            (blk * np.where(first.u < 0, -first.u, 0.0)).sum(axis=2))
+
+
+def test_reference_first_layer_omits_exactly_the_leaky_relu_rescale() -> None:
+    net = _mlp([3, 4, 2], "leaky_relu", 0, scale=0.9)
+    eps, rho = 0.002, 12
+    ours = lplus1.construct(net, rho=rho, first_rho=48, const_rho=48, eps=eps, seed=5)
+    ref = lplus1.construct(net, rho=rho, first_rho=48, const_rho=48, eps=eps, seed=5, reference_first_layer=True)
+    # only the copies of random layer 2 differ: same law, same constant neurons, same later layers
+    assert ours.distribution == ref.distribution
+    n1 = lplus1.layer_names(ours.spec)[1]
+    assert torch.equal(ours.masks[n1][rho * 4:], ref.masks[n1][rho * 4:])
+    assert not torch.equal(ours.masks[n1][:rho * 4], ref.masks[n1][:rho * 4])
+    assert torch.equal(ours.masks["layers.2.weight"], ref.masks["layers.2.weight"])
+    # the sides target w / (1 + a) and -w / (1 + a) (ours) or +-w (the reference): A+ phi(x) + A- phi(-x) with
+    # phi(x) - phi(-x) = (1 + a) x turns these
+    # into w x and (1 + a) w x
+    w = np.repeat(net[0].weight.detach().numpy(), rho, axis=0)
+    a = LEAKY_SLOPE
+    for ticket, scale in ((ours, 1 / (1 + a)), (ref, 1.0)):
+        pos, neg = _first_coefficients(ticket)
+        assert np.abs(pos - scale * w).max() <= eps and np.abs(neg + scale * w).max() <= eps
+    assert np.abs(w).max() * a / (1 + a) > 2 * eps  # so the two cannot both hold: the rescale is visible
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_reference_first_layer_drops_the_linearisation_and_only_that(name) -> None:
+    net = _mlp([5, 4, 3, 2], name, 1)
+    ours = lplus1.construct(net, rho=10, eps=0.01, seed=2)
+    ref = lplus1.construct(net, rho=10, eps=0.01, seed=2, reference_first_layer=True)
+    assert ours.distribution.tensor_scales and not ref.distribution.tensor_scales  # one law, no lambda
+    assert ref.provenance["lplus1"]["const_groups"] == 1
+    # later layers' subset sums over the copies are the same instances on the same draws
+    assert np.array_equal(_copy_part(ours, 2), _copy_part(ref, 2))
+    assert np.array_equal(_copy_part(ours, 3), _copy_part(ref, 3))
+    # layer 2: ours solves phi'(0) (lambda_2 v)(lambda_1 u) = v u against w, the reference v u against w on the
+    # unscaled law: the same instances for tanh (phi'(0) = 1; the scale only shrinks the remainder), not for
+    # sigmoid (phi'(0) = 1/4: the reference's products are 4 times too large)
+    same_first = np.array_equal(_copy_part(ours, 1), _copy_part(ref, 1))
+    assert same_first == (activation(name).dphi0 == 1.0)
+    layout, _ = lplus1.layout_of(ref)
+    # the reference assumes the copying layer is the identity: its layer-2 products v u sum to w itself
+    wr = ref.random_weights()
+    first = lplus1.first_view(layout, activation(name), wr["layers.0.weight"].numpy(), ref.masks["layers.0.weight"].numpy())
+    v = np.where(ref.masks["layers.1.weight"].numpy(), wr["layers.1.weight"].numpy(), 0.0)
+    blk = v[:layout.copies(1), :5 * layout.first_rho].reshape(-1, 5, layout.first_rho).astype(np.float64)
+    w = np.repeat(net[0].weight.detach().numpy(), 10, axis=0)
+    assert np.abs((blk * first.u[None]).sum(axis=2) - w).max() <= ref.provenance["layers"][0]["weights"]["max_error"]
+    m1 = ref.masks["layers.0.weight"].numpy()[layout.first_rho * 5:]
+    if activation(name).phi0 != 0:  # sigmoid: the reference's constant neurons have no input (its SiG)
+        assert not m1.any()
+    else:
+        assert m1.any()
+    b_ours, b_ref = (t.provenance["certified_bound"]["bound"] for t in (ours, ref))
+    assert b_ours < b_ref
+    assert _measured(ref, net, 5) <= b_ref * (1 + 1e-9)

@@ -3,8 +3,9 @@
 For a target and a per-weight error ``eps'``, :func:`min_samples` bisects over ``n`` (candidates per subset-sum
 instance; the block size, hidden neurons per input, follows from ``n`` by
 :func:`strongticket.construct.blocks.block_size_for` and is reported with it) for the smallest ``n`` at which
-every one of several seeds yields a ticket with every weight within ``eps'``. Success is monotone in ``n`` only in distribution, so the answer
-is "the smallest n in the bisection's path where all seeds succeeded", reported with the seeds used.
+every one of several seeds yields a ticket with every weight within ``eps'``. Success is monotone in ``n`` only
+in distribution, so the answer is "the smallest n in the bisection's path where all seeds succeeded", reported
+with the seeds used.
 :func:`scaling_table` does that for Pensia (subset sum) and the Malach find-one baseline and adds the
 theorem's ``n`` (:mod:`strongticket.subsetsum.theory`).
 

@@ -9,7 +9,7 @@ cores would give. ``--cpsat`` adds CP-SAT (``mrss_milp``, 10 s per instance) on 
 the cells it names.
 
     python experiments/bench_mrss.py --targets 64 --dims 9 25 --ns 64 128 256 512 1024 \
-        --cpsat 9:64 9:256 25:256 --out experiments/results/bench_mrss.json
+        --cpsat 9:64 9:256 25:256 --out experiments/results/bench_mrss.json   # and bench_mrss.png
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from strongticket.subsetsum.bench_figure import plot_mrss_bench
 from strongticket.subsetsum.benchmark import MrssBenchRow, run_mrss_benchmark
 
 
@@ -45,7 +46,8 @@ def main() -> None:
     if a.out:
         with open(a.out, "w") as f:
             json.dump([r.__dict__ for r in rows], f, indent=1, default=float)
-        print(f"wrote {a.out}")
+        png = plot_mrss_bench(a.out.rsplit(".", 1)[0] + ".png", rows)
+        print(f"wrote {a.out} and {png}")
 
 
 if __name__ == "__main__":

@@ -59,9 +59,11 @@ DEFAULT_GROUP = 12
 MAX_GROUP = 30
 #: Polish steps on the best run (default).
 DEFAULT_STEPS = 20
-#: ``restarts=None`` picks the runs from n·d: AUTO_WORK / (n·d) rounded to a power of two, in
-#: [1, AUTO_MAX_RESTARTS] (about 10 ms of one core per target at d = 25, n = 1024; docs/solvers.md).
-AUTO_WORK = 1 << 17
+#: ``restarts=None`` picks the runs from the cost of one, measured as about proportional to n·d + d³/6 (the
+#: descent's n·d per step, the rounding's d x d inverse): AUTO_WORK / (n·d + d³/6), rounded down to a
+#: power of two, in [1, AUTO_MAX_RESTARTS]. Calibrated for >= 200 targets/s on 2 cores at d = 9 and 25,
+#: n = 64 ... 1024 (docs/solvers.md).
+AUTO_WORK = 5 << 15
 AUTO_MAX_RESTARTS = 32
 _LINF, _L2 = 0, 1
 # Compensation stops once at most d + _MARGIN candidates are left unvisited (their Gram matrix nears
@@ -402,7 +404,7 @@ def _search_one(x, z, norm, group, steps, restarts, stop, state, out_sel):
     p, sg, key = np.empty(n), np.empty(n), np.empty(n)
     H, W, hx = np.empty((d, d)), np.empty(d), np.empty(d)
     rounding = n > d + _MARGIN and as_[n - 1] > 0.0
-    best = np.inf
+    best = residual_cost(z, norm)  # the empty subset: a run optimises ||r||_2 and may end above it in l_inf
     for run in range(restarts):
         if rounding:
             _round_by_scale(xs, as_, z, sel, state, _ORDER_NOISE if run > 0 else 0.0, H, W, hx, key)
@@ -516,9 +518,9 @@ def instance_keys(x: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def auto_restarts(n: int, d: int) -> int:
-    """The runs ``restarts=None`` makes: AUTO_WORK / (n·d) rounded to a power of two, in [1, 32]."""
-    ratio = AUTO_WORK / max(1, n * d)
-    return int(min(AUTO_MAX_RESTARTS, max(1, 2 ** round(math.log2(ratio)))))
+    """The runs ``restarts=None`` makes: AUTO_WORK / (n·d + d³/6) rounded down to a power of two, in [1, 32]."""
+    ratio = AUTO_WORK / max(1.0, n * d + d ** 3 / 6)
+    return int(min(AUTO_MAX_RESTARTS, 2 ** max(0, math.floor(math.log2(ratio)))))
 
 
 def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf", *, seed: int = 0,
@@ -539,7 +541,7 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
         Polish steps on the best run (0: none).
     restarts : int >= 1, optional
         Rounding + descent runs per target, the best kept; None: :func:`auto_restarts` (more runs for
-        small n·d, where one run is cheap). A run that reaches ``eps`` ends the target.
+        small n and d, where one run is cheap). A run that reaches ``eps`` ends the target.
     eps : float, optional
         Stop a target once its error is <= eps.
     time_limit : float, optional
@@ -606,7 +608,7 @@ MRSS_SEARCH_OPTIONS = (
                  f"an integer in [2, {MAX_GROUP}]", lambda v: is_int_at_least(2)(v) and v <= MAX_GROUP),
     MethodOption("steps", f"polish steps on the best run (default {DEFAULT_STEPS})", "an integer >= 0",
                  is_int_at_least(0)),
-    MethodOption("restarts", "rounding + descent runs per target, best kept (default: from n·d, 1 to "
+    MethodOption("restarts", "rounding + descent runs per target, best kept (default: from n and d, 1 to "
                  f"{AUTO_MAX_RESTARTS})", "an integer >= 1", is_int_at_least(1)),
 )
 

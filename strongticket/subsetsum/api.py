@@ -40,8 +40,10 @@ def choose_method(problem: SubsetSumProblem, options: SolveOptions) -> str:
 
     1-D: ``torch`` for CUDA tensors (``min_error``), ``exact`` (compiled meet-in-the-middle) up to
     n = 44, else ``milp`` with a time limit when one was given, else ``local_search``. ``fixed_size``
-    always goes to ``milp``. MRSS: ``mrss_exact`` while 2^(n/2)·d stays small, else ``mrss_milp`` with a time limit when one
-    was given, else ``mrss_search`` (``min_error``) or ``mrss_local_search`` (``sparsest``).
+    always goes to ``milp``. MRSS: ``mrss_exact`` while 2^(n/2)·d stays small, else ``mrss_search`` for
+    ``min_error`` (with or without a time limit: at d = 9, n = 256 it reaches a median l_inf error ten times
+    below CP-SAT's after 10 s, in about a millisecond; ``docs/solvers.md``), else ``mrss_milp`` with a time
+    limit when one was given, else ``mrss_local_search``.
     ``brute`` (n <= 20) is the last resort.
     """
     n, d = problem.num_candidates, problem.dim
@@ -53,8 +55,10 @@ def choose_method(problem: SubsetSumProblem, options: SolveOptions) -> str:
             order.append("torch")
         order += ["exact", "milp" if options.time_limit else "local_search", "local_search"]
     else:
-        order = ["mrss_exact", "mrss_milp" if options.time_limit else "mrss_search", "mrss_search",
-                 "mrss_local_search"]
+        order = ["mrss_exact", "mrss_search"]
+        if options.time_limit:
+            order.append("mrss_milp")
+        order.append("mrss_local_search")
     order.append("brute")  # the oracle, for small n, when nothing better applies
     reasons = []
     for name in order:

@@ -124,6 +124,9 @@ def test_auto_picks_exact_for_small_and_the_searches_for_large_mrss():
     large = random_problem(2, 40, d=8, seed=0, dist="normal")
     assert solve(large).method == "mrss_search"
     assert solve(large, objective="sparsest", eps=0.5).method == "mrss_local_search"  # mrss_search: min_error
+    # a time limit does not send min_error to CP-SAT, which the search beats (docs/solvers.md); sparsest goes there
+    assert solve(large, time_limit=5.0).method == "mrss_search"
+    assert solve(large, objective="sparsest", eps=0.5, time_limit=5.0).method == "mrss_milp"
 
 
 def test_exact_at_d2_n24_reaches_the_calibrated_error():

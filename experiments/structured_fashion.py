@@ -16,9 +16,11 @@ instances above eps per layer, the instance dimension of each layer, parameters 
 against the random network and the target, construction wall and CPU time. For the last width of each
 granularity: ``benchmark_compact`` (median latency of the compacted ticket over the masked random network,
 batch 1 and 256, CPU; ratios measured in the same process). Where a granularity does not get within the
-tolerance, the width it would take is extrapolated from the kernel granularity's width by the exponent
-that ``strongticket verify scaling`` measured (``--scaling`` JSON): ``H(D) = H_kernel (D / D_kernel)^a``
-over the largest dimension of the ticket.
+tolerance, the width it would take: first the per-entry error the target tolerates (every weight and bias
+moved by U[-e, e], accuracy within the tolerance: the largest such ``e`` of a grid), then ``H = c D^a``
+fitted to the widths ``strongticket verify scaling`` measured (``--scaling`` JSON) at the nearest measured
+eps >= e (a lower bound when e is below every measured eps), at the ticket's largest instance dimension D.
+``--extrapolate-only`` redoes that part from an existing ``--out``.
 
 Usage: ``python experiments/structured_fashion.py --data-dir DATA [--width 0.5] [--epochs 2]
 [--widths 64,256,1024] [--granularities kernel,group,filter] [--group 5] [--eps 0.05]
@@ -92,17 +94,72 @@ def train_target(args, ds) -> tuple[nn.Module, float]:
     return target.eval(), time.perf_counter() - t0
 
 
-def scaling_exponent(path: str, eps: float) -> tuple[float | None, float | None]:
-    """The fitted exponent of width vs D measured by ``verify scaling`` at the eps nearest ``eps`` (log scale)."""
-    if not path or not Path(path).is_file():
-        return None, None
+def scaling_law(path: str, eps: float) -> dict | None:
+    """``H = c D^a`` fitted (least squares in log-log) to the widths ``verify scaling`` measured at the smallest
+    measured eps >= ``eps`` (the largest measured eps below it when none is; then the law under-estimates)."""
     import math
 
-    fits = [f for f in json.loads(Path(path).read_text())["fits"] if f["exponent"] is not None]
-    if not fits:
-        return None, None
-    best = min(fits, key=lambda f: abs(math.log(f["eps"]) - math.log(eps)))
-    return best["exponent"], best["eps"]
+    if not path or not Path(path).is_file():
+        return None
+    rows = [r for r in json.loads(Path(path).read_text())["rows"] if r["width"]]
+    levels = sorted({r["eps"] for r in rows})
+    if not levels:
+        return None
+    above = [e for e in levels if e >= eps]
+    at = min(above) if above else max(levels)
+    pts = [(r["dimension"], r["width"]) for r in rows if r["eps"] == at]
+    if len(pts) < 2:
+        return None
+    xs, ys = [math.log(d) for d, _ in pts], [math.log(w) for _, w in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    a = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return {"eps": at, "exponent": a, "constant": math.exp(my - a * mx), "dims": [d for d, _ in pts],
+            "lower_bound": not above}
+
+
+@torch.no_grad()
+def tolerable_error(target: nn.Module, x: torch.Tensor, y: torch.Tensor, tolerance: float, seed: int,
+                    levels=(0.2, 0.1, 0.05, 0.02, 0.01, 0.005)) -> dict:
+    """The largest per-entry error ``e`` (of the normalised layers) at which the target, every weight and bias
+    moved by U[-e, e] (seeded), keeps its accuracy within ``tolerance``: what a ticket's per-slice l_inf error
+    may be. Returns the accuracy at each level and ``eps`` (None if even the smallest level drops more)."""
+    import copy
+
+    base = accuracy_of(target, x, y)
+    out, best = [], None
+    g = torch.Generator().manual_seed(seed)
+    for e in levels:
+        noisy = copy.deepcopy(target)
+        for p in noisy.parameters():
+            p.add_((torch.rand(p.shape, generator=g) * 2 - 1) * e)
+        acc = accuracy_of(noisy, x, y)
+        out.append({"eps": e, "accuracy": acc})
+        if best is None and acc >= base - tolerance:
+            best = e
+    return {"eps": best, "levels": out, "accuracy": base}
+
+
+def extrapolate(res: dict, args) -> dict:
+    """Per granularity that stayed outside the tolerance: the width its largest dimension needs at the tolerable
+    error, by the measured scaling law (``width_needed_by_scaling``)."""
+    ds = load_dataset("fashion-mnist", data_dir=args.data_dir)
+    x, y = ds.test_x[:args.test_subset or None], ds.test_y[:args.test_subset or None]
+    target, _ = train_target(args, ds)
+    normed, _ = normalise_layers(target)
+    tol = tolerable_error(normed, x, y, args.tolerance, args.seed)
+    res["tolerable_error"] = tol
+    law = scaling_law(args.scaling, tol["eps"] or min(lv["eps"] for lv in tol["levels"]))
+    res["scaling_law"] = law
+    for gran in {r["granularity"] for r in res["runs"]}:
+        rows = [r for r in res["runs"] if r["granularity"] == gran]
+        last = rows[-1]
+        if last["within_tolerance"] or law is None:
+            continue
+        d = max(li["dimension"] for li in last["layers"])
+        last["width_needed_by_scaling"] = {"width": law["constant"] * d ** law["exponent"], "dimension": d,
+                                           "exponent": law["exponent"], "at_eps": law["eps"],
+                                           "lower_bound": law["lower_bound"]}
+    return res
 
 
 def run(args) -> dict:
@@ -116,7 +173,6 @@ def run(args) -> dict:
     print(f"target: test accuracy {target_acc:.4f} (normalised {normed_acc:.4f}), {train_s:.0f} s; layer scales "
           f"{[round(s, 3) for s in scales]}", flush=True)
     target_params = sum(p.numel() for p in target.parameters())
-    exponent, exponent_eps = scaling_exponent(args.scaling, args.eps)
     runs = []
     for gran in args.granularities.split(","):
         group = args.group if gran == "group" else None
@@ -160,16 +216,6 @@ def run(args) -> dict:
                 for r in row["bench"]:
                     print(f"  bench batch {r['batch']} {r['module']}: {r['median_ms']:.2f} ms, speed-up over the "
                           f"masked random network {r['speedup_vs_masked']:.2f}", flush=True)
-            if not row["within_tolerance"] and exponent is not None:
-                kern = [r for r in runs if r["granularity"] == "kernel" and r["within_tolerance"]]
-                if kern:
-                    d_k = max(li["dimension"] for li in kern[0]["layers"])
-                    d_g = max(li["dimension"] for li in row["layers"])
-                    row["width_needed_by_scaling"] = {
-                        "width": kern[0]["width"] * (d_g / d_k) ** exponent, "exponent": exponent,
-                        "exponent_eps": exponent_eps, "anchor": {"granularity": "kernel", "width": kern[0]["width"],
-                                                                  "dimension": d_k},
-                        "dimension": d_g}
             runs.append(row)
             del ticket, small
             if row["within_tolerance"]:
@@ -181,7 +227,6 @@ def run(args) -> dict:
         "target": {"model": "lenet5", "width": args.width, "bias": True, "epochs": args.epochs,
                    "test_accuracy": target_acc, "normalised_test_accuracy": normed_acc, "layer_scales": scales,
                    "params": target_params, "train_seconds": round(train_s, 1), "test_images": len(test_y)},
-        "scaling_exponent": exponent, "scaling_exponent_eps": exponent_eps,
         "runs": runs,
     }
 
@@ -191,8 +236,13 @@ def markdown(res: dict) -> str:
     lines = [f"# {res['experiment']}", "",
              f"Target: LeNet-5 (width {t['width']:g}, biases), {t['epochs']} epochs, test accuracy "
              f"{100 * t['test_accuracy']:.2f} % on {t['test_images']} images, {t['params']} parameters. "
-             f"Per-weight eps {res['settings']['eps']} (every layer rescaled to max |w| = 1).", "",
-             "| granularity | width H | dimensions | accuracy % (diff) | max error by layer | compact params | "
+             f"Per-weight eps {res['settings']['eps']} (every layer rescaled to max |w| = 1).", ""]
+    tol = res.get("tolerable_error")
+    if tol:
+        levels = ", ".join(f"{lv['eps']:g}: {100 * lv['accuracy']:.2f} %" for lv in tol["levels"])
+        lines += [f"Tolerable per-entry error (target with U[-e, e] on every weight, within "
+                  f"{100 * res['settings']['tolerance']:g} point): e = {tol['eps']} ({levels}).", ""]
+    lines += ["| granularity | width H | dimensions | accuracy % (diff) | max error by layer | compact params | "
              "random params | construction s (CPU s) | speed-up b1 / b256 | width needed by scaling |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"]:
@@ -202,7 +252,8 @@ def markdown(res: dict) -> str:
         dims = "/".join(str(li["dimension"]) for li in r["layers"])
         errs = " / ".join(f"{li['error_max']:.3f}" for li in r["layers"])
         speed = f"{sp[1]:.1f} / {sp[256]:.1f}" if sp else ""
-        needed = f"{need['width']:.3g} (D {need['dimension']}, exponent {need['exponent']:.2f})" if need else ""
+        needed = (f"{'>= ' if need['lower_bound'] else ''}{need['width']:.3g} (D {need['dimension']}, H = c D^"
+                  f"{need['exponent']:.2f} at eps {need['at_eps']:g})" if need else "")
         lines.append(f"| {name} | {r['width']} | {dims} | {100 * r['accuracy']:.2f} ({r['difference_points']:+.2f}) "
                      f"| {errs} | {r['compact_params']} | {r['random_params']} | {r['construction_seconds']} "
                      f"({r['construction_cpu_seconds']}) | {speed} | {needed} |")
@@ -225,8 +276,11 @@ def main() -> None:
     ap.add_argument("--target-dir", default="/tmp/structured_targets", help="where the trained target is cached")
     ap.add_argument("--scaling", default="experiments/results/structured_scaling.json")
     ap.add_argument("--out", default="experiments/results/structured_fashion.json")
+    ap.add_argument("--extrapolate-only", action="store_true",
+                    help="read --out, add the tolerable error and the widths by the scaling law, rewrite it")
     args = ap.parse_args()
-    res = run(args)
+    res = json.loads(Path(args.out).read_text()) if args.extrapolate_only else run(args)
+    res = extrapolate(res, args)
     write_json_atomic(args.out, res)
     Path(args.out).with_suffix(".md").write_text(markdown(res))
     print(markdown(res))

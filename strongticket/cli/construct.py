@@ -1,7 +1,10 @@
 """``strongticket construct``: a target (zoo name or spec, with its checkpoint) -> a ticket directory.
 
 Thin: parse the options, call :func:`strongticket.nets.checkpoint.load_target` and the construction, save,
-print a table or one JSON object.
+print a table or one JSON object. ``--shard I/K`` writes slice I of K of a 2L construction into OUT instead
+(:func:`strongticket.construct.shard.run_shard`); ``--merge DIR ...`` assembles the K slice directories into
+the ticket OUT (:func:`strongticket.construct.shard.merge`), as ``strongticket compare`` does with its shards:
+one command, one output, so that a job array runs the same line with another ``--shard``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def construct(
     model: Annotated[str | None, _opt("--model", help="Zoo name of the target (with --checkpoint).")] = None,
     spec: Annotated[Path | None, _opt("--spec", help="JSON NetSpec of the target (with --checkpoint).")] = None,
     checkpoint: Annotated[Path | None, _opt("--checkpoint", help="Target state_dict (.safetensors).")] = None,
-    method: Annotated[str, _opt("--method", help=f"Construction: {', '.join(CONSTRUCTIONS)}.")] = "pensia",
+    method: Annotated[str | None, _opt("--method", help=f"Construction: {', '.join(CONSTRUCTIONS)} (default "
+                                                        "pensia).")] = None,
     eps: Annotated[float | None, _opt("--eps", help="Network error in (0, 1); gives the per-weight eps "
                                                     "(or give --per-weight-eps).")] = None,
     per_weight_eps: Annotated[float | None, _opt("--per-weight-eps", help="Error per target weight in (0, 1) "
@@ -64,24 +68,50 @@ def construct(
     include_weights: Annotated[bool, _opt("--include-weights", help="Also write weights.safetensors.")] = False,
     overwrite: Annotated[bool, _opt("--overwrite", help="Replace an existing ticket directory (never anything "
                                                         "else).")] = False,
+    shard: Annotated[str | None, _opt("--shard", help="Run only slice I/K of the work units (e.g. 2/3) into the "
+                                                      "directory OUT (pensia, malach, cnn2l; one directory per "
+                                                      "slice, then --merge); a rerun resumes it.")] = None,
+    merge: Annotated[list[Path] | None, typer.Option("--merge", metavar="DIR",
+                                                     help="A slice directory to assemble into the ticket OUT (repeat "
+                                                          "for each slice); takes the configuration from the "
+                                                          "slices and runs nothing else.",
+                                                     show_default=False)] = None,
     seed: SeedOption = 0,
     json_out: JsonOption = False,
 ) -> None:
     """Construct a strong ticket for a target (zoo name + checkpoint, or spec + checkpoint) into OUT."""
+    if merge:
+        return _merge(out, merge, locals(), include_weights=include_weights, overwrite=overwrite, json_out=json_out)
+    method = method or "pensia"
     given = {"eps": eps, "per_weight_eps": per_weight_eps, "samples": samples, "block_size": block_size,
              "solver": solver, "objective": objective, "delta": delta, "distribution": distribution,
              "granularity": granularity, "group": group, "nonneg_input": nonneg_input, "rho": rho}
     options: dict[str, Any] = {"seed": seed, "strict": strict, **{k: v for k, v in given.items() if v is not None}}
     entry = check_options(method, options)
+    shard_spec = None
+    if shard is not None:
+        from strongticket.compare.units import parse_shard
+        from strongticket.construct.shard import check_shardable, check_writable_shard
+
+        shard_spec = parse_shard(shard)
+        check_shardable(method)
+        if include_weights:
+            raise InputError("--include-weights is an option of the ticket: give it to the --merge that writes it, "
+                             "not to a --shard slice")
     if checkpoint is None:
         raise InputError("--checkpoint (the target's trained weights, .safetensors) is required, got none")
-    check_ticket_destination(out, overwrite=overwrite, what="OUT")
+    if shard_spec is None:
+        check_ticket_destination(out, overwrite=overwrite, what="OUT")
+    else:
+        check_writable_shard(out)
     target = load_target(checkpoint, model=model, spec=spec, num_classes=num_classes, in_channels=in_channels,
                          image_size=image_size, width=width, bias=bias)
     if target.input_shape is not None and "input_shape" in entry.options:
         options["input_shape"] = target.input_shape
     if distribution is not None:
         options["distribution"] = distribution_for(distribution, target.module)
+    if shard_spec is not None:
+        return _shard(method, target.module, options, shard_spec, out, overwrite=overwrite, json_out=json_out)
     start = time.perf_counter()
     with status_line(not json_out, f"constructing the {method} ticket") as log:
         if "log" in entry.options:
@@ -109,5 +139,57 @@ def construct(
         ("samples_per_weight", "products per weight n ="), ("block_size", "block size"),
         ("weights_above_eps", "instances above eps':")) if summary[key] is not None]
     stdout.print(", ".join(parts + [f"{seconds:.1f} s"]))
+
+#: Options that configure a construction: with --merge they come from the slices, so giving one is an error.
+_MERGE_REFUSES = ("model", "spec", "checkpoint", "method", "eps", "per_weight_eps", "delta", "samples", "block_size",
+                  "distribution", "granularity", "group", "rho", "nonneg_input", "objective", "solver", "shard")
+
+
+def _merge(out: Path, dirs: list[Path], given: dict[str, Any], *, include_weights: bool, overwrite: bool,
+           json_out: bool) -> None:
+    from strongticket.construct.shard import merge
+
+    extra = [k for k in _MERGE_REFUSES if given.get(k) is not None]
+    if extra:
+        flag = "--" + extra[0].replace("_", "-")
+        raise InputError(f"--merge takes the construction and its target from the slice directories: do not give "
+                         f"{flag} (got {given[extra[0]]!r})")
+    start = time.perf_counter()
+    with status_line(not json_out, f"merging {len(dirs)} slices") as log:
+        ticket = merge(dirs, out, overwrite=overwrite, include_weights=include_weights, log=log)
+    seconds = time.perf_counter() - start
+    prov = ticket.provenance
+    summary = {"ticket": str(out), "method": prov["method"], "merged": [str(d) for d in dirs],
+               "seconds": round(seconds, 2), "max_per_weight_error": prov.get("max_error"),
+               "weights_above_eps": prov.get("weights_above_eps"), "warnings": prov.get("warnings", []),
+               "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
+    for w in summary["warnings"]:
+        stderr.print(f"warning: {w}", style="bold yellow", highlight=False, markup=False)
+    if json_out:
+        emit_json(summary)
+        return
+    stdout.print(f"ticket of {len(dirs)} slices written to {out}: {ticket.num_kept} of {ticket.num_params} weights "
+                 f"kept, max per-weight error {fmt(summary['max_per_weight_error'])}, {seconds:.1f} s")
+
+
+def _shard(method: str, module: Any, options: dict[str, Any], spec: tuple[int, int], out: Path, *,
+           overwrite: bool, json_out: bool) -> None:
+    from strongticket.construct import construction
+    from strongticket.construct.shard import run_shard
+
+    with status_line(not json_out, f"constructing slice {spec[0]}/{spec[1]} of the {method} ticket") as log:
+        if "log" in construction(method).options:
+            options["log"] = log
+        report = run_shard(method, module, options, spec[0], spec[1], out, overwrite=overwrite, log=log)
+    summary = {"shard": f"{spec[0]}/{spec[1]}", "out": report.out, "method": method, "units": report.units,
+               "ran": report.ran, "skipped": report.skipped, "total_units": report.total, "digest": report.digest,
+               "seconds": report.seconds}
+    if json_out:
+        emit_json(summary)
+        return
+    stdout.print(f"slice {spec[0]}/{spec[1]} written to {out}: {report.units} of {report.total} units "
+                 f"({report.ran} run, {report.skipped} already done), {report.seconds:.1f} s; merge the {spec[1]} "
+                 f"slices with: strongticket construct TICKET --merge DIR ...")
+
 
 __all__ = ["construct"]

@@ -9,7 +9,8 @@
 * :mod:`strongticket.construct.lplus1`: Burkholz 2022, depth L+1 for most activations;
 * :mod:`strongticket.construct.engine` over :mod:`strongticket.construct.blocks`: the one 2L engine (layer
   jobs, choosers, block size, ticket assembly) shared by the 2L constructions;
-* :mod:`strongticket.construct.distribution`: the random weights' law, by name or relative to the target.
+* :mod:`strongticket.construct.distribution`: the random weights' law, by name or relative to the target;
+* :mod:`strongticket.construct.shard`: a 2L construction in slices (``--shard I/K``) and their merge.
 
 :data:`CONSTRUCTIONS` is the one table of constructions (an explicit literal, nothing registers itself):
 each :class:`Construction` names its function, its paper and the keyword options it accepts, and
@@ -50,6 +51,10 @@ class Construction:
         ``--per-weight-eps``). :func:`build` refuses any other.
     check : callable, optional
         ``check(options)`` raises an :class:`InputError` for an option value out of range, before any work.
+    prepare : callable, optional
+        ``prepare(target, **options) -> engine.Prepared`` for the constructions on the one 2L engine: the plan
+        of work units that ``strongticket construct --shard I/K`` runs in slices
+        (:mod:`strongticket.construct.shard`); None: the construction runs whole only.
     """
 
     name: str
@@ -58,6 +63,7 @@ class Construction:
     summary: str
     options: frozenset[str]
     check: Callable[[Mapping[str, Any]], None] | None = None
+    prepare: Callable[..., Any] | None = None
 
 
 def flag(option: str) -> str:
@@ -95,19 +101,19 @@ CONSTRUCTIONS: Mapping[str, Construction] = MappingProxyType({c.name: c for c in
         paper="A. Pensia, S. Rajput, A. Nagle, H. Vishwakarma, D. Papailiopoulos, \"Optimal Lottery Tickets via "
               "SubsetSum: Logarithmic Over-Parameterization is Sufficient\", NeurIPS 2020",
         summary="depth-2L random network; each target weight approximated by a subset sum of random products",
-        options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum),
+        options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum, prepare=pensia.prepare),
     Construction(
         name="malach", construct=malach.construct,
         paper="E. Malach, G. Yehudai, S. Shalev-Shwartz, O. Shamir, \"Proving the Lottery Ticket Hypothesis: "
               "Pruning is All You Need\", ICML 2020",
         summary="the same 2L random network; each target weight matched by the single nearest random product",
-        options=_TWO_LAYER_OPTIONS),
+        options=_TWO_LAYER_OPTIONS, prepare=malach.prepare),
     Construction(
         name="cnn2l", construct=cnn2l.construct,
         paper="A. da Cunha, E. Natale, L. Viennot, \"Proving the Lottery Ticket Hypothesis for Convolutional Neural "
               "Networks\", ICLR 2022",
         summary="depth-2L random CNN; each kernel entry and linear weight approximated by a subset sum",
-        options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum),
+        options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum, prepare=cnn2l.prepare),
     Construction(
         name="structured", construct=structured.construct,
         paper="A. da Cunha, F. d'Amore, E. Natale, \"Polynomially Over-Parameterized Convolutional Neural Networks "

@@ -55,6 +55,10 @@ from strongticket.subsetsum.problem import Status, approximation_errors, selecti
 #: Target activations a 2L block construction supports (applied after the block's second layer).
 BLOCK_ACTIVATIONS = ("relu", "identity")
 
+#: Elements drawn per chunk when a construction reads a random layer (bounds the generator's int64/float64
+#: buffers to 8 MB each; the values do not depend on it, :meth:`WeightDistribution.iter_rows`).
+DRAW_ELEMENTS = 1 << 20
+
 
 @dataclass(frozen=True, eq=False)
 class FCTarget:
@@ -183,7 +187,7 @@ def first_layer_diagonal(dist, name: str, shape: tuple[int, int], seed: int, hid
     H = hidden_per_input
     out = np.empty((d_in, H), dtype=np.float32)
     row = 0
-    for chunk in dist.iter_rows(name, shape, seed, fan_in=d_in):
+    for chunk in dist.iter_rows(name, shape, seed, fan_in=d_in, chunk_elements=DRAW_ELEMENTS):
         c = chunk.numpy()
         rows = np.arange(row, row + c.shape[0])
         out.reshape(-1)[rows] = c[np.arange(c.shape[0]), rows // H]
@@ -329,6 +333,8 @@ class BlockResult:
     Attributes
     ----------
     mask1 : bool tensor, shape (H*d_in, d_in)
+        A property, made from ``used`` on each access (the block keeps only ``used``: a layer solved in units
+        would otherwise hold a mostly empty ``(H d_in, d_in)`` array per unit).
     mask2 : bool tensor, shape (d_out, H*d_in)
     errors_pos, errors_neg : float64 arrays, shape (d_out, d_in)
         |A+ - W| and |A- + W| per target weight as the chooser's sums give them.
@@ -351,9 +357,10 @@ class BlockResult:
         Instances still above ``eps``, up to :data:`MAX_LISTED`, each with its reason (see :func:`classify_miss`).
     miss_reasons : dict
         Reason -> number of instances (complete).
+    used : bool array, shape (d_in, H)
+        Hidden neuron ``(j, r)`` is kept by some instance (``mask1``'s diagonal).
     """
 
-    mask1: torch.Tensor
     mask2: torch.Tensor
     errors_pos: np.ndarray
     errors_neg: np.ndarray
@@ -368,6 +375,21 @@ class BlockResult:
     recovered: int
     misses: list[dict]
     miss_reasons: dict[str, int]
+    used: np.ndarray
+
+    @property
+    def mask1(self) -> torch.Tensor:
+        """The first layer's mask ``(H d_in, d_in)``: hidden neuron ``j H + r`` keeps ``u[j, r]`` if it is used."""
+        return torch.from_numpy(mask1_from_used(self.used))
+
+
+def mask1_from_used(used: np.ndarray) -> np.ndarray:
+    """The univariate first layer's mask, bool ``(H d_in, d_in)``, from ``used`` ``(d_in, H)``: row ``j H + r``
+    keeps column ``j`` where ``used[j, r]``."""
+    d_in, H = used.shape
+    mask1 = np.zeros((d_in * H, d_in), dtype=bool)
+    mask1[np.arange(d_in * H), np.repeat(np.arange(d_in), H)] = used.reshape(-1)
+    return mask1
 
 
 def classify_miss(weight: float, error: float, eps: float, lo: float, hi: float, pool: int, status: int,
@@ -496,15 +518,13 @@ def assemble_block(w: np.ndarray, u: np.ndarray, v: np.ndarray, choose: Chooser 
         misses, reasons = _classify_misses(w, u64, v3, orders, available, sides, eps, chooser.reach, errors,
                                            status, whole)
     used = mask2.any(axis=0)  # (d_in, H): hidden neuron (j, r) is used by some output
-    mask1 = np.zeros((d_in * H, d_in), dtype=bool)
-    mask1[np.arange(d_in * H), np.repeat(np.arange(d_in), H)] = used.reshape(-1)
     counted: dict[str, int] = {}
     _count(counted, status[:sides].reshape(-1))
-    return BlockResult(mask1=torch.from_numpy(mask1), mask2=torch.from_numpy(mask2.reshape(d_out, d_in * H)),
+    return BlockResult(mask2=torch.from_numpy(mask2.reshape(d_out, d_in * H)),
                        errors_pos=errors[0], errors_neg=errors[1], counts_pos=counts[0], counts_neg=counts[1],
                        available_pos=available[0], available_neg=available[1], status=counted,
                        subset_sizes=sizes, info=infos, retried=retried, recovered=recovered, misses=misses,
-                       miss_reasons=reasons)
+                       miss_reasons=reasons, used=used)
 
 
 def _pool_candidates(v3: np.ndarray, u64: np.ndarray, order: np.ndarray, rows: np.ndarray, cols: np.ndarray,

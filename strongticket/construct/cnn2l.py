@@ -455,6 +455,39 @@ def construct(
     InfeasibleError
         ``strict`` and some weight above ``per_weight_eps`` or a block short of a sign.
     """
+    return prepare(target, per_weight_eps=per_weight_eps, eps=eps, samples=samples, delta=delta, seed=seed,
+                   distribution=distribution, solver=solver, objective=objective, strict=strict, log=log,
+                   input_shape=input_shape, nonneg_input=nonneg_input, block_size=block_size,
+                   time_limit=time_limit, wider_pool=wider_pool, record_target=record_target,
+                   _chooser=_chooser).build()
+
+
+def prepare(
+    target: nn.Module | TracedNet,
+    *,
+    per_weight_eps: float | Sequence[float] | None = None,
+    eps: float | None = None,
+    samples: int | None = None,
+    delta: float = 0.01,
+    seed: int = 0,
+    distribution: WeightDistribution | None = None,
+    solver: str = "auto",
+    objective: str = "min_error",
+    strict: bool = True,
+    log: Callable[[str], None] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    nonneg_input: bool = False,
+    block_size: int | None = None,
+    time_limit: float | None = None,
+    wider_pool: bool = True,
+    record_target: bool = True,
+    _chooser: Chooser | None = None,
+) -> engine.Prepared:
+    """Check the arguments, read ``target`` and plan the construction of :func:`construct`, solving nothing.
+
+    Same arguments as :func:`construct`; :meth:`strongticket.construct.engine.Prepared.build` gives its ticket,
+    and :mod:`strongticket.construct.shard` runs it in slices.
+    """
     start = time.perf_counter()
     say = log or (lambda _msg: None)
     seed = check_seed(seed)
@@ -504,88 +537,93 @@ def construct(
 
     jobs = [_job(p, names[p.index], shapes, spec, eps_l, choosers[eps_l], li)
             for li, (p, eps_l) in enumerate(zip(cnn.params, layer_eps))]
-    out = engine.run(jobs, choose, distribution=dist, seed=seed, block_size=H, samples=samples,
-                     per_weight_eps=per_weight_eps, strict=strict, wider_pool=wider_pool, short_fix=short_fix,
-                     log=say)
-    masks: dict[str, torch.Tensor] = dict(out.masks)
-    arrays: dict[str, torch.Tensor] = {}
-    layers_info: list[dict] = []
-    warnings: list[str] = list(out.warnings)
-    ebars: list[np.ndarray] = []
-    listed: list[dict] = []
-    reasons: dict[str, int] = {}
-    for li, (p, eps_l, rec) in enumerate(zip(cnn.params, layer_eps, out.layers)):
-        n1, n2 = names[p.index]
-        e_pos, e_neg = out.arrays[f"errors.block{li}.pos"], out.arrays[f"errors.block{li}.neg"]
-        arrays[f"errors.layer{li}.pos"] = torch.from_numpy(np.ascontiguousarray(e_pos))
-        arrays[f"errors.layer{li}.neg"] = torch.from_numpy(np.ascontiguousarray(e_neg))
-        ebars.append(_acting_errors(p, e_pos, e_neg))
-        for key, k in rec["misses"]["reasons"].items():
-            reasons[key] = reasons.get(key, 0) + k
-        listed += [{"layer": li, **miss} for miss in rec["misses"]["listed"]][:max(0, MAX_LISTED - len(listed))]
-        layers_info.append({
-            "layer": li, "kind": p.kind, "target_index": p.index, "target_name": p.name,
-            "target_shape": list(p.weight.shape), "kernel_shape": list(p.kernel.shape),
-            "bias": p.bias is not None, "bias_tap": p.tap, "constant_out": p.constant_out,
-            "negative_side": p.negative_side,
-            "flatten_input": None if p.flat_input is None else list(p.flat_input),
-            "random_layers": [n1, n2], "random_shapes": [list(shapes[n1]), list(shapes[n2])],
-            "random_params": int(math.prod(shapes[n1]) + math.prod(shapes[n2])),
-            "instances": rec["instances"], "short_inputs": rec["short_inputs"], "per_weight_eps": eps_l,
-            "errors": rec["errors"],
-            "relative_error": relative_error(p, e_pos, e_neg),
-            "bias_max_error": _bias_error(p, e_pos, e_neg),
-            "status": rec["status"], "mean_subset_size": rec["mean_subset_size"],
-            "wider_pool": {"instances": rec["wider_pool"]["instances"], "recovered": rec["wider_pool"]["recovered"]},
-            "misses": {"count": rec["misses"]["count"], "reasons": rec["misses"]["reasons"]},
-            "kept": rec["kept"],
-            "seconds": rec["seconds"],
-        })
-    total_err = max(li["errors"]["max"] for li in layers_info)
-    above = sum(li["errors"]["above_eps"] for li in layers_info)
-    message = None
-    if above:
-        message = pensia.miss_message(above, reasons, listed, samples=samples, block_size=H,
-                                      per_weight_eps=per_weight_eps, max_error=total_err, theory_n=theory_n,
-                                      wider_pool=wider_pool)
-        if not strict:
-            warnings.append(message)
-            say("warning: " + message)
-    radius = 1.0
-    bound = linf_network_bound([p.kernel for p in cnn.params], ebars, radius)
-    provenance = {
-        "method": METHOD, "paper": PAPER,
-        "eps": eps, "per_weight_eps": per_weight_eps, "per_weight_eps_by_layer": layer_eps, "delta": delta,
-        "objective": objective if _chooser is None else choose.name, "solver": solver if _chooser is None else None,
-        "chooser": choose.name, "samples_per_weight": samples, "block_size": H,
-        "block_size_rule": {
-            "needed": needed_H, "given": block_size, "delta": delta, "p_pos": p_pos, "p_neg": p_neg,
-            "union_bound": sum(c * shortfall_probability(H, samples, q) for c, q in needs),
-            "rule": "smallest H with sum over (layer, needed sign) of P(Binomial(H, p) < n) <= delta",
-        },
-        "warnings": warnings,
-        "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps, "theory_C": pensia.PENSIA_C,
-        "theory_form": "n = ceil(C log2(k^2 c_in c_out L / min(eps', delta))); eps' = eps / (2 L d_max)",
-        "constant_input_channel": cnn.constant, "nonneg_input": bool(nonneg_input),
-        "target": {"spec": cnn.traced.spec.to_dict(), "fingerprint": fingerprint(cnn.traced.state),
-                   "num_weights": int(sum(t.numel() for t in cnn.traced.state.values())),
-                   "source_names": cnn.traced.source_names},
-        "layers": layers_info,
-        "max_error": total_err, "weights_above_eps": above, "miss_reasons": reasons, "misses": listed,
-        "misses_format": "conv rows are t*k*k + p*k + q of kernel entry (t, j, p, q), col the input channel j; "
-                         "a Linear after a Flatten has rows o*S + s of weight (o, j*S + s), col the channel j; "
-                         "another Linear has rows o, col the input",
-        "flatten_linear": "conv1x1",
-        "random_params": int(spec.num_params),
-        "random_params_dense_flatten": int(spec.num_params) + sum(
-            _dense_extra(p, H) for p in cnn.params if p.flat_input is not None),
-        "certified_linf": {"radius": radius, "bound": bound.bound,
-                           "rule": "|f(x) - g(x)|_inf over |x|_inf <= radius (strongticket.construct.conv_bound)"},
-        "seconds": {"total": round(time.perf_counter() - start, 3)},
-        "strongticket": __version__,
-    }
-    return engine.finish_ticket(spec, dist, seed, masks, provenance, arrays, cnn.traced.state,
-                                record_target=record_target, strict=strict, miss_message=message if above else None)
+    settings = engine.Settings(distribution=dist, seed=seed, block_size=H, samples=samples,
+                               per_weight_eps=per_weight_eps, strict=strict, wider_pool=wider_pool,
+                               short_fix=short_fix, log=say)
+
+    def finish(out: engine.EngineResult) -> Ticket:
+        masks: dict[str, torch.Tensor] = dict(out.masks)
+        arrays: dict[str, torch.Tensor] = {}
+        layers_info: list[dict] = []
+        warnings: list[str] = list(out.warnings)
+        ebars: list[np.ndarray] = []
+        listed: list[dict] = []
+        reasons: dict[str, int] = {}
+        for li, (p, eps_l, rec) in enumerate(zip(cnn.params, layer_eps, out.layers)):
+            n1, n2 = names[p.index]
+            e_pos, e_neg = out.arrays[f"errors.block{li}.pos"], out.arrays[f"errors.block{li}.neg"]
+            arrays[f"errors.layer{li}.pos"] = torch.from_numpy(np.ascontiguousarray(e_pos))
+            arrays[f"errors.layer{li}.neg"] = torch.from_numpy(np.ascontiguousarray(e_neg))
+            ebars.append(_acting_errors(p, e_pos, e_neg))
+            for key, k in rec["misses"]["reasons"].items():
+                reasons[key] = reasons.get(key, 0) + k
+            listed += [{"layer": li, **miss} for miss in rec["misses"]["listed"]][:max(0, MAX_LISTED - len(listed))]
+            layers_info.append({
+                "layer": li, "kind": p.kind, "target_index": p.index, "target_name": p.name,
+                "target_shape": list(p.weight.shape), "kernel_shape": list(p.kernel.shape),
+                "bias": p.bias is not None, "bias_tap": p.tap, "constant_out": p.constant_out,
+                "negative_side": p.negative_side,
+                "flatten_input": None if p.flat_input is None else list(p.flat_input),
+                "random_layers": [n1, n2], "random_shapes": [list(shapes[n1]), list(shapes[n2])],
+                "random_params": int(math.prod(shapes[n1]) + math.prod(shapes[n2])),
+                "instances": rec["instances"], "short_inputs": rec["short_inputs"], "per_weight_eps": eps_l,
+                "errors": rec["errors"],
+                "relative_error": relative_error(p, e_pos, e_neg),
+                "bias_max_error": _bias_error(p, e_pos, e_neg),
+                "status": rec["status"], "mean_subset_size": rec["mean_subset_size"],
+                "wider_pool": {"instances": rec["wider_pool"]["instances"],
+                               "recovered": rec["wider_pool"]["recovered"]},
+                "misses": {"count": rec["misses"]["count"], "reasons": rec["misses"]["reasons"]},
+                "kept": rec["kept"],
+                "seconds": rec["seconds"],
+            })
+        total_err = max(li["errors"]["max"] for li in layers_info)
+        above = sum(li["errors"]["above_eps"] for li in layers_info)
+        message = None
+        if above:
+            message = pensia.miss_message(above, reasons, listed, samples=samples, block_size=H,
+                                          per_weight_eps=per_weight_eps, max_error=total_err, theory_n=theory_n,
+                                          wider_pool=wider_pool)
+            if not strict:
+                warnings.append(message)
+                say("warning: " + message)
+        radius = 1.0
+        bound = linf_network_bound([p.kernel for p in cnn.params], ebars, radius)
+        provenance = {
+            "method": METHOD, "paper": PAPER,
+            "eps": eps, "per_weight_eps": per_weight_eps, "per_weight_eps_by_layer": layer_eps, "delta": delta,
+            "objective": objective if _chooser is None else choose.name, "solver": solver if _chooser is None else None,
+            "chooser": choose.name, "samples_per_weight": samples, "block_size": H,
+            "block_size_rule": {
+                "needed": needed_H, "given": block_size, "delta": delta, "p_pos": p_pos, "p_neg": p_neg,
+                "union_bound": sum(c * shortfall_probability(H, samples, q) for c, q in needs),
+                "rule": "smallest H with sum over (layer, needed sign) of P(Binomial(H, p) < n) <= delta",
+            },
+            "warnings": warnings,
+            "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps, "theory_C": pensia.PENSIA_C,
+            "theory_form": "n = ceil(C log2(k^2 c_in c_out L / min(eps', delta))); eps' = eps / (2 L d_max)",
+            "constant_input_channel": cnn.constant, "nonneg_input": bool(nonneg_input),
+            "target": {"spec": cnn.traced.spec.to_dict(), "fingerprint": fingerprint(cnn.traced.state),
+                       "num_weights": int(sum(t.numel() for t in cnn.traced.state.values())),
+                       "source_names": cnn.traced.source_names},
+            "layers": layers_info,
+            "max_error": total_err, "weights_above_eps": above, "miss_reasons": reasons, "misses": listed,
+            "misses_format": "conv rows are t*k*k + p*k + q of kernel entry (t, j, p, q), col the input channel j; "
+                             "a Linear after a Flatten has rows o*S + s of weight (o, j*S + s), col the channel j; "
+                             "another Linear has rows o, col the input",
+            "flatten_linear": "conv1x1",
+            "random_params": int(spec.num_params),
+            "random_params_dense_flatten": int(spec.num_params) + sum(
+                _dense_extra(p, H) for p in cnn.params if p.flat_input is not None),
+            "certified_linf": {"radius": radius, "bound": bound.bound,
+                               "rule": "|f(x) - g(x)|_inf over |x|_inf <= radius (strongticket.construct.conv_bound)"},
+            "seconds": {"total": round(time.perf_counter() - start, 3)},
+            "strongticket": __version__,
+        }
+        return engine.finish_ticket(spec, dist, seed, masks, provenance, arrays, cnn.traced.state,
+                                    record_target=record_target, strict=strict, miss_message=message if above else None)
+
+    return engine.Prepared(jobs=tuple(jobs), chooser=choose, settings=settings, finish=finish, traced=cnn.traced)
 
 
 def _dense_extra(p: TargetLayer, block_size: int) -> int:
@@ -699,6 +737,5 @@ def pair_kernels(ticket: Ticket, target: nn.Module | TracedNet | None = None,
 
 
 __all__ = ["CNNTarget", "METHOD", "PAPER", "SUPPORTED", "TargetLayer", "certified_linf", "check_target_modules",
-           "construct",
-           "pair_kernels", "random_spec", "read_cnn_target", "relative_error", "theory_per_weight_eps",
-           "theory_samples"]
+           "construct", "pair_kernels", "prepare", "random_spec", "read_cnn_target", "relative_error",
+           "theory_per_weight_eps", "theory_samples"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from strongticket.construct import pensia
+from strongticket.construct import engine, pensia
 from strongticket.construct.blocks import Chooser, single_reach
 from strongticket.subsetsum.problem import Status
 from strongticket.ticket import Ticket
@@ -63,14 +63,20 @@ def construct(target: Any, *, per_weight_eps: float | None = None, eps: float | 
     ``samples`` (per weight per sign) must be given: the baseline has no logarithmic theorem width; the
     number it needs is what :mod:`strongticket.verify.scaling` measures.
     """
+    return prepare(target, per_weight_eps=per_weight_eps, eps=eps, samples=samples, **kwargs).build()
+
+
+def prepare(target: Any, *, per_weight_eps: float | None = None, eps: float | None = None,
+            samples: int | None = None, **kwargs: Any) -> engine.Prepared:
+    """:func:`construct` checked and planned, solving nothing (see :func:`strongticket.construct.pensia.prepare`)."""
     if samples is None:
         raise pensia.InputError("the find-one baseline needs samples (per weight per sign) to be given")
     unused = sorted(key for key in ("solver", "objective", "time_limit") if key in kwargs)
     if unused:  # find-one has no solver to configure: refuse rather than ignore
         raise pensia.InputError(f"the find-one baseline takes no {', '.join(unused)} (it picks the nearest single "
                                 f"product), got {', '.join(f'{k}={kwargs[k]!r}' for k in unused)}")
-    return pensia.construct(target, eps=eps, per_weight_eps=per_weight_eps, samples=samples,
-                            _chooser=FIND_ONE, _method=METHOD, **kwargs)
+    return pensia.prepare(target, eps=eps, per_weight_eps=per_weight_eps, samples=samples,
+                          _chooser=FIND_ONE, _method=METHOD, **kwargs)
 
 
-__all__ = ["FIND_ONE", "METHOD", "construct", "find_one"]
+__all__ = ["FIND_ONE", "METHOD", "construct", "find_one", "prepare"]

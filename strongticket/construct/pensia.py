@@ -105,6 +105,12 @@ def theory_samples(target: FCTarget, per_weight_eps: float, delta: float, C: flo
 #: Largest pool the wider-pool retry solves exactly as a whole (the exact solver's own limit).
 WIDE_EXACT_LIMIT = EXACT_MAX_N
 
+#: Pools above this many candidates are solved by the exact solver on one thread. Its memory is about
+#: 45 * 2^(n/2) bytes per thread (measured: 770 MB at n = 44, 200 MB at n = 38), independent of the batch, so
+#: every thread added to a wide pool adds that much to the construction's peak; one thread keeps a retry of
+#: n = 44 at about 0.8 GB (the results do not depend on the threads: the solver is parallel over instances).
+WIDE_ONE_THREAD = 40
+
 
 def subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: float | None) -> Chooser:
     """The Pensia chooser: per instance, a subset of the candidate products by :func:`strongticket.subsetsum.solve`.
@@ -117,6 +123,7 @@ def subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: floa
     ``n``), then ``local_search`` over the whole pool for the instances still above ``eps``, keeping per
     instance the better of the two. The
     statuses then prove nothing about the whole pool (``feasible`` within ``eps``, ``unknown`` otherwise).
+    Exact solves of pools above :data:`WIDE_ONE_THREAD` candidates run on one thread (bounded memory).
     """
 
     def choose(targets: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -126,13 +133,19 @@ def subset_sum_chooser(solver: str, objective: str, eps: float, time_limit: floa
 
     def choose_wide(targets: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         c, limit = cand.shape[1], WIDE_EXACT_LIMIT
+        threads = {"num_threads": 1} if c > WIDE_ONE_THREAD else {}
+        if c <= limit and solver in ("auto", "exact") and threads:
+            # what auto picks for a numpy pool of <= 44 (exact), named so that it takes the thread count
+            res = solve(SubsetSumProblem(targets, cand), method="exact", objective=objective, eps=eps,
+                        time_limit=time_limit, **threads)
+            return res.selection, res.status, {"method": res.method, "seconds": round(res.seconds, 4)}
         if c <= limit or solver not in ("auto", "exact"):
             try:
                 return choose(targets, cand)
             except MethodUnavailableError:  # e.g. brute or torch cannot take the pool: the split below can
                 pass
         head = solve(SubsetSumProblem(targets, np.ascontiguousarray(cand[:, :limit])), method="exact",
-                     objective=objective, eps=eps, time_limit=time_limit)
+                     objective=objective, eps=eps, time_limit=time_limit, **threads)
         sel = np.zeros(cand.shape, dtype=bool)
         sel[:, :limit] = head.selection
         errors = head.errors.copy()
@@ -256,6 +269,40 @@ def construct(
         Random spec of 2L ``Linear`` layers, masks, and provenance with per-layer error summaries; the
         per-weight errors are in ``arrays["errors.block{i}.pos"/".neg"]`` (float64, ``(d_out, d_in)``).
     """
+    return prepare(target, eps=eps, per_weight_eps=per_weight_eps, delta=delta, samples=samples,
+                   block_size=block_size, seed=seed, distribution=distribution, solver=solver, objective=objective,
+                   time_limit=time_limit, strict=strict, wider_pool=wider_pool, input_shape=input_shape,
+                   nonneg_input=nonneg_input, record_target=record_target, log=log, _chooser=_chooser,
+                   _method=_method).build()
+
+
+def prepare(
+    target: nn.Module | TracedNet,
+    *,
+    eps: float | None = None,
+    per_weight_eps: float | None = None,
+    delta: float = 0.01,
+    samples: int | None = None,
+    block_size: int | None = None,
+    seed: int = 0,
+    distribution: WeightDistribution | None = None,
+    solver: str = "auto",
+    objective: str = "min_error",
+    time_limit: float | None = None,
+    strict: bool = True,
+    wider_pool: bool = True,
+    input_shape: tuple[int, ...] | None = None,
+    nonneg_input: bool = False,
+    record_target: bool = True,
+    log: Callable[[str], None] | None = None,
+    _chooser: Chooser | None = None,
+    _method: str = METHOD,
+) -> engine.Prepared:
+    """Check the arguments, read ``target`` and plan the construction of :func:`construct`, solving nothing.
+
+    Same arguments as :func:`construct`; :meth:`strongticket.construct.engine.Prepared.build` gives its ticket,
+    and :mod:`strongticket.construct.shard` runs it in slices.
+    """
     start = time.perf_counter()
     say = log or (lambda _msg: None)
     seed = check_seed(seed)
@@ -292,63 +339,68 @@ def construct(
         return (f"at block_size {H} this happens with probability <= delta = {delta:g}: use another seed or a "
                 f"smaller delta (delta/10 gives block_size {block_size_for(samples, delta / 10, needs)})")
 
-    out = engine.run(engine.linear_jobs(fc, spec, negatives), choose, distribution=dist, seed=seed,
-                     block_size=H, samples=samples, per_weight_eps=per_weight_eps, strict=strict,
-                     wider_pool=wider_pool, short_fix=short_fix, log=say)
-    masks: dict[str, Any] = dict(out.masks)
-    arrays: dict[str, Any] = dict(out.arrays)
-    layers_info, warnings = out.layers, list(out.warnings)
-    gen_seconds, solve_seconds = out.seconds["generate"], out.seconds["solve"]
-    total_err = max(li["errors"]["max"] for li in layers_info)
-    above = sum(li["errors"]["above_eps"] for li in layers_info)
-    reasons, listed = engine.miss_totals(layers_info)
-    message = None
-    if above:
-        message = miss_message(above, reasons, listed, samples=samples, block_size=H,
-                               per_weight_eps=per_weight_eps, max_error=total_err, theory_n=theory_n,
-                               wider_pool=wider_pool, law_bound=dist.bound)
-        if not strict:
-            warnings.append(message)
-            say("warning: " + message)
-    provenance = {
-        "method": _method,
-        "paper": "Pensia, Rajput, Nagle, Vishwakarma, Papailiopoulos, NeurIPS 2020" if _method == METHOD
-        else "Malach, Yehudai, Shalev-Shwartz, Shamir, ICML 2020",
-        "eps": eps, "per_weight_eps": per_weight_eps, "delta": delta,
-        "objective": objective if _chooser is None else choose.name, "solver": solver if _chooser is None else None,
-        "chooser": choose.name,
-        "samples_per_weight": samples, "hidden_per_input": H, "block_size": H,
-        "block_size_rule": {
-            "needed": needed_H, "given": block_size, "delta": delta, "p_pos": p_pos, "p_neg": p_neg,
-            "union_bound": sum(c * shortfall_probability(H, samples, p) for c, p in needs),
-            "rule": "smallest H with sum over (block, needed sign) of P(Binomial(H, p) < n) <= delta",
-        },
-        "random_width": [int(spec.parameter_shapes()[n1][0]) for n1, _ in block_parameter_names(spec)],
-        "warnings": warnings,
-        "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps, "theory_C": PENSIA_C,
-        "theory_form": "n = ceil(C log2(d_in d_out L / min(eps', delta))), C calibrated (pensia.PENSIA_C)",
-        "constant_input_channel": fc.constant, "nonneg_input": nonneg_input,
-        "target": {
-            "spec": fc.traced.spec.to_dict(), "fingerprint": fingerprint(fc.traced.state),
-            "widths": list(fc.widths), "num_weights": fc.num_weights,
-            "source_names": fc.traced.source_names,
-        },
-        "layers": layers_info,
-        "max_error": total_err, "weights_above_eps": above,
-        "wider_pool": {
-            "enabled": wider_pool,
-            "instances": sum(li["wider_pool"]["instances"] for li in layers_info),
-            "recovered": sum(li["wider_pool"]["recovered"] for li in layers_info),
-            "rule": "an instance above per_weight_eps with its first n candidates is solved again over every "
-                    "neuron of its sign in its block; the better choice is kept",
-        },
-        "miss_reasons": reasons,
-        "seconds": {"generate": round(gen_seconds, 3), "solve": round(solve_seconds, 3),
-                    "total": round(time.perf_counter() - start, 3)},
-        "strongticket": __version__,
-    }
-    return engine.finish_ticket(spec, dist, seed, masks, provenance, arrays, fc.traced.state,
-                                record_target=record_target, strict=strict, miss_message=message if above else None)
+    settings = engine.Settings(distribution=dist, seed=seed, block_size=H, samples=samples,
+                               per_weight_eps=per_weight_eps, strict=strict, wider_pool=wider_pool,
+                               short_fix=short_fix, log=say)
+
+    def finish(out: engine.EngineResult) -> Ticket:
+        masks: dict[str, Any] = dict(out.masks)
+        arrays: dict[str, Any] = dict(out.arrays)
+        layers_info, warnings = out.layers, list(out.warnings)
+        gen_seconds, solve_seconds = out.seconds["generate"], out.seconds["solve"]
+        total_err = max(li["errors"]["max"] for li in layers_info)
+        above = sum(li["errors"]["above_eps"] for li in layers_info)
+        reasons, listed = engine.miss_totals(layers_info)
+        message = None
+        if above:
+            message = miss_message(above, reasons, listed, samples=samples, block_size=H,
+                                   per_weight_eps=per_weight_eps, max_error=total_err, theory_n=theory_n,
+                                   wider_pool=wider_pool, law_bound=dist.bound)
+            if not strict:
+                warnings.append(message)
+                say("warning: " + message)
+        provenance = {
+            "method": _method,
+            "paper": "Pensia, Rajput, Nagle, Vishwakarma, Papailiopoulos, NeurIPS 2020" if _method == METHOD
+            else "Malach, Yehudai, Shalev-Shwartz, Shamir, ICML 2020",
+            "eps": eps, "per_weight_eps": per_weight_eps, "delta": delta,
+            "objective": objective if _chooser is None else choose.name, "solver": solver if _chooser is None else None,
+            "chooser": choose.name,
+            "samples_per_weight": samples, "hidden_per_input": H, "block_size": H,
+            "block_size_rule": {
+                "needed": needed_H, "given": block_size, "delta": delta, "p_pos": p_pos, "p_neg": p_neg,
+                "union_bound": sum(c * shortfall_probability(H, samples, p) for c, p in needs),
+                "rule": "smallest H with sum over (block, needed sign) of P(Binomial(H, p) < n) <= delta",
+            },
+            "random_width": [int(spec.parameter_shapes()[n1][0]) for n1, _ in block_parameter_names(spec)],
+            "warnings": warnings,
+            "theory_samples_per_weight": theory_n, "theory_per_weight_eps": theory_eps, "theory_C": PENSIA_C,
+            "theory_form": "n = ceil(C log2(d_in d_out L / min(eps', delta))), C calibrated (pensia.PENSIA_C)",
+            "constant_input_channel": fc.constant, "nonneg_input": nonneg_input,
+            "target": {
+                "spec": fc.traced.spec.to_dict(), "fingerprint": fingerprint(fc.traced.state),
+                "widths": list(fc.widths), "num_weights": fc.num_weights,
+                "source_names": fc.traced.source_names,
+            },
+            "layers": layers_info,
+            "max_error": total_err, "weights_above_eps": above,
+            "wider_pool": {
+                "enabled": wider_pool,
+                "instances": sum(li["wider_pool"]["instances"] for li in layers_info),
+                "recovered": sum(li["wider_pool"]["recovered"] for li in layers_info),
+                "rule": "an instance above per_weight_eps with its first n candidates is solved again over every "
+                        "neuron of its sign in its block; the better choice is kept",
+            },
+            "miss_reasons": reasons,
+            "seconds": {"generate": round(gen_seconds, 3), "solve": round(solve_seconds, 3),
+                        "total": round(time.perf_counter() - start, 3)},
+            "strongticket": __version__,
+        }
+        return engine.finish_ticket(spec, dist, seed, masks, provenance, arrays, fc.traced.state,
+                                    record_target=record_target, strict=strict, miss_message=message if above else None)
+
+    return engine.Prepared(jobs=tuple(engine.linear_jobs(fc, spec, negatives)), chooser=choose, settings=settings,
+                           finish=finish, traced=fc.traced)
 
 
 def hidden_width(block_size: int, d_in: int) -> int:
@@ -356,5 +408,5 @@ def hidden_width(block_size: int, d_in: int) -> int:
     return block_size * d_in
 
 
-__all__ = ["METHOD", "PENSIA_C", "construct", "hidden_width", "theory_per_weight_eps",
+__all__ = ["METHOD", "PENSIA_C", "construct", "hidden_width", "prepare", "theory_per_weight_eps",
            "theory_samples"]

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from strongticket.construct import engine, malach, pensia
+from strongticket.construct import cnn2l, engine, malach, pensia
 from strongticket.construct.blocks import read_fc_target, random_spec
 from strongticket.nets.distributions import WeightDistribution
 
+from .test_cnn2l import _ref_init
 from .test_pensia import small_target
 
 #: Masks and per-weight errors of three tickets built by the Pensia/Malach code before the engine existed.
@@ -24,6 +25,28 @@ CASES = {
                                          objective="sparsest", strict=False),
     "m": lambda: malach.construct(small_target(), per_weight_eps=0.02, samples=10, seed=3, strict=False),
 }
+
+
+#: Per-layer records (timings dropped) of those tickets and of a cnn2l one, written when every layer was solved
+#: as one block (before the engine worked in units).
+RECORDS = Path(__file__).parent / "data" / "engine_records_reference.json"
+RECORD_CASES = {"p": CASES["p_bias"], "ps": CASES["p_sparse"], "m": CASES["m"],
+                "c2": lambda: cnn2l.construct(
+                    _ref_init(torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, stride=2, padding=1), torch.nn.ReLU(),
+                                                  torch.nn.Conv2d(3, 2, 2), torch.nn.MaxPool2d(2)), 5),
+                    per_weight_eps=0.002, samples=8, input_shape=(1, 9, 9), seed=2, strict=False)}
+
+
+@pytest.mark.parametrize("case", sorted(RECORD_CASES))
+def test_layer_records_from_one_row_units_equal_those_of_whole_layers(case, monkeypatch):
+    """Statuses, listed retries and misses (in their order), counts and the mean subset size merge exactly."""
+    import json
+
+    from .test_shard import without_seconds
+
+    monkeypatch.setattr(engine, "UNIT_ELEMENTS", 1)  # every row of every layer its own unit
+    ticket = RECORD_CASES[case]()
+    assert without_seconds(ticket.provenance["layers"]) == json.loads(RECORDS.read_text())[case]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -55,7 +78,7 @@ def test_a_layer_kind_is_one_job_a_transposed_second_layer_gives_the_transposed_
         return engine.LayerJob(names=(job.names[0], job.names[1]), shapes=(job.shapes[0], shape),
                                matrix=job.matrix, negative_side=job.negative_side,
                                second_as_matrix=lambda v: np.ascontiguousarray(v.T),
-                               masks_back=lambda b: (b.mask1, b.mask2.T.contiguous()), fan_in=job.fan_in)
+                               matrix_as_second=lambda m: np.ascontiguousarray(m.T), fan_in=job.fan_in)
 
     # the same random values in the other layout
     moved = engine.run([transposed(j) for j in jobs], chooser,
@@ -116,7 +139,7 @@ class _SmallChunks:
     def tensor(self, name, shape, seed, *, fan_in=None):
         return self.law.tensor(name, shape, seed, fan_in=fan_in)
 
-    def iter_rows(self, name, shape, seed, *, fan_in=None):
+    def iter_rows(self, name, shape, seed, *, fan_in=None, chunk_elements=None):
         return self.law.iter_rows(name, shape, seed, fan_in=fan_in, chunk_elements=7)
 
 
@@ -147,3 +170,63 @@ def test_second_layer_filled_chunk_by_chunk_gives_the_same_masks(kind):
         assert torch.equal(whole.masks[name], chunked.masks[name])
     for key in whole.arrays:
         assert np.array_equal(whole.arrays[key], chunked.arrays[key])
+
+
+@pytest.mark.parametrize("method", ["malach", "cnn2l"])
+def test_the_ticket_does_not_depend_on_the_unit_size(method, monkeypatch):
+    """Layers solved in units of one row merge into the ticket of whole-layer units: masks, errors and every
+    record (statuses, listed retries and misses in their order, mean subset size), timings aside."""
+    from strongticket.construct import build
+
+    from .test_shard import CASES, assert_same_ticket
+
+    make, options = CASES[method]
+    whole = build(method, make(), **options)
+    assert len(engine.plan(whole_jobs := _jobs(method))) == len(whole_jobs)  # one unit per layer by default
+    monkeypatch.setattr(engine, "UNIT_ELEMENTS", 1)
+    assert len(engine.plan(whole_jobs)) > 2 * len(whole_jobs)
+    rows = build(method, make(), **options)
+    layer = whole.provenance["layers"][0]
+    if method == "malach":  # retries of both signs, several misses: their merged order is checked
+        assert {i[0] for i in layer["wider_pool"]["indices"]} == {0, 1} and layer["misses"]["count"] > 1
+    else:
+        assert layer["wider_pool"]["instances"] > 0 and len(whole.provenance["misses"]) > 1
+    assert_same_ticket(rows, whole)
+
+
+def _jobs(method):
+    from strongticket.construct import construction
+
+    from .test_shard import CASES
+
+    make, options = CASES[method]
+    return construction(method).prepare(make(), **options).jobs
+
+
+def test_a_layer_solved_in_units_never_holds_its_random_weights_whole(monkeypatch):
+    """Peak Python/numpy memory of a layer solved in units of 8 rows (of 512) stays below the layer's own float32 size
+    (the masks, 1 byte per weight, and the errors stay; the rows and their float64 candidates come and go)."""
+    import tracemalloc
+
+    from strongticket.construct import blocks
+
+    for module in (blocks, engine):  # draw buffers of one row too (their fixed 8 MB would dwarf this layer)
+        monkeypatch.setattr(module, "DRAW_ELEMENTS", 1280)
+    rng = np.random.default_rng(0)
+    d_out, d_in, H, n = 512, 32, 40, 10
+    names = ("layers.0.weight", "layers.1.weight")
+    job = engine.linear_job(names, ((H * d_in, d_in), (d_out, H * d_in)), rng.uniform(-0.3, 0.3, (d_out, d_in)),
+                            negative_side=True)
+    chooser = pensia.subset_sum_chooser("exact", "min_error", 0.05, None)
+    kw = dict(distribution=WeightDistribution.uniform(), seed=0, block_size=H, samples=n, per_weight_eps=0.05,
+              strict=False, wider_pool=False, short_fix=lambda: "")
+    engine.run([job], chooser, **kw, unit_elements=8 * H * d_in)  # compile and warm up outside the trace
+    tracemalloc.start()
+    try:
+        out = engine.run([job], chooser, **kw, unit_elements=8 * H * d_in)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    layer_bytes = 4 * d_out * H * d_in
+    assert out.masks[names[1]].shape == (d_out, H * d_in)
+    assert peak < 0.75 * layer_bytes, (peak, layer_bytes)

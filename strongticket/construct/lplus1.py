@@ -1,4 +1,4 @@
-"""Burkholz (2022): a depth-(L+1) random network pruned into a depth-L fully connected target, most activations.
+"""Burkholz (2022): a depth-(L+1) random network pruned into a depth-L target, most activations.
 
 R. Burkholz, "Most Activation Functions Can Win the Lottery Without Excessive Depth", NeurIPS 2022
 (arXiv 2205.02321), Theorems 2.5 and 2.6. For ReLU it was known that a random network of depth 2L and a
@@ -7,7 +7,9 @@ that depth L+1 suffices, for a large class of activation functions: with probabi
 random network of depth L+1 whose hidden layers are ``rho = O(log(N / min(eps, delta)))`` times wider than the
 target's (N target parameters) contains a subnetwork within eps of the target. The construction, how this
 module realises it and where it departs from the reference code are in ``docs/constructions.md``, section
-"Burkholz 2022".
+"Burkholz 2022". This module is the fully connected case and the pieces both cases share (activations, the
+batched instances, the certified bound's terms); :func:`construct` sends a target with a ``Conv2d`` layer to
+:mod:`strongticket.construct.lplus1_conv`, which lays the same construction out over channels and kernel taps.
 
 Layout of the random network (no biases; a constant input coordinate, ``NetSpec.input_constant``):
 
@@ -544,13 +546,14 @@ def construct(
     reference_first_layer: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Ticket:
-    """Prune a depth-(L+1) random network into an approximation of the fully connected ``target``.
+    """Prune a depth-(L+1) random network into an approximation of ``target``.
 
     Parameters
     ----------
     target : nn.Module or TracedNet
-        ``Linear`` layers (optionally after ``Flatten``) with any activations of the registry; the first
-        layer's must be supported by :func:`first_layer_mode`.
+        ``Linear`` layers (optionally after ``Flatten``), or a CNN (``Conv2d`` first, then ``Conv2d``, pooling,
+        one ``Flatten`` and ``Linear`` layers: :mod:`strongticket.construct.lplus1_conv`), with any
+        activations of the registry; the first layer's must be supported by :func:`first_layer_mode`.
     eps : float in (0, 1)
         Tolerance of every subset-sum instance (the per-parameter error of Burkholz's experiments).
     delta : float in (0, 1)
@@ -606,8 +609,10 @@ def construct(
     Returns
     -------
     Ticket
-        Random spec of L+1 ``Linear`` layers with the right activation per layer, masks, and provenance:
-        ``lplus1`` (layout and mode), per-layer instance records and ``certified_bound``.
+        Random spec of L+1 ``Linear`` layers (a CNN target: a 1x1 ``Conv2d``, then ``Conv2d``/``Linear``
+        layers with the target's pooling and ``Flatten`` between them) with the right activation per layer,
+        masks, and provenance: ``lplus1`` (layout and mode; ``target_kind`` ``"conv"`` for a CNN), per-layer
+        instance records and ``certified_bound``.
 
     Raises
     ------

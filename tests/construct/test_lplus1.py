@@ -393,7 +393,8 @@ def test_reference_first_layer_drops_the_linearisation_and_only_that(name) -> No
     layout, _ = lplus1.layout_of(ref)
     # the reference assumes the copying layer is the identity: its layer-2 products v u sum to w itself
     wr = ref.random_weights()
-    first = lplus1.first_view(layout, activation(name), wr["layers.0.weight"].numpy(), ref.masks["layers.0.weight"].numpy())
+    first = lplus1.first_view(layout, activation(name), wr["layers.0.weight"].numpy(),
+                              ref.masks["layers.0.weight"].numpy())
     v = np.where(ref.masks["layers.1.weight"].numpy(), wr["layers.1.weight"].numpy(), 0.0)
     blk = v[:layout.copies(1), :5 * layout.first_rho].reshape(-1, 5, layout.first_rho).astype(np.float64)
     w = np.repeat(net[0].weight.detach().numpy(), 10, axis=0)

@@ -24,7 +24,8 @@ def _cnn(act: str, seed: int, *, padding: int = 1, bias: bool = True, scale: flo
     side2 = side // 2 + 2 * padding - 2
     net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=padding, bias=bias), activation(act).module(), nn.MaxPool2d(2),
                         nn.Conv2d(3, 2, 3, padding=padding, bias=bias), activation(act).module(), nn.Flatten(),
-                        nn.Linear(2 * side2 * side2, 3, bias=bias), activation(act).module(), nn.Linear(3, 2, bias=bias))
+                        nn.Linear(2 * side2 * side2, 3, bias=bias), activation(act).module(),
+                        nn.Linear(3, 2, bias=bias))
     with torch.no_grad():
         for name, p in net.named_parameters():
             p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * scale)

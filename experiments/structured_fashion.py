@@ -18,8 +18,9 @@ granularity: ``benchmark_compact`` (median latency of the compacted ticket over 
 batch 1 and 256, CPU; ratios measured in the same process). Where a granularity does not get within the
 tolerance, the width it would take: first the per-entry error the target tolerates (every weight and bias
 moved by U[-e, e], accuracy within the tolerance: the largest such ``e`` of a grid), then ``H = c D^a``
-fitted to the widths ``strongticket verify scaling`` measured (``--scaling`` JSON) at the nearest measured
-eps >= e (a lower bound when e is below every measured eps), at the ticket's largest instance dimension D.
+fitted to the widths ``strongticket verify scaling`` measured (``--scaling`` JSON) at the largest measured eps
+<= e (a lower bound, marked ">=", when e is below every measured eps), at the ticket's largest instance
+dimension D.
 ``--extrapolate-only`` redoes that part from an existing ``--out``.
 
 Usage: ``python experiments/structured_fashion.py --data-dir DATA [--width 0.5] [--epochs 2]
@@ -95,8 +96,9 @@ def train_target(args, ds) -> tuple[nn.Module, float]:
 
 
 def scaling_law(path: str, eps: float) -> dict | None:
-    """``H = c D^a`` fitted (least squares in log-log) to the widths ``verify scaling`` measured at the smallest
-    measured eps >= ``eps`` (the largest measured eps below it when none is; then the law under-estimates)."""
+    """``H = c D^a`` fitted (least squares in log-log) to the widths ``verify scaling`` measured at the largest
+    measured eps <= ``eps`` (an over-estimate at ``eps``: a smaller error needs more width); when every measured
+    eps is above ``eps``, at the smallest of them, and ``lower_bound`` says the width is then an under-estimate."""
     import math
 
     if not path or not Path(path).is_file():
@@ -105,8 +107,8 @@ def scaling_law(path: str, eps: float) -> dict | None:
     levels = sorted({r["eps"] for r in rows})
     if not levels:
         return None
-    above = [e for e in levels if e >= eps]
-    at = min(above) if above else max(levels)
+    below = [e for e in levels if e <= eps]
+    at = max(below) if below else min(levels)
     pts = [(r["dimension"], r["width"]) for r in rows if r["eps"] == at]
     if len(pts) < 2:
         return None
@@ -114,7 +116,7 @@ def scaling_law(path: str, eps: float) -> dict | None:
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     a = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     return {"eps": at, "exponent": a, "constant": math.exp(my - a * mx), "dims": [d for d, _ in pts],
-            "lower_bound": not above}
+            "lower_bound": not below}
 
 
 @torch.no_grad()

@@ -68,9 +68,10 @@ def construct(
     include_weights: Annotated[bool, _opt("--include-weights", help="Also write weights.safetensors.")] = False,
     overwrite: Annotated[bool, _opt("--overwrite", help="Replace an existing ticket directory (never anything "
                                                         "else).")] = False,
-    shard: Annotated[str | None, _opt("--shard", help="Run only slice I/K of the work units (e.g. 2/3) into the "
-                                                      "directory OUT (pensia, malach, cnn2l; one directory per "
-                                                      "slice, then --merge); a rerun resumes it.")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", metavar="I/K",
+                                              help="Run only slice I/K of the work units (e.g. 2/3) into the "
+                                                   "directory OUT (pensia, malach, cnn2l; one directory per slice, "
+                                                   "then --merge); a rerun resumes it.", show_default=False)] = None,
     merge: Annotated[list[Path] | None, typer.Option("--merge", metavar="DIR",
                                                      help="A slice directory to assemble into the ticket OUT (repeat "
                                                           "for each slice); takes the configuration from the "

@@ -52,7 +52,7 @@ def benchmark_compact(ticket: Any, *, batches: tuple[int, ...] = (1, 256), repea
     Parameters
     ----------
     ticket : Ticket
-        A ticket of 1x1 + kxk pairs (``structured`` or ``cnn2l`` on a Conv2d target) with an input shape.
+        A ticket of univariate 2L pairs (``structured`` or ``cnn2l``) with an input shape.
     batches : tuple of int >= 1
         Batch sizes to time.
     repeats, warmup : int

@@ -17,8 +17,8 @@ app = typer.Typer(help="Benchmarks of built tickets (the solvers' benchmark is `
 
 @app.command("compact")
 def compact(
-    ticket_dir: Annotated[Path, typer.Argument(help="A ticket directory of 1x1 + kxk pairs (structured or cnn2l on "
-                                                    "a Conv2d target).")],
+    ticket_dir: Annotated[Path, typer.Argument(help="A ticket directory of univariate 2L pairs (structured or "
+                                                    "cnn2l).")],
     batches: Annotated[str, typer.Option("--batches", help="Comma-separated batch sizes.")] = "1,256",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed forward passes per module and batch (the "
                                                            "median is reported).")] = 20,

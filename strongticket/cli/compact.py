@@ -12,8 +12,8 @@ from strongticket.cli.common import JsonOption, emit_json, stdout
 
 
 def compact(
-    ticket_dir: Annotated[Path, typer.Argument(help="A ticket directory of 1x1 + kxk pairs (strongticket construct "
-                                                    "--method structured or cnn2l on a Conv2d target).")],
+    ticket_dir: Annotated[Path, typer.Argument(help="A ticket directory of univariate 2L pairs "
+                                                    "(strongticket construct --method structured or cnn2l).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write (compact.json + weights.safetensors).")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it is a compacted-ticket "
                                                                 "directory (never anything else).")] = False,

@@ -55,6 +55,8 @@ class Construction:
         ``prepare(target, **options) -> engine.Prepared`` for the constructions on the one 2L engine: the plan
         of work units that ``strongticket construct --shard I/K`` runs in slices
         (:mod:`strongticket.construct.shard`); None: the construction runs whole only.
+    per_layer : frozenset of str
+        Options that also take one value per target layer (a list), each checked like a single value.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Construction:
     options: frozenset[str]
     check: Callable[[Mapping[str, Any]], None] | None = None
     prepare: Callable[..., Any] | None = None
+    per_layer: frozenset[str] = frozenset()
 
 
 def flag(option: str) -> str:
@@ -113,7 +116,8 @@ CONSTRUCTIONS: Mapping[str, Construction] = MappingProxyType({c.name: c for c in
         paper="A. da Cunha, E. Natale, L. Viennot, \"Proving the Lottery Ticket Hypothesis for Convolutional Neural "
               "Networks\", ICLR 2022",
         summary="depth-2L random CNN; each kernel entry and linear weight approximated by a subset sum",
-        options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum, prepare=cnn2l.prepare),
+        options=_TWO_LAYER_OPTIONS | _SUBSET_SUM_OPTIONS, check=_check_subset_sum, prepare=cnn2l.prepare,
+        per_layer=frozenset({"per_weight_eps"})),
     Construction(
         name="structured", construct=structured.construct,
         paper="A. da Cunha, F. d'Amore, E. Natale, \"Polynomially Over-Parameterized Convolutional Neural Networks "
@@ -177,7 +181,14 @@ def check_options(name: str, options: Mapping[str, Any]) -> Construction:
         raise InputError(f"give --eps (network error) or --per-weight-eps (error per weight), not both; got "
                          f"--eps {options['eps']!r} and --per-weight-eps {options['per_weight_eps']!r}")
     for key, value in options.items():
-        if value is not None and key in _VALUE_CHECKS:
+        if value is None or key not in _VALUE_CHECKS:
+            continue
+        if isinstance(value, (list, tuple)):
+            if key not in entry.per_layer:
+                raise InputError(f"{flag(key)} takes one value for --method {name}, got the list {list(value)!r}")
+            for v in value:
+                _VALUE_CHECKS[key](v)
+        else:
             _VALUE_CHECKS[key](value)
     if entry.check is not None:
         entry.check(options)

@@ -59,3 +59,14 @@ def test_build_gives_the_ticket_of_a_direct_call(name, module):
     assert got.provenance["method"] == direct.provenance["method"] == module.METHOD
     assert got.spec == direct.spec and got.seed == direct.seed and got.masks.keys() == direct.masks.keys()
     assert all(torch.equal(got.masks[k], direct.masks[k]) for k in got.masks)
+
+
+def test_per_layer_tolerances_are_accepted_where_the_construction_takes_them_and_each_is_checked():
+    from strongticket.construct import check_options
+    from strongticket.errors import InputError
+
+    check_options("cnn2l", {"per_weight_eps": [0.01, 0.02]})  # one per target layer
+    with pytest.raises(InputError, match=r"--per-weight-eps must be in \(0, 1\), got 2.0"):
+        check_options("cnn2l", {"per_weight_eps": [0.01, 2.0]})
+    with pytest.raises(InputError, match="takes one value for --method pensia"):
+        check_options("pensia", {"per_weight_eps": [0.01]})

@@ -270,6 +270,9 @@ class GemMiner(Method):
     paper = "Sreenivasan et al. 2022, Rare Gems: Finding Lottery Tickets at Initialization, §3"
     default_scope = "global"
     default_init = "signed_constant"
+    # the search runs on the random initialisation (its mask is a strong ticket) and the fine-tuning starts from
+    # it: pre-trained weights would never be used, so runs and comparisons refuse them up front
+    keeps_random_weights = True
 
     def check(self) -> None:  # noqa: D102
         if self.cfg.scope == "layerwise":

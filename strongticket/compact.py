@@ -24,8 +24,8 @@ from torch import nn
 
 from strongticket import __version__
 from strongticket.errors import InputError, TicketFormatError
-from strongticket.files import atomic_directory, check_writable_directory, read_json_object, save_tensors_atomic, \
-    write_json_atomic
+from strongticket.files import atomic_directory, check_writable_directory, has_format, read_json_object, \
+    save_tensors_atomic, write_json_atomic
 from strongticket.nets.activations import activation
 from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
 
@@ -339,12 +339,7 @@ def load_compact(directory: str | Path) -> CompactNet:
 
 
 def _is_compact_json(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        return read_json_object(path).get("format") == COMPACT_FORMAT
-    except (OSError, ValueError):
-        return False
+    return has_format(path, COMPACT_FORMAT)
 
 
 __all__ = ["AppendConstant", "COMPACT_FORMAT", "CompactNet", "Univariate", "UnivariateLinear",

@@ -323,6 +323,19 @@ def read_json_object(path: str | os.PathLike[str], error: type[Exception] = Valu
     return data
 
 
+def has_format(path: str | os.PathLike[str], fmt: str) -> bool:
+    """Whether ``path`` is a JSON object file whose ``format`` is ``fmt``: the marker test of every directory
+    strongticket writes (a ticket's ``ticket.json``, a comparison's ``compare.json`` ...). A missing, unreadable
+    or foreign file is simply not ours (False), never an error."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return read_json_object(path).get("format") == fmt
+    except (OSError, ValueError):
+        return False
+
+
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """Return the hex sha256 digest of the file at ``path``."""
     h = hashlib.sha256()

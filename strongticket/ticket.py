@@ -44,6 +44,7 @@ from strongticket.errors import InputError, TicketFormatError
 from strongticket.files import (
     atomic_directory,
     check_writable_directory,
+    has_format,
     read_json_object,
     save_tensors_atomic,
     sha256_file,
@@ -388,12 +389,7 @@ def check_ticket_destination(directory: str | Path, *, overwrite: bool = False,
 def _is_ticket_json(path: Path) -> bool:
     """``path`` is a ticket.json strongticket wrote: a JSON object whose ``format`` is :data:`FORMAT`
     (any version: a ticket of another version is still ours to replace)."""
-    if not path.is_file():
-        return False
-    try:
-        return read_json_object(path).get("format") == FORMAT
-    except (OSError, ValueError):
-        return False
+    return has_format(path, FORMAT)
 
 
 def _read_tensors(directory: Path, filename: str, expected_sha: Any) -> dict[str, torch.Tensor]:

@@ -303,3 +303,16 @@ def test_the_umask_is_read_without_proc_too(monkeypatch: pytest.MonkeyPatch, mas
     with _umask(mask):
         assert files._umask() == mask
         assert os.umask(mask) == mask  # and it is left as it was
+
+
+def test_has_format_is_true_only_for_a_json_object_of_that_format(tmp_path: Path) -> None:
+    from strongticket.files import has_format
+
+    cases = {"ours.json": '{"format": "strongticket-x"}', "other.json": '{"format": "someone-else"}',
+             "list.json": '["strongticket-x"]', "broken.json": '{"format": ', "binary.json": b"\xff\xfe"}
+    for name, text in cases.items():
+        (tmp_path / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    (tmp_path / "dir.json").mkdir()
+    assert has_format(tmp_path / "ours.json", "strongticket-x")
+    assert not any(has_format(tmp_path / n, "strongticket-x")
+                   for n in ("other.json", "list.json", "broken.json", "binary.json", "dir.json", "missing.json"))

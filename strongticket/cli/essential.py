@@ -22,14 +22,9 @@ MARKER = "essential.json"
 
 
 def _is_marker(path: Path) -> bool:
-    from strongticket.files import read_json_object
+    from strongticket.files import has_format
 
-    if not path.is_file():
-        return False
-    try:
-        return read_json_object(path).get("format") == "strongticket-essential"
-    except ValueError:
-        return False
+    return has_format(path, "strongticket-essential")
 
 
 def essential(

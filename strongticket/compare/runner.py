@@ -35,7 +35,7 @@ import torch
 from strongticket.compare.config import CompareConfig, ConstructEntry
 from strongticket.compare.units import Unit, find_unit_id, plan, shard
 from strongticket.errors import InputError
-from strongticket.files import check_writable_directory, read_json_object, write_json_atomic
+from strongticket.files import check_writable_directory, has_format, read_json_object, write_json_atomic
 
 FORMAT = "strongticket-compare"
 MARKER = "compare.json"
@@ -57,10 +57,7 @@ ADVERSARIAL_STEPS = 20
 
 def is_compare_dir(path: Path) -> bool:
     """Whether ``path`` holds a comparison's marker (``compare.json`` with ``format: strongticket-compare``)."""
-    try:
-        return (path / MARKER).is_file() and read_json_object(path / MARKER).get("format") == FORMAT
-    except (ValueError, OSError):
-        return False
+    return has_format(path / MARKER, FORMAT)
 
 
 def open_directory(out: Path, config: CompareConfig, *, shard_spec: tuple[int, int] | None,

@@ -50,6 +50,7 @@ from strongticket.construct import engine
 from strongticket.errors import InputError
 from strongticket.files import (
     check_writable_directory,
+    has_format,
     read_json_object,
     save_arrays_atomic,
     save_tensors_atomic,
@@ -159,12 +160,7 @@ def digest_of(config: Mapping[str, Any]) -> str:
 
 
 def _is_shard_json(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        return read_json_object(path).get("format") == FORMAT
-    except (OSError, ValueError):
-        return False
+    return has_format(path, FORMAT)
 
 
 def check_shardable(method: str) -> Any:

@@ -323,6 +323,18 @@ def read_json_object(path: str | os.PathLike[str], error: type[Exception] = Valu
     return data
 
 
+def save_figure_atomic(fig: Any, dest: str | os.PathLike[str], *, dpi: int = 120) -> Path:
+    """Write the matplotlib figure ``fig`` to ``dest`` as PNG, atomically (as every other file here), then close
+    it so that long sweeps do not accumulate open figures; return the path."""
+    import matplotlib.pyplot as plt
+
+    dest = Path(dest)
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return dest
+
+
 def has_format(path: str | os.PathLike[str], fmt: str) -> bool:
     """Whether ``path`` is a JSON object file whose ``format`` is ``fmt``: the marker test of every directory
     strongticket writes (a ticket's ``ticket.json``, a comparison's ``compare.json`` ...). A missing, unreadable

@@ -120,14 +120,9 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    from strongticket.files import save_figure_atomic
 
-    from strongticket.files import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path, dpi=120)
 
 
 def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> Path:

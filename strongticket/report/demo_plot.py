@@ -33,7 +33,7 @@ def plot_demo(path: Path, errors: Mapping[str, np.ndarray], eps: float, target_l
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from strongticket.files import atomic_path
+    from strongticket.files import save_figure_atomic
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.9))
     floor = 1e-7
@@ -55,9 +55,7 @@ def plot_demo(path: Path, errors: Mapping[str, np.ndarray], eps: float, target_l
     ax2.legend(fontsize=8, markerscale=3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=120)
 
 
 __all__ = ["plot_demo"]

@@ -21,7 +21,7 @@ def plot_essential(result: EssentialResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from strongticket.files import atomic_path
+    from strongticket.files import save_figure_atomic
 
     snaps = result.snapshots
     several = len(snaps) > 1
@@ -74,9 +74,7 @@ def plot_essential(result: EssentialResult, path: Path) -> None:
         ax3.set_title("essential sparsity over training", fontsize=10)
         ax3.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=110)
 
 
 __all__ = ["plot_essential"]

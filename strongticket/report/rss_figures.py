@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from strongticket.files import atomic_path
+from strongticket.files import save_figure_atomic
 from strongticket.subsetsum.curves import LinearFit, SuccessCurve
 from strongticket.subsetsum.theory import lueker_sample_size
 
@@ -81,8 +81,4 @@ def plot_rss_curves(
     else:
         ax.set_axis_off()
     fig.tight_layout()
-    dest = Path(dest)
-    with atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return dest
+    return save_figure_atomic(fig, dest, dpi=110)

@@ -86,7 +86,7 @@ def plot_accuracy_vs_density(rows: Sequence[dict[str, Any]], path: str | os.Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from strongticket.files import atomic_path
+    from strongticket.files import save_figure_atomic
 
     groups: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
@@ -110,8 +110,4 @@ def plot_accuracy_vs_density(rows: Sequence[dict[str, Any]], path: str | os.Path
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure_atomic(fig, path, dpi=120)

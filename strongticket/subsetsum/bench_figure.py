@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from strongticket.files import atomic_path
+from strongticket.files import save_figure_atomic
 from strongticket.subsetsum.benchmark import MrssBenchRow
 
 
@@ -39,8 +39,4 @@ def plot_mrss_bench(dest: str | Path, rows: Sequence[MrssBenchRow]) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle("MRSS, normally-scaled normal candidates, targets U[-1, 1]^d")
     fig.tight_layout()
-    dest = Path(dest)
-    with atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return dest
+    return save_figure_atomic(fig, dest, dpi=110)

@@ -150,7 +150,7 @@ def plot_scaling(rows: list[dict[str, Any]], path: Any, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from strongticket.files import atomic_path
+    from strongticket.files import save_figure_atomic
 
     inv = [1 / r["per_weight_eps"] for r in rows]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -173,9 +173,7 @@ def plot_scaling(rows: list[dict[str, Any]], path: Any, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=120)
 
 
 # ------------------------------------------------------------------------------------------------ structured
@@ -361,7 +359,7 @@ def plot_structured_scaling(result: dict[str, Any], path: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from strongticket.files import atomic_path
+    from strongticket.files import save_figure_atomic
 
     fig, ax = plt.subplots(figsize=(5.8, 4.0))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -386,6 +384,4 @@ def plot_structured_scaling(result: dict[str, Any], path: Any) -> None:
     ax.set_title("structured tickets: width needed vs dimension (^: not reached)", fontsize=9)
     ax.legend(fontsize=6)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=120)

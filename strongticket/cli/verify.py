@@ -26,15 +26,16 @@ _DEFAULT = "ticket"
 
 
 class _TicketByDefault(TyperGroup):
-    """A group whose first argument, when it names no subcommand, is the ticket directory of ``verify ticket``."""
+    """A group whose first argument, when it names no subcommand, is the ticket directory of ``verify ticket``
+    (no argument at all is ``verify ticket`` missing its ticket: a one-line usage error, as before the group)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
             args = [_DEFAULT, *args]
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(cls=_TicketByDefault, no_args_is_help=True,
+app = typer.Typer(cls=_TicketByDefault,
                   help="Check a ticket against its target (verify TICKET), or measure the width structured tickets "
                        "need (verify scaling).")
 

@@ -8,7 +8,7 @@ from tests.cli.ticket_helpers import run
 
 USAGE_ERRORS = [
     (["nosuch"], r"No such command 'nosuch'", "strongticket --help"),
-    (["verify"], r"Missing argument", "strongticket verify --help"),
+    (["verify"], r"Missing argument 'ticket_dir'", "strongticket verify ticket --help"),
     (["demo", "--seed", "abc"], r"Invalid value for '--seed'", "strongticket demo --help"),
     (["demo", "--nope"], r"No such option: --nope", "strongticket demo --help"),
     (["rss", "bench", "--n", "x"], r"--n must be a comma-separated list of ints, got 'x'", None),

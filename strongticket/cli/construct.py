@@ -22,8 +22,8 @@ from strongticket.errors import InputError
 from strongticket.nets.checkpoint import load_target
 from strongticket.ticket import check_ticket_destination
 
-def _opt(*names: str, help: str) -> Any:
-    return typer.Option(*names, help=help)
+def _opt(*names: str, help: str, show_default: bool = True) -> Any:
+    return typer.Option(*names, help=help, show_default=show_default)
 
 
 def construct(
@@ -32,8 +32,9 @@ def construct(
     model: Annotated[str | None, _opt("--model", help="Zoo name of the target (with --checkpoint).")] = None,
     spec: Annotated[Path | None, _opt("--spec", help="JSON NetSpec of the target (with --checkpoint).")] = None,
     checkpoint: Annotated[Path | None, _opt("--checkpoint", help="Target state_dict (.safetensors).")] = None,
-    method: Annotated[str | None, _opt("--method", help=f"Construction: {', '.join(CONSTRUCTIONS)} (default "
-                                                        "pensia).")] = None,
+    # unset (None) rather than "pensia", so that --merge can refuse a --method given beside it
+    method: Annotated[str | None, _opt("--method", help=f"Construction: {', '.join(CONSTRUCTIONS)}. "
+                                                        "\\[default: pensia]", show_default=False)] = None,
     eps: Annotated[float | None, _opt("--eps", help="Network error in (0, 1); gives the per-weight eps "
                                                     "(or give --per-weight-eps).")] = None,
     per_weight_eps: Annotated[float | None, _opt("--per-weight-eps", help="Error per target weight in (0, 1) "

@@ -58,8 +58,8 @@ from torch import nn
 
 from strongticket import __version__
 from strongticket.construct import conv as conv_kind
-from strongticket.construct import lplus1
-from strongticket.construct.lplus1 import (
+from strongticket.construct import lplus1_parts as lplus1
+from strongticket.construct.lplus1_parts import (
     CONSTANT_TARGET,
     InstanceStats,
     Layout,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from strongticket.construct import lplus1
+from strongticket.construct import lplus1, lplus1_parts
 from strongticket.errors import InputError
 from strongticket.nets.activations import LEAKY_SLOPE, REGISTRY, activation
 from strongticket.nets.distributions import WeightDistribution
@@ -62,7 +62,7 @@ def test_phi_x_minus_phi_minus_x_is_split_times_x(name: str, split: float, x: fl
     # torch's softplus is linear beyond its threshold (20): the identity holds exactly only up to it
     x = max(-20.0, min(20.0, x)) if name == "softplus" else x
     assert act.split == pytest.approx(split)
-    y = lplus1.phi64(act, np.array([x, -x]))
+    y = lplus1_parts.phi64(act, np.array([x, -x]))
     assert y[0] - y[1] == pytest.approx(split * x, abs=1e-12, rel=1e-12)
 
 
@@ -236,7 +236,7 @@ def test_constant_groups_is_one_unless_phi_at_zero_is_nonzero() -> None:
     assert lplus1.constant_groups(activation("tanh"), "linear", 784, 30) == 1
     assert lplus1.constant_groups(activation("gelu"), "linear", 784, 30) == 1
     assert lplus1.constant_groups(activation("relu"), "split", 784, 30) == 1
-    z, s = lplus1.OFFSET_SIGMAS, lplus1.OFFSET_SUBSET_SIZE
+    z, s = lplus1_parts.OFFSET_SIGMAS, lplus1_parts.OFFSET_SUBSET_SIZE
     assert lplus1.constant_groups(activation("sigmoid"), "linear", 784, 30) == \
         1 + math.ceil(z * math.sqrt(784 * s / 3) / (30 / 4))
 
@@ -345,7 +345,7 @@ def _first_coefficients(ticket: Ticket) -> tuple[np.ndarray, np.ndarray]:
     layout, _ = lplus1.layout_of(ticket)
     names = lplus1.layer_names(ticket.spec)
     w = ticket.random_weights()
-    first = lplus1.first_view(layout, activation("leaky_relu"), w[names[0]].numpy(), ticket.masks[names[0]].numpy())
+    first = lplus1_parts.first_view(layout, activation("leaky_relu"), w[names[0]].numpy(), ticket.masks[names[0]].numpy())
     n0, fr = layout.widths[0], layout.first_rho
     v = np.where(ticket.masks[names[1]].numpy(), w[names[1]].numpy(), 0.0)[:layout.copies(1), :n0 * fr]
     blk = v.reshape(-1, n0, fr).astype(np.float64)
@@ -393,7 +393,7 @@ def test_reference_first_layer_drops_the_linearisation_and_only_that(name) -> No
     layout, _ = lplus1.layout_of(ref)
     # the reference assumes the copying layer is the identity: its layer-2 products v u sum to w itself
     wr = ref.random_weights()
-    first = lplus1.first_view(layout, activation(name), wr["layers.0.weight"].numpy(),
+    first = lplus1_parts.first_view(layout, activation(name), wr["layers.0.weight"].numpy(),
                               ref.masks["layers.0.weight"].numpy())
     v = np.where(ref.masks["layers.1.weight"].numpy(), wr["layers.1.weight"].numpy(), 0.0)
     blk = v[:layout.copies(1), :5 * layout.first_rho].reshape(-1, 5, layout.first_rho).astype(np.float64)

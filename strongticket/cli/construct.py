@@ -52,6 +52,10 @@ def construct(
                                                       "subset (must divide the layer's output channels).")] = None,
     rho: Annotated[int | None, _opt("--rho", help="lplus1: copies of every target neuron (default: the "
                                                   "theorem's, from --eps and --delta).")] = None,
+    reference_first_layer: Annotated[bool | None, _opt("--reference-first-layer", help="lplus1: the first "
+                                                       "layer as Burkholz's released code builds it (no LeakyReLU "
+                                                       "1/(1+alpha) rescale, no linearisation for tanh/sigmoid), to "
+                                                       "measure the difference.", show_default=False)] = None,
     nonneg_input: Annotated[bool | None, _opt("--nonneg-input/--signed-input", help="The target's inputs are >= 0 "
                                               "(images in [0, 1]): build only the positive side of the first "
                                               "layer's split (default: signed inputs).")] = None,
@@ -87,7 +91,8 @@ def construct(
     method = method or "pensia"
     given = {"eps": eps, "per_weight_eps": per_weight_eps, "samples": samples, "block_size": block_size,
              "solver": solver, "objective": objective, "delta": delta, "distribution": distribution,
-             "granularity": granularity, "group": group, "nonneg_input": nonneg_input, "rho": rho}
+             "granularity": granularity, "group": group, "nonneg_input": nonneg_input, "rho": rho,
+             "reference_first_layer": reference_first_layer}
     options: dict[str, Any] = {"seed": seed, "strict": strict, **{k: v for k, v in given.items() if v is not None}}
     entry = check_options(method, options)
     shard_spec = None
@@ -144,7 +149,8 @@ def construct(
 
 #: Options that configure a construction: with --merge they come from the slices, so giving one is an error.
 _MERGE_REFUSES = ("model", "spec", "checkpoint", "method", "eps", "per_weight_eps", "delta", "samples", "block_size",
-                  "distribution", "granularity", "group", "rho", "nonneg_input", "objective", "solver", "shard")
+                  "distribution", "granularity", "group", "rho", "nonneg_input", "objective", "solver", "shard",
+                  "reference_first_layer")
 
 
 def _merge(out: Path, dirs: list[Path], given: dict[str, Any], *, include_weights: bool, overwrite: bool,

@@ -132,7 +132,7 @@ CONSTRUCTIONS: Mapping[str, Construction] = MappingProxyType({c.name: c for c in
                 "copies of every target neuron whose weights are subset sums (eps: per-instance tolerance)",
         options=frozenset({"eps", "delta", "rho", "first_rho", "const_rho", "const_groups", "first_scale", "seed",
                            "distribution", "solver", "objective", "time_limit", "strict", "nonneg_input",
-                           "input_shape", "record_target", "log"}), check=_check_subset_sum),
+                           "input_shape", "record_target", "log", "reference_first_layer"}), check=_check_subset_sum),
 )})
 
 

@@ -68,3 +68,15 @@ def test_overwrite_of_a_foreign_directory_is_refused_before_the_target_is_loaded
                         "0.05", "--samples", "6", "--overwrite"], capsys)
     assert code == 2 and err.startswith("error: OUT") and "did not write" in err
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "years of work"
+
+
+def test_the_reference_first_layer_reaches_lplus1_and_is_refused_elsewhere(tmp_path, capsys):
+    ckpt = write_checkpoint(tmp_path / "target.safetensors")
+    base = ["construct", str(tmp_path / "t"), *ZOO, "--checkpoint", str(ckpt), "--method", "lplus1", "--eps", "0.05",
+            "--rho", "8", "--no-strict", "--json", "--reference-first-layer"]
+    code, out, err = run(base, capsys)
+    assert code == 0, err
+    assert Ticket.load(tmp_path / "t").provenance["lplus1"]["reference_first_layer"] is True
+    code, _, err = run(["construct", str(tmp_path / "p"), *ZOO, "--checkpoint", str(ckpt), "--per-weight-eps", "0.05",
+                        "--reference-first-layer"], capsys)
+    assert code == 2 and "--reference-first-layer does not apply to --method pensia" in err

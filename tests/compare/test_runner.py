@@ -193,3 +193,16 @@ def test_a_construction_can_approximate_a_finders_sparse_ticket(tmp_path: Path) 
     assert all(t.shape == m.shape and bool((t[~m.bool()] == 0).all()) for t, m in pruned)
     assert sum(int((~m.bool()).sum()) for _, m in pruned) > 0
     assert built["error_measured"] <= built["error_certified"]
+
+
+def test_the_reading_measures_a_construction_against_its_own_target() -> None:
+    """A construction of a finder's sparse ticket is read against that ticket's accuracy, not the dense one's."""
+    from strongticket.compare import reading
+
+    rows = [{"kind": "dense", "row": "dense target", "accuracy_mean": 97.4, "network_params": 1000,
+             "wall_time_s": 5.0},
+            {"kind": "construct", "row": "2L on imp", "accuracy_mean": 97.9, "target_accuracy": 97.92,
+             "ticket_params": 200, "network_params": 290000, "wall_time_s": 1.0, "error_measured": 0.4,
+             "error_adversarial": 0.3, "error_certified": 79.5, "certified_norm": "l2"}]
+    text = "".join(reading(rows))
+    assert "-0.02 points against its target, 97.92 %" in text and "adversarial search from 16 test images 0.3" in text

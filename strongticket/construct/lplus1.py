@@ -75,8 +75,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from strongticket import __version__
 from strongticket.construct.lplus1_parts import (  # the pieces the CNN case shares (lplus1_conv)
+    finish_ticket,
     CONSTANT_TARGET,
     FirstView,
     InstanceStats,
@@ -98,12 +98,12 @@ from strongticket.construct.lplus1_parts import (  # the pieces the CNN case sha
     reference_constants,
     rows_to_targets,
 )
-from strongticket.errors import InfeasibleError, InputError
+from strongticket.errors import InputError
 from strongticket.nets.activations import Activation, activation
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec
 from strongticket.nets.trace import TracedNet, trace_module
-from strongticket.ticket import Ticket, fingerprint
+from strongticket.ticket import Ticket
 from strongticket.validation import check_int, check_unit_open
 
 
@@ -506,41 +506,15 @@ def construct(
         keep1[n0 * fr:, n0] = False  # the reference's constant neurons have no input: they output phi(0)
     masks[names[0]] = torch.from_numpy(keep1)
     masks = {n: masks[n] for n in names}
-    solve_seconds = sum(r[g]["seconds"] for r in records for g in ("weights", "biases", "constants"))
-    above = sum(r["weights"]["above_eps"] + r["biases"]["above_eps"] for r in records)
-    warnings = []
-    if above:
-        warnings.append(f"{above} subset-sum instances miss eps = {eps:g} with rho = {rho} (max error "
-                        f"{max(r['weights']['max_error'] for r in records):.3g}); the certified bound includes them; "
-                        f"a larger rho (the theorem asks {theory} for delta = {delta:g}) lowers the count")
-        say("warning: " + warnings[-1])
-    provenance: dict[str, Any] = {
-        "method": METHOD, "paper": PAPER, "eps": eps, "delta": delta, "objective": objective, "solver": solver,
-        "lplus1": {**layout.to_dict(), "first_layer_mode": mode, "copy_activation": act0.name,
-                   "reference_first_layer": reference_first_layer,
-                   "first_scale": {"rule": scale_rule, "lambda1": lam1, "lambda2": lam2, "law_bound": law_bound},
-                   "constant_target": CONSTANT_TARGET, "theory_rho": theory, "theory_C": LPLUS1_C,
-                   "counting_rho": need},
-        "nonneg_input": nonneg_input, "warnings": warnings, "layers": records, "instances_above_eps": above,
-        "random_params": int(spec.num_params),
-        "target": {"spec": tgt.traced.spec.to_dict(), "fingerprint": fingerprint(tgt.traced.state),
-                   "widths": list(tgt.widths), "num_params": tgt.num_params,
-                   "source_names": tgt.traced.source_names},
-        "strongticket": __version__,
-    }
-    arrays = {f"target.{n}": t.detach().cpu() for n, t in tgt.traced.state.items()} if record_target else {}
-    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
-    tb = time.perf_counter()
-    bound = certified_bound(ticket, tgt, radius=radius, nonneg_input=nonneg_input)
-    provenance["certified_bound"] = {"bound": bound.bound, "radius": radius, "norm": "linf",
-                                     "layers": list(bound.layers)}
-    provenance["seconds"] = {"generate": round(gen_seconds, 3), "solve": round(solve_seconds, 3),
-                             "bound": round(time.perf_counter() - tb, 3),
-                             "total": round(time.perf_counter() - start, 3)}
-    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
-    if strict and above:
-        raise InfeasibleError(f"{warnings[0]}; or pass strict=False to keep the ticket anyway")
-    return ticket
+    info = {**layout.to_dict(), "first_layer_mode": mode, "copy_activation": act0.name,
+            "reference_first_layer": reference_first_layer,
+            "first_scale": {"rule": scale_rule, "lambda1": lam1, "lambda2": lam2, "law_bound": law_bound},
+            "constant_target": CONSTANT_TARGET, "theory_rho": theory, "theory_C": LPLUS1_C, "counting_rho": need}
+    return finish_ticket(spec, dist, seed, masks, records, info, tgt.traced, widths=tgt.widths,
+                         num_params=tgt.num_params, eps=eps, delta=delta, rho=rho, theory=theory, objective=objective,
+                         solver=solver, nonneg_input=nonneg_input, record_target=record_target,
+                         certify=lambda t: certified_bound(t, tgt, radius=radius, nonneg_input=nonneg_input),
+                         radius=radius, gen_seconds=gen_seconds, start=start, strict=strict, say=say)
 
 
 def _target_of(ticket: Ticket) -> LPlus1Target:

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from strongticket.errors import InputError
+from strongticket import __version__
+from strongticket.errors import InfeasibleError, InputError
 from strongticket.nets.activations import REGISTRY, Activation
 from strongticket.subsetsum import SubsetSumProblem, solve
 from strongticket.subsetsum.problem import Status, approximation_errors, selection_sums
-from strongticket.ticket import Ticket
+from strongticket.ticket import Ticket, fingerprint
 
 METHOD = "lplus1"
 
@@ -505,4 +506,43 @@ def first_block_terms(blk: np.ndarray, u: np.ndarray, keep: np.ndarray, act: Act
     return coef, rem, kept
 
 
-__all__ = ["CONSTANT_TARGET", "FirstView", "InstanceStats", "LPLUS1_C", "LPlus1Bound", "Layout", "METHOD", "OFFSET_SIGMAS", "OFFSET_SUBSET_SIZE", "PAPER", "bias_selection", "constant_groups", "copy_selection", "first_block_terms", "first_layer_mode", "first_layer_scales", "first_selection", "first_side_order", "first_view", "greedy_cancel", "layout_of", "phi64", "reference_constants", "rows_to_targets", "solve_instances"]
+def finish_ticket(spec: Any, dist: Any, seed: int, masks: dict[str, torch.Tensor], records: list[dict[str, Any]],
+                  info: dict[str, Any], traced: Any, *, widths: Any, num_params: int, eps: float, delta: float,
+                  rho: int, theory: int, objective: str, solver: str, nonneg_input: bool, record_target: bool,
+                  certify: Any, radius: float, gen_seconds: float, start: float, strict: bool, say: Any) -> Ticket:
+    """The last step of both L+1 cases: the warnings for instances above eps, the provenance (``info`` is the
+    case's ``lplus1`` record), the ticket, its certified bound (``certify(ticket) -> LPlus1Bound``) and timings;
+    :class:`InfeasibleError` with ``strict`` when an instance missed eps."""
+    solve_seconds = sum(r[g]["seconds"] for r in records for g in ("weights", "biases", "constants"))
+    above = sum(r["weights"]["above_eps"] + r["biases"]["above_eps"] for r in records)
+    warnings = []
+    if above:
+        warnings.append(f"{above} subset-sum instances miss eps = {eps:g} with rho = {rho} (max error "
+                        f"{max(r['weights']['max_error'] for r in records):.3g}); the certified bound includes them; "
+                        f"a larger rho (the theorem asks {theory} for delta = {delta:g}) lowers the count")
+        say("warning: " + warnings[-1])
+    provenance: dict[str, Any] = {
+        "method": METHOD, "paper": PAPER, "eps": eps, "delta": delta, "objective": objective, "solver": solver,
+        "lplus1": info,
+        "nonneg_input": nonneg_input, "warnings": warnings, "layers": records, "instances_above_eps": above,
+        "random_params": int(spec.num_params),
+        "target": {"spec": traced.spec.to_dict(), "fingerprint": fingerprint(traced.state),
+                   "widths": list(widths), "num_params": num_params, "source_names": traced.source_names},
+        "strongticket": __version__,
+    }
+    arrays = {f"target.{n}": t.detach().cpu() for n, t in traced.state.items()} if record_target else {}
+    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
+    tb = time.perf_counter()
+    bound = certify(ticket)
+    provenance["certified_bound"] = {"bound": bound.bound, "radius": radius, "norm": "linf",
+                                     "layers": list(bound.layers)}
+    provenance["seconds"] = {"generate": round(gen_seconds, 3), "solve": round(solve_seconds, 3),
+                             "bound": round(time.perf_counter() - tb, 3),
+                             "total": round(time.perf_counter() - start, 3)}
+    ticket = Ticket(spec, dist, seed, masks, provenance, arrays)
+    if strict and above:
+        raise InfeasibleError(f"{warnings[0]}; or pass strict=False to keep the ticket anyway")
+    return ticket
+
+
+__all__ = ["finish_ticket", "CONSTANT_TARGET", "FirstView", "InstanceStats", "LPLUS1_C", "LPlus1Bound", "Layout", "METHOD", "OFFSET_SIGMAS", "OFFSET_SUBSET_SIZE", "PAPER", "bias_selection", "constant_groups", "copy_selection", "first_block_terms", "first_layer_mode", "first_layer_scales", "first_selection", "first_side_order", "first_view", "greedy_cancel", "layout_of", "phi64", "reference_constants", "rows_to_targets", "solve_instances"]

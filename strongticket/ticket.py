@@ -52,6 +52,7 @@ from strongticket.files import (
 )
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import NetSpec, SpecNet
+from strongticket.nets.trace import TracedNet
 from strongticket.schemas import first_error
 
 FORMAT = "strongticket-ticket"
@@ -430,6 +431,21 @@ def fingerprint(state: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def recorded_target(ticket: Ticket) -> TracedNet:
+    """The target a constructed ticket records (``provenance["target"]["spec"]`` and the ``target.*`` arrays)
+    as a traced net; a one-line :class:`InputError` when the ticket does not store it (built with
+    ``record_target=False``, or found by training)."""
+    info = ticket.provenance.get("target", {})
+    if "spec" not in info:
+        raise InputError("the ticket records no target spec; pass the target explicitly")
+    spec = NetSpec.from_dict(info["spec"])
+    state = {k[len("target."):]: v for k, v in ticket.arrays.items() if k.startswith("target.")}
+    if set(state) != set(spec.parameter_shapes()):
+        raise InputError("the ticket does not store the target's weights (constructed with record_target=False); "
+                         "pass the target explicitly")
+    return TracedNet(spec, state, {})
+
+
 def human_count(n: int) -> str:
     """``8337000 -> '8.34 M'``."""
     if n >= 1e6:
@@ -439,4 +455,4 @@ def human_count(n: int) -> str:
     return str(n)
 
 
-__all__ = ["FORMAT_VERSION", "Ticket", "check_ticket_destination", "fingerprint", "human_count"]
+__all__ = ["FORMAT_VERSION", "Ticket", "check_ticket_destination", "fingerprint", "human_count", "recorded_target"]

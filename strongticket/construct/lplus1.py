@@ -76,6 +76,8 @@ import torch
 from torch import nn
 
 from strongticket.construct.lplus1_parts import (  # the pieces the CNN case shares (lplus1_conv)
+    CHUNK_ELEMENTS,
+    first_layer_distribution,
     finish_ticket,
     CONSTANT_TARGET,
     FirstView,
@@ -103,16 +105,12 @@ from strongticket.nets.activations import Activation, activation
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec
 from strongticket.nets.trace import TracedNet, trace_module
-from strongticket.ticket import Ticket
+from strongticket.ticket import Ticket, recorded_target
 from strongticket.validation import check_int, check_unit_open
 
 
 #: Most candidates one subset-sum instance may have (the solvers keep a subset as a 64-bit mask).
 MAX_CANDIDATES = 62
-
-#: Elements of a random layer generated (and turned into instances) at once.
-CHUNK_ELEMENTS = 1 << 22
-
 
 # ----- target -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
@@ -413,17 +411,8 @@ def construct(
     layout = Layout(tgt.widths, rho, first_rho, const_rho, const_groups)
     spec = random_spec(tgt, layout)
     names = layer_names(spec)
-    law_bound = base.bound if base.bound is not None else 1.0  # unbounded laws: their unit scale
-    if mode == "linear" and first_scale is not None:
-        lam1, lam2 = first_layer_scales(act0, eps, radius, law_bound)
-        if first_scale != "theory":
-            lam1, lam2 = float(first_scale), 1.0 / (float(first_scale) * abs(act0.dphi0))
-        dist = base.with_tensor_scales({names[0]: lam1, names[1]: lam2})
-        scale_rule = "theory" if first_scale == "theory" else "given"
-    else:
-        lam1, lam2 = base.tensor_scale(names[0]), base.tensor_scale(names[1])
-        dist = base
-        scale_rule = "none" if mode == "linear" else "split"
+    dist, lam1, lam2, scale_rule, law_bound = first_layer_distribution(base, act0, mode, first_scale, eps, radius,
+                                                                       names)
     shapes = spec.parameter_shapes()
     L = layout.num_layers
     opts = {"solver": solver, "objective": objective, "eps": eps, "time_limit": time_limit}
@@ -518,14 +507,7 @@ def construct(
 
 
 def _target_of(ticket: Ticket) -> LPlus1Target:
-    info = ticket.provenance.get("target", {})
-    if "spec" not in info:
-        raise InputError("the ticket records no target spec; pass the target explicitly")
-    spec = NetSpec.from_dict(info["spec"])
-    state = {k[len("target."):]: v for k, v in ticket.arrays.items() if k.startswith("target.")}
-    if set(state) != set(spec.parameter_shapes()):
-        raise InputError("the ticket does not store the target's weights (record_target=False); pass the target")
-    return read_target(TracedNet(spec, state, {}))
+    return read_target(recorded_target(ticket))
 
 
 def _is_conv(ticket: Ticket) -> bool:

@@ -59,6 +59,8 @@ from torch import nn
 from strongticket.construct import conv as conv_kind
 from strongticket.construct import lplus1_parts as lplus1
 from strongticket.construct.lplus1_parts import (
+    CHUNK_ELEMENTS,
+    first_layer_distribution,
     finish_ticket,
     CONSTANT_TARGET,
     InstanceStats,
@@ -78,14 +80,10 @@ from strongticket.nets.activations import activation
 from strongticket.nets.distributions import WeightDistribution
 from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
 from strongticket.nets.trace import TracedNet, trace_module
-from strongticket.ticket import Ticket
+from strongticket.ticket import Ticket, recorded_target
 
 #: ``provenance["lplus1"]["target_kind"]`` of a ticket built here.
 KIND = "conv"
-
-#: Elements of a random layer handled at once.
-CHUNK_ELEMENTS = 1 << 22
-
 
 # ----- target --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
@@ -314,17 +312,8 @@ def construct(tgt: ConvTarget, *, eps: float, delta: float, rho: int, first_rho:
     layout = Layout(tgt.widths, rho, first_rho, const_rho, const_groups)
     spec, names = random_spec(tgt, layout)
     shapes = spec.parameter_shapes()
-    law_bound = base.bound if base.bound is not None else 1.0
-    if mode == "linear" and first_scale is not None:
-        lam1, lam2 = lplus1.first_layer_scales(act0, eps, radius, law_bound)
-        if first_scale != "theory":
-            lam1, lam2 = float(first_scale), 1.0 / (float(first_scale) * abs(act0.dphi0))
-        dist = base.with_tensor_scales({names[0]: lam1, names[1]: lam2})
-        scale_rule = "theory" if first_scale == "theory" else "given"
-    else:
-        lam1, lam2 = base.tensor_scale(names[0]), base.tensor_scale(names[1])
-        dist = base
-        scale_rule = "none" if mode == "linear" else "split"
+    dist, lam1, lam2, scale_rule, law_bound = first_layer_distribution(base, act0, mode, first_scale, eps, radius,
+                                                                       names)
     opts = {"solver": solver, "objective": objective, "eps": eps, "time_limit": time_limit}
     L = layout.num_layers
     c0, fr = layout.widths[0], first_rho
@@ -435,14 +424,7 @@ def _copying_pattern(layout: Layout) -> np.ndarray:
 
 # ----- certified bound -----------------------------------------------------------------------------------------
 def _target_of(ticket: Ticket) -> ConvTarget:
-    info = ticket.provenance.get("target", {})
-    if "spec" not in info:
-        raise InputError("the ticket records no target spec; pass the target explicitly")
-    spec = NetSpec.from_dict(info["spec"])
-    state = {k[len("target."):]: v for k, v in ticket.arrays.items() if k.startswith("target.")}
-    if set(state) != set(spec.parameter_shapes()):
-        raise InputError("the ticket does not store the target's weights (record_target=False); pass the target")
-    return read_target(TracedNet(spec, state, {}))
+    return read_target(recorded_target(ticket))
 
 
 def certified_bound(ticket: Ticket, target: nn.Module | TracedNet | ConvTarget | None = None, *,

@@ -545,4 +545,29 @@ def finish_ticket(spec: Any, dist: Any, seed: int, masks: dict[str, torch.Tensor
     return ticket
 
 
-__all__ = ["finish_ticket", "CONSTANT_TARGET", "FirstView", "InstanceStats", "LPLUS1_C", "LPlus1Bound", "Layout", "METHOD", "OFFSET_SIGMAS", "OFFSET_SUBSET_SIZE", "PAPER", "bias_selection", "constant_groups", "copy_selection", "first_block_terms", "first_layer_mode", "first_layer_scales", "first_selection", "first_side_order", "first_view", "greedy_cancel", "layout_of", "phi64", "reference_constants", "rows_to_targets", "solve_instances"]
+#: Elements of a random layer generated (and turned into instances) at once, in both cases.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def first_layer_distribution(base: Any, act0: Activation, mode: str, first_scale: float | str | None, eps: float,
+                             radius: float, names: Any) -> tuple[Any, float, float, str, float]:
+    """The weight law of the random network with the first pair's per-tensor scales, in both cases.
+
+    In the linear regime (``mode == "linear"``) with ``first_scale`` given, the copying layer is scaled by
+    ``lambda1`` (:func:`first_layer_scales` for ``"theory"``, else the number given) and the next layer by
+    ``lambda2 = 1 / (lambda1 |phi'(0)|)``; otherwise the base law's own scales. Returns ``(distribution,
+    lambda1, lambda2, rule, law_bound)``, ``rule`` one of ``theory``, ``given``, ``none``, ``split``.
+    """
+    law_bound = base.bound if base.bound is not None else 1.0  # unbounded laws: their unit scale
+    if mode == "linear" and first_scale is not None:
+        lam1, lam2 = first_layer_scales(act0, eps, radius, law_bound)
+        if first_scale != "theory":
+            lam1, lam2 = float(first_scale), 1.0 / (float(first_scale) * abs(act0.dphi0))
+        return (base.with_tensor_scales({names[0]: lam1, names[1]: lam2}), lam1, lam2,
+                "theory" if first_scale == "theory" else "given", law_bound)
+    return (base, base.tensor_scale(names[0]), base.tensor_scale(names[1]), "none" if mode == "linear" else "split",
+            law_bound)
+
+
+
+__all__ = ["CHUNK_ELEMENTS", "finish_ticket", "first_layer_distribution", "CONSTANT_TARGET", "FirstView", "InstanceStats", "LPLUS1_C", "LPlus1Bound", "Layout", "METHOD", "OFFSET_SIGMAS", "OFFSET_SUBSET_SIZE", "PAPER", "bias_selection", "constant_groups", "copy_selection", "first_block_terms", "first_layer_mode", "first_layer_scales", "first_selection", "first_side_order", "first_view", "greedy_cancel", "layout_of", "phi64", "reference_constants", "rows_to_targets", "solve_instances"]

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from strongticket.errors import InputError
-from strongticket.nets.spec import NetSpec
-from strongticket.ticket import Ticket
+from strongticket.ticket import Ticket, recorded_target
 
 DOMAINS = ("sphere", "ball", "box", "box_nonneg")
 #: Input sets of the adversarial search: the l2 ball, its non-negative part, the l_inf box and its non-negative half.
@@ -23,16 +22,9 @@ ADVERSARIAL_DOMAINS = ("ball", "ball_nonneg", "box", "box_nonneg")
 
 def target_module(ticket: Ticket, dtype: torch.dtype = torch.float64) -> nn.Module:
     """The target recorded in ``ticket`` (``provenance["target"]`` + ``arrays["target.*"]``), in eval mode."""
-    info = ticket.provenance.get("target", {})
-    if "spec" not in info:
-        raise InputError("the ticket records no target spec; pass the target module explicitly")
-    spec = NetSpec.from_dict(info["spec"])
-    state = {k[len("target."):]: v for k, v in ticket.arrays.items() if k.startswith("target.")}
-    if set(state) != set(spec.parameter_shapes()):
-        raise InputError("the ticket does not store the target's weights (constructed with record_target=False); "
-                         "pass the target module explicitly")
-    module = spec.build(dtype=dtype)
-    module.load_state_dict({k: v.to(dtype) for k, v in state.items()})
+    traced = recorded_target(ticket)
+    module = traced.spec.build(dtype=dtype)
+    module.load_state_dict({k: v.to(dtype) for k, v in traced.state.items()})
     return module.eval()
 
 

@@ -148,6 +148,27 @@ def _count(name: str) -> Callable[[Any], Any]:
     return lambda v: check_int(flag(name), v)
 
 
+def _switch(name: str, off: str | None = None) -> Callable[[Any], Any]:
+    """A check that an on/off option is ``True`` or ``False`` (its flags named: ``--nonneg-input/--signed-input``)."""
+    flags = flag(name) + (f"/{off}" if off else "")
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{flags} must be true or false, got {value!r}")
+        return value
+
+    return check
+
+
+def _check_distribution(value: Any) -> Any:
+    """A law by name (``uniform``, ``target-range`` ...: resolved against the target when the construction runs)
+    or a :class:`~strongticket.nets.distributions.WeightDistribution` (a library call)."""
+    from strongticket.construct.distribution import check_name
+    from strongticket.nets.distributions import WeightDistribution
+
+    return value if isinstance(value, WeightDistribution) else check_name(value)
+
+
 #: Range checks of the options several constructions share, run by :func:`check_options` before any work
 #: (values a construction needs the target to judge, such as ``group`` dividing the channels, are checked by
 #: the construction itself).
@@ -159,6 +180,9 @@ _VALUE_CHECKS: Mapping[str, Callable[[Any], Any]] = MappingProxyType({
     **{name: _count(name) for name in ("samples", "block_size", "rho", "first_rho", "const_rho", "const_groups",
                                        "group")},
     "seed": lambda v: check_int("--seed", v, lo=0),
+    "distribution": _check_distribution,
+    "nonneg_input": _switch("nonneg_input", "--signed-input"),
+    **{name: _switch(name) for name in ("wider_pool", "strict", "reference_first_layer")},
 })
 
 

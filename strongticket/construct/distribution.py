@@ -29,12 +29,20 @@ def distribution_for(name: str, target: nn.Module) -> WeightDistribution:
     target : nn.Module
         The target network.
     """
+    check_name(name)
     if name == "target-range":
         w = torch.cat([p.detach().reshape(-1) for p in target.parameters()])
         return WeightDistribution.uniform(float(w.min()), float(w.max()))
-    if name not in LAWS:
-        raise InputError(f"--distribution must be one of {sorted(LAWS) + list(TARGET_LAWS)}, got {name!r}")
     return WeightDistribution(name)
+
+
+def check_name(name: object) -> str:
+    """``name`` if it names a law :func:`distribution_for` knows (one of
+    :data:`~strongticket.nets.distributions.LAWS` or :data:`TARGET_LAWS`); else a one-line :class:`InputError`
+    listing them (checked before any work, where the target is not yet known)."""
+    if not isinstance(name, str) or (name not in LAWS and name not in TARGET_LAWS):
+        raise InputError(f"--distribution must be one of {sorted(LAWS) + list(TARGET_LAWS)}, got {name!r}")
+    return name
 
 
 def widened_uniform(target: nn.Module) -> WeightDistribution:
@@ -50,4 +58,4 @@ def widened_uniform(target: nn.Module) -> WeightDistribution:
     return WeightDistribution.uniform(-a, a)
 
 
-__all__ = ["TARGET_LAWS", "distribution_for", "widened_uniform"]
+__all__ = ["TARGET_LAWS", "check_name", "distribution_for", "widened_uniform"]

@@ -70,3 +70,23 @@ def test_per_layer_tolerances_are_accepted_where_the_construction_takes_them_and
         check_options("cnn2l", {"per_weight_eps": [0.01, 2.0]})
     with pytest.raises(InputError, match="takes one value for --method pensia"):
         check_options("pensia", {"per_weight_eps": [0.01]})
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"distribution": "gaussian"}, r"^--distribution must be one of \[.*'uniform', 'target-range'\], got 'gaussian'$"),
+    ({"distribution": {"name": "uniform"}}, r"^--distribution must be one of \[.*\], got \{'name': 'uniform'\}$"),
+    ({"nonneg_input": "yes"}, r"^--nonneg-input/--signed-input must be true or false, got 'yes'$"),
+    ({"wider_pool": 1}, r"^--wider-pool must be true or false, got 1$"),
+    ({"strict": "no"}, r"^--strict must be true or false, got 'no'$"),
+])
+def test_bad_law_names_and_switches_are_refused_before_any_work(options, message):
+    with pytest.raises(InputError, match=message):
+        check_options("pensia", options)
+
+
+def test_a_law_by_name_or_as_a_distribution_and_boolean_switches_are_accepted():
+    from strongticket.nets.distributions import WeightDistribution
+
+    for law in ("uniform", "target-range", "normal", WeightDistribution.uniform(-0.5, 0.5)):
+        check_options("pensia", {"distribution": law, "nonneg_input": False, "wider_pool": True, "strict": False})
+    check_options("lplus1", {"distribution": "target-range", "reference_first_layer": True})

@@ -12,7 +12,14 @@ cached in ``--target-dir``):
 * ``lenet300100-pensia``: LeNet-300-100 with biases (1 epoch on 10 000 MNIST images), Pensia et al. 2020,
   n = 21, per-weight eps' 0.01, non-negative inputs (the comparison's 2L row);
 * ``conv2-cnn2l``: Conv-2 with biases (1 epoch on 10 000 Fashion-MNIST images), da Cunha et al. 2022, n = 21,
-  conv layers at eps' = 1e-3 rms(K), Linear layers at 1e-3 (``experiments/dacunha_lenet5.py --model conv2``).
+  conv layers at eps' = 1e-3 rms(K), Linear layers at 1e-3 (``experiments/dacunha_lenet5.py --model conv2``);
+* ``lenet5-cnn2l``: LeNet-5 with biases (1 epoch on 10 000 MNIST images), the same da Cunha settings
+  (``experiments/dacunha_lenet5.py``); its wider-pool retries reach 44 candidates (the exact solver's limit);
+* ``lenet5w025-cnn2l``: the same at a quarter of LeNet-5's width (a small cnn2l case, for ticket equality checks).
+
+Every run also records ``ticket_sha256``: a hash of the ticket's masks (names, shapes, bytes) and of its
+provenance without its timings (every key naming seconds), so that two versions of the code can be checked to
+build the same ticket bit for bit.
 
 Peak RSS is ``ru_maxrss`` of this process (Linux: KB); run it under ``/usr/bin/time -v`` for the same figure
 from outside. ``--tracemalloc`` also records the peak of the allocations Python and numpy report (slower).
@@ -27,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import os
 import platform
 import resource
@@ -47,6 +56,8 @@ from strongticket.train.loop import fit
 CASES = {
     "lenet300100-pensia": {"model": "lenet300100", "dataset": "mnist"},
     "conv2-cnn2l": {"model": "conv2", "dataset": "fashion-mnist"},
+    "lenet5-cnn2l": {"model": "lenet5", "dataset": "mnist"},
+    "lenet5w025-cnn2l": {"model": "lenet5", "dataset": "mnist", "width": 0.25},
 }
 
 
@@ -61,10 +72,34 @@ def current_rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
+def _without_timings(value):
+    """``value`` (JSON-like) without the entries whose key names a duration (``seconds``, ``*_seconds``)."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if "seconds" not in str(k)}
+    if isinstance(value, (list, tuple)):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def ticket_sha256(ticket) -> str:
+    """SHA-256 of a ticket's masks (sorted names, shapes, bytes) and of its provenance without timings."""
+    h = hashlib.sha256()
+    for name in sorted(ticket.masks):
+        m = ticket.masks[name].detach().cpu().contiguous()
+        h.update(f"{name}{tuple(m.shape)}{m.dtype}".encode())
+        h.update(m.numpy().tobytes())
+    h.update(json.dumps(_without_timings(ticket.provenance), sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
 def target_for(case: str, args) -> torch.nn.Module:
     info = CASES[case]
-    model = build_model(info["model"], num_classes=10, in_channels=1, image_size=28, bias=True, seed=args.seed)
-    cache = Path(args.target_dir) / f"memory_{info['model']}_{info['dataset']}_e1_n10000_s{args.seed}.safetensors"
+    width = info.get("width", 1.0)
+    model = build_model(info["model"], num_classes=10, in_channels=1, image_size=28, width=width, bias=True,
+                        seed=args.seed)
+    tag = "" if width == 1.0 else f"_w{width:g}"
+    cache = (Path(args.target_dir)
+             / f"memory_{info['model']}{tag}_{info['dataset']}_e1_n10000_s{args.seed}.safetensors")
     if cache.is_file():
         from safetensors.torch import load_file
 
@@ -126,6 +161,7 @@ def main() -> None:
         "traced_peak_mb": None if traced_peak is None else round(traced_peak, 1),
         "construction_seconds": round(seconds, 1), "construction_cpu_seconds": round(cpu, 1),
         "max_error": ticket.provenance["max_error"], "weights_above_eps": ticket.provenance["weights_above_eps"],
+        "ticket_sha256": ticket_sha256(ticket),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
     }
     print(out, flush=True)

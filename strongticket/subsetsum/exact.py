@@ -474,8 +474,83 @@ def _best_pair(ls, rs, rank, z, nl, errs):
     return best, bi, (jl if e1 <= e2 else j + 1), tie
 
 
+@nb.njit(cache=True, nogil=True)
+def _build1(x, lo, h, buf, tmp):
+    """Sorted subset sums of one target's ``x[lo:lo+h]``, +inf sentinel: :func:`_build4`'s merges for one row.
+
+    ``buf`` and ``tmp`` (length >= 2^h + 1) alternate as source and result, so the result is in ``buf`` when
+    ``h`` is even and in ``tmp`` when it is odd. Returns True when equal sums were met.
+    """
+    buf[0] = 0.0
+    buf[1] = np.inf
+    size = 1
+    d = False
+    for k in range(h):
+        v = x[lo + k]
+        i = j = 0
+        p = -np.inf
+        for o in range(2 * size):
+            i, j, p, d = _merge_step(buf, tmp, o, i, j, v, p, d)
+        size *= 2
+        tmp[size] = np.inf
+        buf, tmp = tmp, buf
+    return d
+
+
+@nb.njit(cache=True, nogil=True)
+def _rank1(ls, rs, z, nl, nr, rank):
+    """:func:`_rank4` for one target, without the ``q`` array: ``q = z - l`` is formed as the merge reads it
+    (the same subtraction, hence the same values); ``rank`` (>= nl + 1) receives the ranks in q order."""
+    ir = 0
+    iq = 0
+    for _ in range(nl + nr):
+        q = z - ls[max(nl - 1 - iq, 0)]
+        q = q if iq < nl else np.inf
+        take_r = rs[ir] <= q
+        rank[iq] = ir - 1
+        ir += take_r
+        iq += 1 - take_r
+
+
+@nb.njit(cache=True, nogil=True)
+def _min_error_one(x, z, hl, hr, tables, keys, rank):
+    """(key, internal error) of one target's ``min_error`` optimum in three sum tables: the one-target path.
+
+    The same answer as the four-target path (:func:`_build4`, :func:`_rank4`, :func:`_best_pair`, the keyed
+    path on equal sums or errors): the same merges, neighbour rule and comparisons, one target at a time.
+    ``tables`` (3, >= 2^max(hl, hr) + 1) float64 hold the left sums, the right sums and a scratch table (the
+    build's other half, then the errors, then the enumeration that recovers the masks); ``rank``
+    (>= 2^hl + 1) int32. ``keys`` (3, >= 2^max(hl, hr)) int64 are written only by the keyed path (ties), so
+    they cost no resident memory otherwise. Tables are rows picked by the parity of ``h``
+    (:func:`_build1` and :func:`_build_sorted_sums` leave the result in their first buffer when ``h`` is even).
+    """
+    nl = 1 << hl
+    nr = 1 << hr
+    li = 0 if hl % 2 == 0 else 1
+    lf = 1 - li
+    ri = 2 if hr % 2 == 0 else lf
+    fi = 3 - li - ri
+    dup = _build1(x, 0, hl, tables[0], tables[1])
+    dup |= _build1(x, hl, hr, tables[2], tables[lf])
+    if not dup:
+        ls = tables[li]
+        rs = tables[ri]
+        _rank1(ls, rs, z, nl, nr, rank)
+        err, bi, bj, tie = _best_pair(ls, rs, rank, z, nl, tables[fi])
+        if not tie:
+            lv = ls[bi]
+            rv = rs[bj]
+            ml = _mask_of_sum(x, 0, hl, lv, tables[fi])
+            mr = _mask_of_sum(x, hl, hr, rv, tables[fi])
+            return np.int64(ml) | (np.int64(mr) << hl), err
+    ls, lk, nl = _build_sorted_sums(x, 0, hl, tables[0], keys[0], tables[1], keys[1], True)
+    rs, rk, nr = _build_sorted_sums(x, hl, hr, tables[2], keys[2], tables[lf], keys[lf], True)
+    err, key = _sweep(ls, lk, 0, nl, rs, rk, 0, nr, z, hl, np.inf, _INT64_MAX)
+    return key, err
+
+
 @nb.njit(cache=True, parallel=True)
-def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, nchunks):
+def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, nchunks, one_target):
     T, n = cands.shape
     hl = n // 2
     hr = n - hl
@@ -483,11 +558,16 @@ def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, 
     for c in nb.prange(nchunks):
         start = c * T // nchunks
         stop = (c + 1) * T // nchunks
-        # Each objective allocates only its own buffers (size 1 for the other's, which keeps numba's
-        # types the same on both branches): at n = 44 a 2^22-entry buffer is 32 MB per thread.
+        # Each path allocates only its own buffers (size 1 for the others', which keeps numba's types the
+        # same on every branch): at n = 44 a 2^22-entry buffer is 32 MB per thread.
         me = objective == _OBJ_MIN_ERROR
-        m_cap = cap if me else 1
+        one = me and one_target
+        m_cap = cap if (me and not one) else 1
         s_cap = 1 if me else cap
+        o_cap = cap if one else 1
+        o_tables = np.empty((3, o_cap + 1), np.float64)
+        o_keys = np.empty((3, o_cap), np.int64)
+        o_rank = np.empty(o_cap + 1, np.int32)
         b0 = np.empty(m_cap + 1, np.float64)
         b1 = np.empty(m_cap + 1, np.float64)
         b2 = np.empty(m_cap + 1, np.float64)
@@ -519,7 +599,13 @@ def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, 
         sp_rbuf = np.empty((2, s_cap + hr + 2), np.float64)
         sp_rkey = np.empty((2, s_cap + hr + 2), np.int64)
         sp_offs = np.empty((8, hr + 2), np.int64)
-        if objective == _OBJ_MIN_ERROR:
+        if one:
+            for t in range(start, stop):
+                key, err = _min_error_one(cands[t], targets[t], hl, hr, o_tables, o_keys, o_rank)
+                out_keys[t] = key
+                out_err[t] = err
+                out_status[t] = 0 if (eps <= 0.0 or err <= eps) else 2
+        elif objective == _OBJ_MIN_ERROR:
             nl = 1 << hl
             nr = 1 << hr
             for t0 in range(start, stop, 4):
@@ -573,14 +659,39 @@ def _solve_batch(cands, targets, objective, eps, out_keys, out_err, out_status, 
             out_status[t] = 0 if found else 2
 
 
+def four_target_bytes(n: int) -> int:
+    """Bytes per thread the four-target ``min_error`` path writes at ``n`` candidates: six (4, 2^hr + 1) tables
+    of 8-byte entries (two builds per half, the ``q`` values, the ranks), ``hr = n - n // 2``."""
+    return 6 * 4 * 8 * ((1 << (n - n // 2)) + 1)
+
+
+def one_target_bytes(n: int, keyed: bool = False) -> int:
+    """Bytes per thread the one-target ``min_error`` path writes at ``n`` candidates: three float64 sum tables
+    and int32 ranks of 2^hr + 1 entries; with ``keyed`` (an instance with equal sums or errors), also the keyed
+    path's three int64 key tables of 2^hr entries."""
+    m = 1 << (n - n // 2)
+    return (3 * 8 + 4) * (m + 1) + (3 * 8 * m if keyed else 0)
+
+
+#: Largest per-thread working memory of the four-target ``min_error`` path (:func:`four_target_bytes`: 192 MB
+#: at n = 40). Above it (n > 40) targets are solved one at a time (:func:`one_target_bytes`: 112 MB at n = 44
+#: where the four-target path needs 768 MB), with the same answers.
+FOUR_TARGET_MAX_BYTES = 256 << 20
+
+
 def solve_exact_keys(candidates: np.ndarray, targets: np.ndarray, objective: str = "min_error",
-                     eps: float | None = None, num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     eps: float | None = None, num_threads: int | None = None,
+                     one_target: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the compiled kernel; returns (keys (T,) int64, internal errors (T,), status (T,) int8).
 
     ``candidates`` (T, n) and ``targets`` (T,) must be C-contiguous float64 and finite (see
-    :class:`SubsetSumProblem`). Bitmask of the selection: ``keys & MASK_BITS``.
+    :class:`SubsetSumProblem`). Bitmask of the selection: ``keys & MASK_BITS``. ``one_target`` picks the
+    ``min_error`` path (the answers do not depend on it): None, the four-target one while
+    :func:`four_target_bytes` is at most :data:`FOUR_TARGET_MAX_BYTES`, else the one-target one.
     """
     T, n = candidates.shape
+    if one_target is None:
+        one_target = four_target_bytes(n) > FOUR_TARGET_MAX_BYTES
     keys = np.empty(T, dtype=np.int64)
     err = np.empty(T, dtype=np.float64)
     status = np.empty(T, dtype=np.int8)
@@ -593,11 +704,11 @@ def solve_exact_keys(candidates: np.ndarray, targets: np.ndarray, objective: str
         prev = nb.get_num_threads()
         nb.set_num_threads(num_threads)
         try:
-            _solve_batch(candidates, targets, obj, e, keys, err, status, nchunks)
+            _solve_batch(candidates, targets, obj, e, keys, err, status, nchunks, bool(one_target))
         finally:
             nb.set_num_threads(prev)
     else:
-        _solve_batch(candidates, targets, obj, e, keys, err, status, nchunks)
+        _solve_batch(candidates, targets, obj, e, keys, err, status, nchunks, bool(one_target))
     return keys, err, status
 
 

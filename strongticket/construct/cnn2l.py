@@ -60,6 +60,7 @@ import torch
 from torch import nn
 
 from strongticket import __version__
+from strongticket.construct import cnn_target
 from strongticket.construct import conv as conv_kind
 from strongticket.construct import engine
 from strongticket.construct import flatten_linear as fl_kind
@@ -76,7 +77,7 @@ from strongticket.construct.conv_bound import LinfBound, linf_network_bound
 from strongticket.errors import InputError
 from strongticket.nets.distributions import WeightDistribution, check_seed
 from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec
-from strongticket.nets.trace import TracedNet, trace_module
+from strongticket.nets.trace import TracedNet
 from strongticket.ticket import Ticket, fingerprint
 from strongticket.validation import check_unit_open
 
@@ -88,43 +89,15 @@ SUPPORTED = ("a sequential target of Conv2d (square kernel, any stride, zero pad
 
 
 def check_target_modules(module: nn.Module) -> None:
-    """Refuse, by name, the modules the construction cannot take, before tracing.
-
-    BatchNorm (folding it into the preceding layer is the user's step: the message gives the formula),
-    transposed and non-2-D convolutions, and ``Conv2d`` with dilation, groups, a padding mode other than zeros,
-    string padding or a non-square kernel, stride or padding.
+    """Refuse, by name, the modules the construction cannot take, before tracing
+    (:func:`strongticket.construct.cnn_target.check_target_modules`, messages named ``cnn2l``).
 
     Raises
     ------
     InputError
         Naming the module, what it has and what is supported.
     """
-    for name, m in module.named_modules():
-        what = f"{type(m).__name__} {name!r}"
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            raise InputError(f"cnn2l: {what} in the target is not supported: fold it into the preceding layer "
-                             f"first (weight * gamma / sqrt(var + eps) per output channel, bias (bias - mean) * "
-                             f"gamma / sqrt(var + eps) + beta); supported: {SUPPORTED}")
-        if isinstance(m, nn.modules.conv._ConvTransposeNd):
-            raise InputError(f"cnn2l: transposed convolution {what} is not supported; supported: {SUPPORTED}")
-        if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.Conv2d):
-            raise InputError(f"cnn2l: {what} is not supported (2-D convolutions only); supported: {SUPPORTED}")
-        if isinstance(m, nn.Conv2d):
-            bad = []
-            if tuple(m.dilation) != (1, 1):
-                bad.append(f"dilation={tuple(m.dilation)}")
-            if m.groups != 1:
-                bad.append(f"groups={m.groups}")
-            if m.padding_mode != "zeros":
-                bad.append(f"padding_mode={m.padding_mode!r}")
-            if isinstance(m.padding, str):
-                bad.append(f"padding={m.padding!r}")
-            for attr in ("kernel_size", "stride", "padding"):
-                v = getattr(m, attr)
-                if isinstance(v, tuple) and len(set(v)) != 1:
-                    bad.append(f"non-square {attr}={v}")
-            if bad:
-                raise InputError(f"cnn2l: {what} has {', '.join(bad)}; supported: {SUPPORTED}")
+    cnn_target.check_target_modules(module, who="cnn2l", supported=SUPPORTED)
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,24 +188,20 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
                     nonneg_input: bool = False) -> CNNTarget:
     """Check ``target`` and build, per Conv2d/Linear layer, the (augmented) kernel its pair must approximate.
 
+    The checks every CNN construction makes (modules, trace, input shape, chaining, finite parameters, layer
+    names) are :func:`strongticket.construct.cnn_target.read_layers`'s; this construction's own follow (ReLU or
+    identity activations, the bias tap).
+
     Raises
     ------
     InputError
         Unsupported modules or activations (named), layers that do not chain (where), a missing input shape,
         a bias that zero padding makes inexact at the borders, or non-finite weights.
     """
-    if isinstance(target, nn.Module):
-        check_target_modules(target)
-    try:
-        traced = target if isinstance(target, TracedNet) else trace_module(target, input_shape)
-    except InputError as exc:
-        raise InputError(f"cnn2l: target: {exc}") from None
-    spec = traced.spec
-    if spec.input_shape is None:
-        raise InputError("cnn2l: input_shape is needed (the shape of one input sample, e.g. (1, 28, 28))")
-    shapes = spec.layer_shapes()
+    read = cnn_target.read_layers(target, input_shape, who="cnn2l", supported=SUPPORTED)
+    traced, spec, shapes = read.traced, read.spec, read.shapes
     constant = any(getattr(layer, "bias", False) for layer in spec.layers)
-    where = {i: traced.source_names.get(f"layers.{i}.weight", f"layers.{i}") for i in range(len(spec.layers))}
+    where = read.names
     for i, layer in enumerate(spec.layers):
         if layer.activation not in BLOCK_ACTIVATIONS:
             raise InputError(f"cnn2l: unsupported activation {layer.activation!r} after layer {i} "
@@ -252,6 +221,7 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
         else:
             layout, constant_kind = ("flat", int(math.prod(spec.input_shape)), 1), "flat"
     nonneg = bool(nonneg_input)
+    read_params = {p.index: p for p in read.params}
     params = []
     for i, layer in enumerate(spec.layers):
         in_shape = shapes[i]  # target's own input shape of layer i (NetSpec without the constant)
@@ -262,13 +232,7 @@ def read_cnn_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] 
             flat_input = (c + int(constant), h, wd)
         last = i == param_idx[-1]
         if isinstance(layer, (Conv2d, Linear)):
-            w = traced.state[f"layers.{i}.weight"].detach().to(torch.float64).cpu().numpy()
-            if not np.all(np.isfinite(w)):
-                raise InputError(f"cnn2l: target layer {i} ({where[i]}) has non-finite weights")
-            b = traced.state.get(f"layers.{i}.bias")
-            b = None if b is None else b.detach().to(torch.float64).cpu().numpy()
-            if b is not None and not np.all(np.isfinite(b)):
-                raise InputError(f"cnn2l: target layer {i} ({where[i]}) has a non-finite bias")
+            w, b = read_params[i].weight, read_params[i].bias
             tap = None
             if isinstance(layer, Conv2d):
                 if constant:

@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from strongticket.construct import cnn_target
 from strongticket.construct import conv as conv_kind
 from strongticket.construct import lplus1_parts as lplus1
 from strongticket.construct.lplus1_parts import (
@@ -76,7 +77,7 @@ from strongticket.construct.lplus1_parts import (
     rows_to_targets,
 )
 from strongticket.errors import InputError
-from strongticket.nets.activations import activation
+from strongticket.nets.activations import ACTIVATIONS, activation
 from strongticket.nets.distributions import WeightDistribution
 from strongticket.nets.spec import Conv2d, Flatten, Linear, NetSpec, Pool
 from strongticket.nets.trace import TracedNet, trace_module
@@ -84,6 +85,10 @@ from strongticket.ticket import Ticket, recorded_target
 
 #: ``provenance["lplus1"]["target_kind"]`` of a ticket built here.
 KIND = "conv"
+
+SUPPORTED = ("a sequential target of Conv2d first (square kernel, any stride, zero padding <= (kernel_size - 1) / "
+             "2, groups=1, dilation=1), then Conv2d, MaxPool2d/AvgPool2d (no padding, no activation of their own), "
+             f"one Flatten and Linear layers, with activations {ACTIVATIONS}")
 
 # ----- target --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
@@ -152,28 +157,32 @@ def is_conv_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] |
 def read_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] | None = None) -> ConvTarget:
     """Check a CNN target and read its layers in the matrix view.
 
+    The checks every CNN construction makes (modules, trace, input shape, chaining, finite parameters, layer
+    names) are :func:`strongticket.construct.cnn_target.read_layers`'s; this construction's own follow.
+
     Raises
     ------
     InputError
-        One line: no image input shape, a first layer that is not ``Conv2d``, an activation on a pooling or
-        flattening layer, a convolution after the ``Flatten``, zero padding with no tap inside the image at
-        every output position, non-finite weights. Non-sequential targets are refused by the tracer.
+        One line: an unsupported module (named), no image input shape, a first layer that is not ``Conv2d``, an
+        activation on a pooling or flattening layer, a convolution after the ``Flatten``, zero padding with no
+        tap inside the image at every output position, non-finite weights or biases. Non-sequential targets
+        are refused by the tracer.
     """
-    traced = target if isinstance(target, TracedNet) else trace_module(target, input_shape)
-    spec = traced.spec
-    if spec.input_shape is None or len(spec.input_shape) != 3:
+    read = cnn_target.read_layers(target, input_shape, who="lplus1", supported=SUPPORTED)
+    traced, spec, shapes = read.traced, read.spec, read.shapes
+    if len(spec.input_shape) != 3:
         raise InputError(f"lplus1: a convolutional target needs the shape of one input image (C, H, W), got "
                          f"{spec.input_shape}")
     layers = spec.layers
     if not isinstance(layers[0], Conv2d):
         raise InputError(f"lplus1: a convolutional target must start with Conv2d (its copying layer is a 1x1 "
                          f"convolution), got {type(layers[0]).__name__}")
-    shapes = spec.layer_shapes()
+    params = {p.index: p for p in read.params}
     stages: list[Stage] = []
     flat: tuple[int, int] | None = None  # (C, S) of the image the last Flatten flattened, for the next Linear
     seen_flatten = False
     for i, layer in enumerate(layers):
-        where = traced.source_names.get(f"layers.{i}.weight", f"layers.{i}")
+        where = read.names[i]
         if isinstance(layer, (Pool, Flatten)):
             if layer.activation != "identity":
                 raise InputError(f"lplus1: activation {layer.activation!r} after {type(layer).__name__} layer {i} is "
@@ -183,11 +192,8 @@ def read_target(target: nn.Module | TracedNet, input_shape: tuple[int, ...] | No
                 c, h, w = shapes[i]
                 flat, seen_flatten = (c, h * w), True
             continue
-        w = traced.state[f"layers.{i}.weight"].detach().to(torch.float64).cpu().numpy()
-        b = traced.state.get(f"layers.{i}.bias")
-        b = np.zeros(w.shape[0]) if b is None else b.detach().to(torch.float64).cpu().numpy()
-        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
-            raise InputError(f"lplus1: target layer {i} ({where}) has non-finite weights")
+        w = params[i].weight
+        b = np.zeros(w.shape[0]) if params[i].bias is None else params[i].bias
         if isinstance(layer, Conv2d):
             if seen_flatten:
                 raise InputError(f"lplus1: Conv2d layer {i} ({where}) after the Flatten is not supported")

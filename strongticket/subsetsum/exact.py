@@ -20,6 +20,12 @@ meets equal sums or equal errors (ties, as in integer data), it is solved again 
 (:func:`_build_sorted_sums` + :func:`_sweep`), which carries subset keys and breaks ties exactly; both
 paths use the same neighbour rule, so the answer does not depend on which one ran.
 
+How it stays small (``min_error``): four targets' tables are 24 x 8 x 2^(n/2) bytes per thread (768 MB at
+n = 44), and interleaving pays only while they stay near the caches. Above :data:`FOUR_TARGET_MAX_BYTES`
+(n >= 37) targets are solved one at a time (:func:`_min_error_one`) in three sum tables that the two halves'
+builds, the errors and the mask recovery share, with int32 ranks and ``q = z - l`` formed on the fly:
+28 x 2^(n/2) bytes (112 MB at n = 44), as fast there, and the same answers (the same merges and comparisons).
+
 Objectives
 ----------
 ``min_error``
@@ -673,10 +679,12 @@ def one_target_bytes(n: int, keyed: bool = False) -> int:
     return (3 * 8 + 4) * (m + 1) + (3 * 8 * m if keyed else 0)
 
 
-#: Largest per-thread working memory of the four-target ``min_error`` path (:func:`four_target_bytes`: 192 MB
-#: at n = 40). Above it (n > 40) targets are solved one at a time (:func:`one_target_bytes`: 112 MB at n = 44
-#: where the four-target path needs 768 MB), with the same answers.
-FOUR_TARGET_MAX_BYTES = 256 << 20
+#: Largest per-thread working memory of the four-target ``min_error`` path (:func:`four_target_bytes`: 48 MB
+#: at n = 36). Above it (n >= 37) targets are solved one at a time (:func:`one_target_bytes`: 28 MB at n = 40,
+#: 112 MB at n = 44, where the four-target path writes 192 and 768 MB), with the same answers. Interleaving four
+#: targets pays while their tables stay near the caches (2.3x faster at n = 21-26, 1.3x at n = 33-35, one
+#: thread); from n = 36 on, the one-target path is as fast (measured: ``experiments/exact_memory_bench.py``).
+FOUR_TARGET_MAX_BYTES = 64 << 20
 
 
 def solve_exact_keys(candidates: np.ndarray, targets: np.ndarray, objective: str = "min_error",

@@ -47,7 +47,7 @@ def test_one_target_path_equals_four_target_path_on_many_targets_and_threads():
 
 
 def test_the_four_target_path_stops_where_its_tables_pass_the_memory_cap():
-    assert four_target_bytes(40) <= FOUR_TARGET_MAX_BYTES < four_target_bytes(41)
+    assert four_target_bytes(36) <= FOUR_TARGET_MAX_BYTES < four_target_bytes(37)
     assert one_target_bytes(44) * 6 < four_target_bytes(44)
 
 
@@ -83,6 +83,7 @@ def _working_bytes(n: int, kind: str) -> int:
     return json.loads(out.stdout.strip().splitlines()[-1])["working_bytes"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads and resets VmHWM in /proc/self")
 @pytest.mark.parametrize("kind", ["float", "int"])
 def test_a_44_candidate_solve_stays_within_the_one_target_tables(kind):

@@ -75,8 +75,47 @@ class Measured:
     count: int
 
 
+#: Rows per evaluation batch of :func:`error_on` and :func:`compare_on` (a row's float64 result can differ in its
+#: last bits between batch sizes, so the reports keep one).
+MAX_BATCH = 512
+
+
+@dataclass(frozen=True)
+class OnData:
+    """Target and ticket on labelled inputs, from one evaluation of each: both accuracies and the output error."""
+
+    target_accuracy: float
+    ticket_accuracy: float
+    error: Measured
+
+
 @torch.no_grad()
-def error_on(f: nn.Module, g: nn.Module, x: torch.Tensor, batch: int = 512, norm: str = "l2") -> Measured:
+def compare_on(f: nn.Module, g: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = MAX_BATCH,
+               norm: str = "l2") -> OnData:
+    """Accuracies of ``f`` and ``g`` on ``(x, y)`` and ``|f(x) - g(x)|`` (``norm``), each network run once per row.
+
+    The numbers of :func:`strongticket.verify.accuracy.accuracy` for ``f`` and ``g`` and of :func:`error_on`,
+    with both networks evaluated once instead of twice (``x`` is cast to ``f``'s dtype, as they cast it).
+    """
+    if norm not in ("l2", "linf"):
+        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
+    order = 2 if norm == "l2" else float("inf")
+    dtype = next(f.parameters()).dtype
+    sup, total, right_f, right_g = 0.0, 0.0, 0, 0
+    for s in range(0, x.shape[0], batch):
+        xb, yb = x[s:s + batch].to(dtype), y[s:s + batch]
+        fx, gx = f(xb), g(xb)
+        right_f += int((fx.argmax(dim=1) == yb).sum())
+        right_g += int((gx.argmax(dim=1) == yb).sum())
+        e = torch.linalg.vector_norm((fx - gx).reshape(xb.shape[0], -1), ord=order, dim=1)
+        sup = max(sup, float(e.max()))
+        total += float(e.sum())
+    n = max(1, x.shape[0])
+    return OnData(right_f / n, right_g / n, Measured(sup, total / n, int(x.shape[0])))
+
+
+@torch.no_grad()
+def error_on(f: nn.Module, g: nn.Module, x: torch.Tensor, batch: int = MAX_BATCH, norm: str = "l2") -> Measured:
     """``|f(x) - g(x)|`` over the rows of ``x`` (in batches), in the ``l2`` or ``linf`` norm of the outputs."""
     if norm not in ("l2", "linf"):
         raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")

@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def best_seconds(fn, repeat: int) -> float:
 def load_baseline(path: str):
     spec = importlib.util.spec_from_file_location("exact_baseline", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # numba's cache reloads compiled code by module name
     spec.loader.exec_module(mod)
     return mod
 

@@ -105,10 +105,11 @@ def theory_samples(target: FCTarget, per_weight_eps: float, delta: float, C: flo
 #: Largest pool the wider-pool retry solves exactly as a whole (the exact solver's own limit).
 WIDE_EXACT_LIMIT = EXACT_MAX_N
 
-#: Pools above this many candidates are solved by the exact solver on one thread. Its memory is about
-#: 45 * 2^(n/2) bytes per thread (measured: 770 MB at n = 44, 200 MB at n = 38), independent of the batch, so
-#: every thread added to a wide pool adds that much to the construction's peak; one thread keeps a retry of
-#: n = 44 at about 0.8 GB (the results do not depend on the threads: the solver is parallel over instances).
+#: Pools above this many candidates are solved by the exact solver on one thread. Its working memory per
+#: thread is :func:`strongticket.subsetsum.exact.one_target_bytes` above 36 candidates (about 7 * 2^(n/2)
+#: bytes: 28 MB at n = 40, 112 MB at n = 44), independent of the batch, so every thread added to a wide pool
+#: adds that much to the construction's peak (the results do not depend on the threads: the solver is
+#: parallel over instances).
 WIDE_ONE_THREAD = 40
 
 

@@ -81,9 +81,9 @@ _MIN_GAIN = 1e-12
 # Ridge of the Gram matrix (relative to its mean diagonal), so that it is always invertible.
 _RIDGE = 1e-10
 # Plus this fraction of the squared norm of the (d+1)-th smallest candidate: the compensation becomes a ridge
-# least-squares fit that damps instead of blowing up as the unvisited candidates near rank d (measured at
-# d = 9 and 25, n = 64 ... 1024: the same or lower errors, 1.2-1.6x the targets/s of no endgame ridge;
-# 0.03 and 0.3 within noise of 0.1).
+# least-squares fit that damps instead of blowing up as the unvisited candidates near rank d. Measured against
+# no endgame ridge, same process and instances: errors equal within noise at d = 9 and 25, n = 64 ... 1024;
+# 1.2-1.3x the targets/s at d = 25, n = 256 and 512, 0.98-1.07x at d = 9; 0.03 and 0.3 within noise of 0.1.
 _ENDGAME_RIDGE = 0.1
 # Scan windows are widened by a few ulps so that floating rounding never hides a pair.
 _WIDEN = 1.0 + 1e-12

@@ -66,8 +66,8 @@ def write_report(out: str | Path, config: CompareConfig | None = None) -> dict[s
     files = {"table": out / "table.md", "csv": out / "table.csv", "rows": out / "rows.json"}
     done = {r["unit"] for r in results}
     header = (f"# {config.name}\n\n{len(done & {u.id for u in units})} of {len(units)} units finished"
-              f"{' (shard ' + record['shard'] + ')' if record.get('shard') else ''}; mean ± std over seeds "
-              f"{', '.join(map(str, config.seeds))}.\n\n")
+              f"{' (shard ' + record['shard'] + ')' if record.get('shard') else ''}; mean ± std over "
+              f"{seeds_line(config, results)}.\n\n")
     write_bytes_atomic(files["table"], (header + to_markdown(rows)).encode())
     write_bytes_atomic(files["csv"], to_csv(rows).encode())
     write_json_atomic(files["rows"], {"name": config.name, "digest": config.digest(), "machine": machine(),
@@ -131,19 +131,33 @@ def results_page(sources: Sequence[str | Path], page: str | Path, *, figures: st
         if not is_compare_dir(src):
             raise InputError(f"{str(src)!r} is not a comparison directory (no {MARKER})")
         config = CompareConfig.from_dict(read_json_object(src / MARKER, InputError)["config"])
-        rows = aggregate(read_results(src))
+        results = read_results(src)
+        rows = aggregate(results)
         sub = fig_dir / src.name
         sub.mkdir(parents=True, exist_ok=True)
         figs = plot_figures(rows, sub, config.name) if rows else []
         rel = [Path(_relative(p, page.parent)) for p in figs]
         parts.append(f"## {config.name}\n")
-        parts.append(f"Seeds {', '.join(map(str, config.seeds))}; results in `{src}`.\n")
+        parts.append(f"Seeds {seeds_line(config, results).removeprefix('seeds ')}; results in `{src}`.\n")
         parts += reading(rows)
         parts.append(to_markdown(rows))
         parts += [f"![{p.stem.replace('_', ' ')}]({p.as_posix()})\n" for p in rel]
         written += [str(p) for p in figs]
     write_bytes_atomic(page, "\n".join(parts).encode())
     return {"page": str(page), "figures": written}
+
+
+def seeds_line(config: CompareConfig, results: Sequence[dict[str, Any]]) -> str:
+    """``"seeds 0, 1, 2"`` when every unit of the configuration has its result, else which seeds have results
+    and how many units of how many (``"seeds 0, 1 (of 0, 1, 2; 14 of 21 units finished)"``): a table of a
+    comparison still running never reads as complete."""
+    units = {u.id for u in plan(config)}
+    done = {r["unit"] for r in results} & units
+    listed = ", ".join(map(str, config.seeds))
+    if done == units:
+        return f"seeds {listed}"
+    have = ", ".join(str(s) for s in config.seeds if any(r.get("seed") == s for r in results))
+    return f"seeds {have or 'none'} (of {listed}; {len(done)} of {len(units)} units finished)"
 
 
 def reading(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -208,4 +222,4 @@ def copy_results(src: str | Path, dest: str | Path) -> None:
         write_bytes_atomic(dest / "results" / f.name, f.read_bytes())
 
 
-__all__ = ["CompareConfig", "compare", "copy_results", "merge", "results_page", "write_report"]
+__all__ = ["CompareConfig", "compare", "copy_results", "merge", "results_page", "seeds_line", "write_report"]

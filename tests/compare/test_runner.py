@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from strongticket.compare import CompareConfig, compare, merge, write_report
+from strongticket.compare import CompareConfig, compare, merge, results_page, write_report
 from strongticket.compare.runner import OPTIONAL_FIELDS, RESULT_FIELDS, TIMING_FIELDS, Runner, read_results
 from strongticket.compare.table import aggregate, to_markdown
 from strongticket.compare.units import parse_shard, plan, shard
@@ -151,6 +151,25 @@ def test_the_report_can_be_rewritten_from_the_results_alone(unsharded: Path) -> 
     before = (unsharded / "table.csv").read_text()
     report = write_report(unsharded)
     assert (unsharded / "table.csv").read_text() == before and report["done"] == report["units"]
+
+
+def test_a_partial_comparison_never_reads_as_complete(config: CompareConfig, unsharded: Path,
+                                                     tmp_path: Path) -> None:
+    """With one seed's results missing, the table header and the results page name the seeds that have results
+    and count the finished units; the complete comparison lists every seed."""
+    partial = tmp_path / "partial"
+    (partial / "results").mkdir(parents=True)
+    (partial / "compare.json").write_bytes((unsharded / "compare.json").read_bytes())
+    for f in (unsharded / "results").glob("*-s0.json"):
+        (partial / "results" / f.name).write_bytes(f.read_bytes())
+    n_units = len(plan(config))
+    write_report(partial)
+    header = (partial / "table.md").read_text().splitlines()[2]
+    assert f"seeds 0 (of 0, 1; {n_units // 2} of {n_units} units finished)" in header
+    results_page([partial, unsharded], tmp_path / "page.md")
+    page = (tmp_path / "page.md").read_text()
+    assert f"Seeds 0 (of 0, 1; {n_units // 2} of {n_units} units finished)" in page
+    assert "Seeds 0, 1;" in page
 
 
 def test_a_pretrained_comparison_starts_the_target_and_the_finders_from_each_seeds_pretraining(

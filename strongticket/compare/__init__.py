@@ -65,9 +65,8 @@ def write_report(out: str | Path, config: CompareConfig | None = None) -> dict[s
     record = read_json_object(out / MARKER, InputError)
     files = {"table": out / "table.md", "csv": out / "table.csv", "rows": out / "rows.json"}
     done = {r["unit"] for r in results}
-    header = (f"# {config.name}\n\n{len(done & {u.id for u in units})} of {len(units)} units finished"
-              f"{' (shard ' + record['shard'] + ')' if record.get('shard') else ''}; mean ± std over "
-              f"{seeds_line(config, results)}.\n\n")
+    shard_note = f" (shard {record['shard']})" if record.get("shard") else ""
+    header = f"# {config.name}\n\nMean ± std over {seeds_line(config, results)}{shard_note}.\n\n"
     write_bytes_atomic(files["table"], (header + to_markdown(rows)).encode())
     write_bytes_atomic(files["csv"], to_csv(rows).encode())
     write_json_atomic(files["rows"], {"name": config.name, "digest": config.digest(), "machine": machine(),

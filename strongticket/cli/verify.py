@@ -56,8 +56,9 @@ def verify(
     """Error of a ticket against its recorded target: empirical, adversarial, certified (and accuracy on --data)."""
     check_options(radius=radius, count=count, restarts=restarts, steps=steps, seed=seed)
     ticket = Ticket.load(ticket_dir)
-    report = verify_report(ticket, radius=radius, count=count, restarts=restarts, steps=steps, seed=seed,
-                           dataset=data, data_dir=data_dir)
+    with status_line(not json_out, "verifying") as log:
+        report = verify_report(ticket, radius=radius, count=count, restarts=restarts, steps=steps, seed=seed,
+                               dataset=data, data_dir=data_dir, log=log)
     if json_out:
         emit_json({"ticket": str(ticket_dir), **report})
         return

@@ -10,6 +10,7 @@ task (:func:`task_report`). :data:`FIELDS` gives each key of a report a readable
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,8 @@ def _test_inputs(ticket: Ticket, dataset: str, data_dir: Path | None) -> tuple[t
 
 
 def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, restarts: int = 4, steps: int = 50,
-                  seed: int = 0, dataset: str | None = None, data_dir: Path | None = None) -> dict[str, Any]:
+                  seed: int = 0, dataset: str | None = None, data_dir: Path | None = None,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every check of a ticket against its recorded target, as one JSON-able dict (keys in :data:`FIELDS`).
 
     Parameters
@@ -115,6 +117,9 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
         Also measure accuracy and errors on this dataset's test split.
     data_dir : Path, optional
         Where file-based datasets live.
+    log : callable, optional
+        Called with a short message as each stage starts (random weights, sampled errors, adversarial search,
+        certified bound, test split): the progress of a long check.
     """
     from strongticket.verify.certified import certified_bound
     from strongticket.verify.measure import adversarial_error, compare_on, empirical_error, target_module
@@ -125,9 +130,10 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
     certify = LINF_CERTIFIERS.get(ticket.provenance.get("method"))
     if certify is not None:
         return _linf_report(ticket, certify, radius=radius, count=count, restarts=restarts, steps=steps, seed=seed,
-                            dataset=dataset,
-                            data_dir=data_dir)
+                            dataset=dataset, data_dir=data_dir, log=log)
+    say = log if log is not None else (lambda message: None)
     test = _test_inputs(ticket, dataset, data_dir) if dataset else None  # a misfit fails before the long work
+    say(f"regenerating {ticket.num_params:,} random weights")
     weights = ticket.random_weights()
     g = ticket.to_module(torch.float64, weights=weights)
     f = target_module(ticket)
@@ -139,15 +145,19 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
                    "max_per_weight_error": ticket.provenance.get("max_error"),
                    "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density})
     if not nonneg:
+        say(f"sampled errors ({count} inputs on the sphere and in the ball)")
         report["empirical_sphere"] = empirical_error(ticket, f, domain="sphere", count=count, radius=radius,
                                                      seed=seed, module=g).sup
         report["empirical_ball"] = empirical_error(ticket, f, domain="ball", count=count, radius=radius,
                                                    seed=seed + 1, module=g).sup
+        say(f"adversarial search ({restarts} restarts x {steps} steps)")
         report["adversarial"] = adversarial_error(ticket, f, radius=radius, restarts=restarts, steps=steps,
                                                   seed=seed, module=g).sup
+        say("certified bound")
         report["certified"] = certified_bound(ticket, f, radius=radius, weights=weights).bound
     if test is not None:
         x, y = test
+        say(f"target and ticket on {len(x):,} {dataset} test images")
         on = compare_on(f, g, x, y)
         report["data"] = dataset
         report["target_accuracy"] = on.target_accuracy
@@ -174,7 +184,8 @@ LINF_CERTIFIERS: dict[str, Any] = {cnn2l.METHOD: _cnn2l_bound, lplus1.METHOD: _l
 
 
 def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, restarts: int, steps: int, seed: int,
-                 dataset: str | None, data_dir: Path | None) -> dict[str, Any]:
+                 dataset: str | None, data_dir: Path | None,
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The checks of a ticket whose bound is stated in l_inf (CNN tickets of da Cunha et al. 2022, depth-L+1
     tickets of Burkholz 2022).
 
@@ -183,7 +194,9 @@ def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, res
     """
     from strongticket.verify.measure import adversarial_error, compare_on, empirical_error, target_module
 
+    say = log if log is not None else (lambda message: None)
     test = _test_inputs(ticket, dataset, data_dir) if dataset else None
+    say(f"regenerating {ticket.num_params:,} random weights")
     weights = ticket.random_weights()
     g = ticket.to_module(torch.float64, weights=weights)
     f = target_module(ticket)
@@ -193,13 +206,17 @@ def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, res
                               "max_per_weight_error": ticket.provenance.get("max_error"),
                               "params": ticket.num_params, "kept": ticket.num_kept, "density": ticket.density}
     domain = "box_nonneg" if nonneg else "box"
+    say(f"sampled errors ({count} inputs in the box)")
     report["empirical_box"] = empirical_error(ticket, f, domain=domain, count=count, radius=radius, seed=seed,
                                               module=g, norm="linf").sup
+    say(f"adversarial search ({restarts} restarts x {steps} steps)")
     report["adversarial_box"] = adversarial_error(ticket, f, radius=radius, restarts=restarts, steps=steps,
                                                   seed=seed, module=g, domain=domain, norm="linf").sup
+    say("certified bound")
     report["certified_linf"] = certify(ticket, radius, f)
     if test is not None:
         x, y = test
+        say(f"target and ticket on {len(x):,} {dataset} test images")
         on = compare_on(f, g, x, y, norm="linf")
         report["data"] = dataset
         report["target_accuracy"] = on.target_accuracy

@@ -114,3 +114,28 @@ def test_lplus1_ticket_is_checked_in_linf_under_its_certified_bound(act):
     report = verify_report(ticket, radius=1.0, count=300, seed=0)
     assert 0 < report["empirical_box"] <= report["certified_linf"]
     assert certified_dominates(report) is True
+
+
+STAGES = ("regenerating", "sampled errors", "adversarial search", "certified bound", "target and ticket on")
+
+
+def _stage_order(heard: list[str]) -> list[int]:
+    """Index in ``heard`` of the first message of each stage (a stage never heard fails the test)."""
+    return [next(i for i, m in enumerate(heard) if m.startswith(stage)) for stage in STAGES]
+
+
+def test_progress_names_every_stage_in_order_and_changes_no_number(ticket):
+    """``log`` hears each long stage as it starts (the CLI shows them as a status line); the report is the same
+    with and without it."""
+    heard: list[str] = []
+    report = verify_report(ticket, **GOOD, dataset="digits", log=heard.append)
+    order = _stage_order(heard)
+    assert order == sorted(order)
+    assert report == verify_report(ticket, **GOOD, dataset="digits")
+
+
+def test_progress_of_an_linf_ticket_names_every_stage_in_order():
+    heard: list[str] = []
+    verify_report(_cnn_ticket(True, bias=True), count=20, restarts=1, steps=2, dataset="digits", log=heard.append)
+    order = _stage_order(heard)
+    assert order == sorted(order)

@@ -88,18 +88,6 @@ SUPPORTED = ("a sequential target of Conv2d (square kernel, any stride, zero pad
              f"MaxPool2d/AvgPool2d (no padding), Flatten and Linear layers, with activations {BLOCK_ACTIVATIONS}")
 
 
-def check_target_modules(module: nn.Module) -> None:
-    """Refuse, by name, the modules the construction cannot take, before tracing
-    (:func:`strongticket.construct.cnn_target.check_target_modules`, messages named ``cnn2l``).
-
-    Raises
-    ------
-    InputError
-        Naming the module, what it has and what is supported.
-    """
-    cnn_target.check_target_modules(module, who="cnn2l", supported=SUPPORTED)
-
-
 @dataclass(frozen=True, eq=False)
 class TargetLayer:
     """One parametrised target layer, ready for its pair.
@@ -700,6 +688,6 @@ def pair_kernels(ticket: Ticket, target: nn.Module | TracedNet | None = None,
     return out
 
 
-__all__ = ["CNNTarget", "METHOD", "PAPER", "SUPPORTED", "TargetLayer", "certified_linf", "check_target_modules",
+__all__ = ["CNNTarget", "METHOD", "PAPER", "SUPPORTED", "TargetLayer", "certified_linf",
            "construct", "pair_kernels", "prepare", "random_spec", "read_cnn_target", "relative_error",
            "theory_per_weight_eps", "theory_samples"]

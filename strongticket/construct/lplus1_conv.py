@@ -58,18 +58,18 @@ from torch import nn
 
 from strongticket.construct import cnn_target
 from strongticket.construct import conv as conv_kind
-from strongticket.construct import lplus1_parts as lplus1
+from strongticket.construct import lplus1_parts as parts
 from strongticket.construct.lplus1_parts import (
     CHUNK_ELEMENTS,
-    first_layer_distribution,
-    finish_ticket,
     CONSTANT_TARGET,
     InstanceStats,
     Layout,
     LPlus1Bound,
     bias_selection,
     copy_selection,
+    finish_ticket,
     first_block_terms,
+    first_layer_distribution,
     first_selection,
     first_view,
     phi64,
@@ -306,7 +306,7 @@ def construct(tgt: ConvTarget, *, eps: float, delta: float, rho: int, first_rho:
     """
     start = time.perf_counter()
     act0 = activation(tgt.stages[0].activation)
-    mode = lplus1.first_layer_mode(act0)
+    mode = parts.first_layer_mode(act0)
     s0 = tgt.stages[0]
     if reference_first_layer and mode == "linear":
         first_scale = None  # the reference code draws one law for every layer
@@ -314,7 +314,7 @@ def construct(tgt: ConvTarget, *, eps: float, delta: float, rho: int, first_rho:
     # the offset phi(0) sum v of one tap sums over the copy's kept neurons of every input channel at that tap
     nnz_max = int(max(np.count_nonzero(s0.weight.reshape(s0.weight.shape[0], s0.in_channels, s0.positions),
                                        axis=1).max(initial=0), 1))
-    const_groups = lplus1.constant_groups(act0, mode, nnz_max, const_rho) if const_groups is None else const_groups
+    const_groups = parts.constant_groups(act0, mode, nnz_max, const_rho) if const_groups is None else const_groups
     layout = Layout(tgt.widths, rho, first_rho, const_rho, const_groups)
     spec, names = random_spec(tgt, layout)
     shapes = spec.parameter_shapes()
@@ -410,7 +410,7 @@ def construct(tgt: ConvTarget, *, eps: float, delta: float, rho: int, first_rho:
     info = {**layout.to_dict(), "target_kind": KIND, "first_layer_mode": mode, "copy_activation": act0.name,
             "reference_first_layer": reference_first_layer,
             "first_scale": {"rule": scale_rule, "lambda1": lam1, "lambda2": lam2, "law_bound": law_bound},
-            "constant_target": CONSTANT_TARGET, "theory_rho": theory, "theory_C": lplus1.LPLUS1_C,
+            "constant_target": CONSTANT_TARGET, "theory_rho": theory, "theory_C": parts.LPLUS1_C,
             "counting_rho": need, "constant_taps": [s.tap for s in tgt.stages]}
     return finish_ticket(spec, dist, seed, masks, records, info, tgt.traced, widths=tgt.widths,
                          num_params=tgt.num_params, eps=eps, delta=delta, rho=rho, theory=theory, objective=objective,
@@ -450,7 +450,7 @@ def certified_bound(ticket: Ticket, target: nn.Module | TracedNet | ConvTarget |
         Not a CNN L+1 ticket; a copying layer that is not univariate; a constant channel that reads a copy or
         a tap other than the one inside the image at every position (it would not be constant at the border).
     """
-    layout, mode = lplus1.layout_of(ticket)
+    layout, mode = parts.layout_of(ticket)
     tgt = target if isinstance(target, ConvTarget) else (_target_of(ticket) if target is None
                                                         else read_target(target, ticket.spec.input_shape))
     if tgt.widths != layout.widths:
@@ -548,7 +548,7 @@ def structure(ticket: Ticket) -> dict[str, Any]:
     weight of a constant channel, and every bias weight, reads the constant channels through the tap that
     reads inside the image at every output position (so the constants are exact at the border).
     """
-    layout, mode = lplus1.layout_of(ticket)
+    layout, mode = parts.layout_of(ticket)
     tgt = _target_of(ticket)
     _, names = random_spec(tgt, layout)
     shapes = ticket.spec.parameter_shapes()

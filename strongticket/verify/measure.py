@@ -80,6 +80,18 @@ class Measured:
 MAX_BATCH = 512
 
 
+def _norm_order(norm: str) -> float:
+    """The ``ord`` of :func:`torch.linalg.vector_norm` for an output norm ``"l2"`` or ``"linf"``."""
+    if norm not in ("l2", "linf"):
+        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
+    return 2 if norm == "l2" else float("inf")
+
+
+def _row_errors(fx: torch.Tensor, gx: torch.Tensor, order: float) -> torch.Tensor:
+    """``|f(x) - g(x)|`` per row of a batch of outputs, shape (batch,)."""
+    return torch.linalg.vector_norm((fx - gx).reshape(fx.shape[0], -1), ord=order, dim=1)
+
+
 @dataclass(frozen=True)
 class OnData:
     """Target and ticket on labelled inputs, from one evaluation of each: both accuracies and the output error."""
@@ -97,9 +109,7 @@ def compare_on(f: nn.Module, g: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
     The numbers of :func:`strongticket.verify.accuracy.accuracy` for ``f`` and ``g`` and of :func:`error_on`,
     with both networks evaluated once instead of twice (``x`` is cast to ``f``'s dtype, as they cast it).
     """
-    if norm not in ("l2", "linf"):
-        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
-    order = 2 if norm == "l2" else float("inf")
+    order = _norm_order(norm)
     dtype = next(f.parameters()).dtype
     sup, total, right_f, right_g = 0.0, 0.0, 0, 0
     for s in range(0, x.shape[0], batch):
@@ -107,7 +117,7 @@ def compare_on(f: nn.Module, g: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
         fx, gx = f(xb), g(xb)
         right_f += int((fx.argmax(dim=1) == yb).sum())
         right_g += int((gx.argmax(dim=1) == yb).sum())
-        e = torch.linalg.vector_norm((fx - gx).reshape(xb.shape[0], -1), ord=order, dim=1)
+        e = _row_errors(fx, gx, order)
         sup = max(sup, float(e.max()))
         total += float(e.sum())
     n = max(1, x.shape[0])
@@ -117,13 +127,10 @@ def compare_on(f: nn.Module, g: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
 @torch.no_grad()
 def error_on(f: nn.Module, g: nn.Module, x: torch.Tensor, batch: int = MAX_BATCH, norm: str = "l2") -> Measured:
     """``|f(x) - g(x)|`` over the rows of ``x`` (in batches), in the ``l2`` or ``linf`` norm of the outputs."""
-    if norm not in ("l2", "linf"):
-        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
-    order = 2 if norm == "l2" else float("inf")
+    order = _norm_order(norm)
     sup, total = 0.0, 0.0
     for s in range(0, x.shape[0], batch):
-        diff = (f(x[s:s + batch]) - g(x[s:s + batch])).reshape(min(batch, x.shape[0] - s), -1)
-        e = torch.linalg.vector_norm(diff, ord=order, dim=1)
+        e = _row_errors(f(x[s:s + batch]), g(x[s:s + batch]), order)
         sup = max(sup, float(e.max()))
         total += float(e.sum())
     return Measured(sup, total / max(1, x.shape[0]), int(x.shape[0]))
@@ -158,15 +165,13 @@ def adversarial_error(ticket: Ticket, target: nn.Module | None = None, *, radius
     """
     if domain not in ADVERSARIAL_DOMAINS:
         raise InputError(f"domain must be one of {ADVERSARIAL_DOMAINS}, got {domain!r}")
-    if norm not in ("l2", "linf"):
-        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
+    order = _norm_order(norm)
     f = target_module(ticket, dtype) if target is None else target.to(dtype).eval()
     g = ticket.to_module(dtype) if module is None else module
     for p in list(f.parameters()) + list(g.parameters()):
         p.requires_grad_(False)
     gen = torch.Generator().manual_seed(int(seed))
     shape = input_shape(ticket)
-    order = 2 if norm == "l2" else float("inf")
     lo = 0.0 if domain == "box_nonneg" else -radius
 
     def project(x: torch.Tensor) -> None:
@@ -180,7 +185,7 @@ def adversarial_error(ticket: Ticket, target: nn.Module | None = None, *, radius
                 x.clamp_(lo, radius)
 
     def error(x: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.vector_norm((f(x) - g(x)).reshape(x.shape[0], -1), ord=order, dim=1)
+        return _row_errors(f(x), g(x), order)
 
     best, total, tried = 0.0, 0.0, 0
     for round_ in range(restarts):

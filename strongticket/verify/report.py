@@ -94,6 +94,10 @@ def _test_inputs(ticket: Ticket, dataset: str, data_dir: Path | None) -> tuple[t
     return x.reshape((len(x), *shape)), ds.test_y
 
 
+def _silent(message: str) -> None:
+    """The progress callback when none is given."""
+
+
 def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, restarts: int = 4, steps: int = 50,
                   seed: int = 0, dataset: str | None = None, data_dir: Path | None = None,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -131,7 +135,7 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
     if certify is not None:
         return _linf_report(ticket, certify, radius=radius, count=count, restarts=restarts, steps=steps, seed=seed,
                             dataset=dataset, data_dir=data_dir, log=log)
-    say = log if log is not None else (lambda message: None)
+    say = log or _silent
     test = _test_inputs(ticket, dataset, data_dir) if dataset else None  # a misfit fails before the long work
     say(f"regenerating {ticket.num_params:,} random weights")
     weights = ticket.random_weights()
@@ -194,7 +198,7 @@ def _linf_report(ticket: Ticket, certify: Any, *, radius: float, count: int, res
     """
     from strongticket.verify.measure import adversarial_error, compare_on, empirical_error, target_module
 
-    say = log if log is not None else (lambda message: None)
+    say = log or _silent
     test = _test_inputs(ticket, dataset, data_dir) if dataset else None
     say(f"regenerating {ticket.num_params:,} random weights")
     weights = ticket.random_weights()

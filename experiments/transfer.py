@@ -148,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         plan = read_plan(args.config, args.quick)
         todo = units(plan, out)
         started = time.perf_counter()
+        trained = 0.0  # every run's own training time, also of runs finished by an earlier invocation
         for i, u in enumerate(todo, 1):
             t0 = time.perf_counter()
             s = train_run(u.config, u.directory, data_dir=args.data_dir, device=args.device)
+            trained += float(s.get("wall_time_s", 0.0))
             print(f"[{i}/{len(todo)}] {u.directory}: accuracy {100 * s['test_accuracy']:.2f} %, density "
                   f"{s['density']:.4f}, {time.perf_counter() - t0:.1f} s", flush=True)
         wall = time.perf_counter() - started
@@ -167,12 +169,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(map(str, plan.seeds))}. Configurations: "
             + "; ".join(f"{c['name']} = {c['data'].get('dataset')}/{c['optim'].get('optimizer')} "
                         f"lr {c['optim'].get('lr')}" for c in plan.configs)
-            + f". Wall time of this invocation: {wall:.0f} s ({platform.node()}, {args.device}; finished runs "
-              "are not retrained).\n\n")
+            + f". Training time of the {len(todo)} runs (each run's own wall time, summed): {trained:.0f} s; "
+              f"wall time of this invocation: {wall:.0f} s ({platform.node()}, {args.device}; finished runs are "
+              "not retrained).\n\n")
     write_bytes_atomic(Path(f"{prefix}.md"), (head + report.to_markdown(table)).encode())
     write_bytes_atomic(Path(f"{prefix}.json"), json.dumps(
         {"name": plan.name, "seeds": list(plan.seeds), "density": plan.density, "rate": plan.rate,
-         "wall_time_s": wall, "table": table, "runs": runs}, indent=1).encode())
+         "wall_time_s": wall, "training_time_s": trained, "table": table, "runs": runs}, indent=1).encode())
     print(head + report.to_markdown(table))
     return 0
 

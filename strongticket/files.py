@@ -178,6 +178,30 @@ def save_arrays_atomic(dest: str | os.PathLike[str], arrays: Mapping[str, Any],
                   metadata=dict(metadata) if metadata else None)
 
 
+def check_writable_file(dest: str | os.PathLike[str], *, overwrite: bool, what: str) -> None:
+    """Check, before any work, that the single output file ``dest`` (a table, a plot) may be written.
+
+    A missing ``dest`` is fine; an existing file is replaced only with ``overwrite=True`` (the user's own file
+    is never replaced unasked); a directory, or a symbolic link, is never replaced.
+
+    Raises
+    ------
+    InputError
+        One line naming ``what`` (``"--out"``) and ``dest`` when it exists and may not be replaced.
+    OutputError
+        When ``dest`` cannot be created (a parent path is a file, no permission to write in its parent).
+    """
+    dest = Path(dest)
+    name = _describe(dest, what)
+    if dest.is_symlink():
+        raise InputError(f"{name} is a symbolic link; refusing to replace it: give the file itself or another path")
+    if dest.is_dir():
+        raise InputError(f"{name} is a directory, expected a file path")
+    if dest.exists() and not overwrite:
+        raise InputError(f"{name} already exists; pass --overwrite to replace it, or choose another path")
+    check_can_create(dest, what=what)
+
+
 def check_writable_directory(dest: str | os.PathLike[str], *, overwrite: bool, marker: str,
                              what: str = "output directory",
                              is_marker: Callable[[Path], bool] | None = None) -> bool:

@@ -164,6 +164,8 @@ def report(
     view: Annotated[str, typer.Option("--view", help="auto (runs alone: the runs table; with comparisons or "
                                                      "tickets: the comparison table), runs, compare, or transfer "
                                                      "(source/target configuration x ticket kind).")] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out or --plot file "
+                                                                "(never a directory).")] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Tabulate results: training runs (density, accuracy, params, wall time), or comparisons, runs and tickets
@@ -174,6 +176,11 @@ def report(
         raise InputError(f"--format must be markdown or csv, got {fmt!r}")
     if view not in ("auto", "runs", "compare", "transfer"):
         raise InputError(f"--view must be auto, runs, compare or transfer, got {view!r}")
+    from strongticket.files import check_writable_file
+
+    for path, what in ((out, "--out"), (plot, "--plot")):  # before any work: the user's files stay theirs
+        if path is not None:
+            check_writable_file(path, overwrite=overwrite, what=what)
     if view == "transfer":
         from strongticket.files import write_bytes_atomic
         from strongticket.report import transfer as tr

@@ -63,3 +63,18 @@ def test_report_tabulates_and_plots(tmp_path: Path) -> None:
 def test_report_without_runs_is_an_error(tmp_path: Path) -> None:
     res = runner.invoke(app, ["report", str(tmp_path)])
     assert isinstance(res.exception, InputError)
+
+
+@pytest.mark.parametrize("option", ["--out", "--plot"])
+def test_report_never_replaces_an_existing_file_unasked(tmp_path: Path, option: str) -> None:
+    assert runner.invoke(app, [*BASE, "--out", str(tmp_path / "runs" / "r"), "--json"]).exit_code == 0
+    mine = tmp_path / "model.safetensors"
+    mine.write_bytes(b"the user's checkpoint")
+    res = runner.invoke(app, ["report", str(tmp_path / "runs"), option, str(mine)])
+    assert isinstance(res.exception, InputError) and "pass --overwrite" in str(res.exception)
+    assert mine.read_bytes() == b"the user's checkpoint"
+    res = runner.invoke(app, ["report", str(tmp_path / "runs"), option, str(tmp_path), "--overwrite"])
+    assert isinstance(res.exception, InputError) and "is a directory" in str(res.exception)
+    res = runner.invoke(app, ["report", str(tmp_path / "runs"), option, str(mine), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert mine.read_bytes() != b"the user's checkpoint"

@@ -95,6 +95,8 @@ def scaling(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw width vs D (log-log) with the counting "
                                                              "bound and the theorem's D^3 shape (PNG).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out or --plot file (never a "
+                                                                "directory).")] = False,
     quick: Annotated[bool, typer.Option("--quick", help=f"A seconds-long run: D = {QUICK['dims']}, eps "
                                                         f"{QUICK['eps']}, {QUICK['targets']} targets, "
                                                         f"H <= {QUICK['max_width']} (options given still win).")
@@ -110,7 +112,7 @@ def scaling(
     D^3 shape and the fitted exponent of width against D.
     """
     from strongticket.cli.rss import parse_list
-    from strongticket.files import check_can_create
+    from strongticket.files import check_writable_file
     from strongticket.verify.scaling import plot_structured_scaling, structured_scaling
 
     base = QUICK if quick else FULL
@@ -123,9 +125,9 @@ def scaling(
     options = {k: v for k, v in (("steps", steps), ("restarts", restarts)) if v is not None}
     for name, v in options.items():
         check_int(f"--{name}", v, lo=0 if name == "steps" else 1)
-    for path, what in ((out, "--out"), (plot, "--plot")):  # before any work: fail fast
+    for path, what in ((out, "--out"), (plot, "--plot")):  # before any work: fail fast, the user's files stay
         if path is not None:
-            check_can_create(path, what=what)
+            check_writable_file(path, overwrite=overwrite, what=what)
     with status_line(not json_out, "measuring structured widths") as log:
         result = structured_scaling(dim_list, eps_list, targets=targets, quantile=quantile, width_max=max_width,
                                     seed=seed, search_options=options, log=log)

@@ -61,3 +61,16 @@ def test_verify_ticket_still_runs_as_the_group_default(verify_group, tmp_path, c
     assert json.loads(out)["eps"] == 0.5
     code, out, err = run(["verify", str(tmp_path / "missing")], capsys)
     assert code == 2 and "missing" in err
+
+
+@pytest.mark.parametrize("option", ["--out", "--plot"])
+def test_scaling_never_replaces_an_existing_file_unasked(verify_group, tmp_path, capsys, option):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("the user's notes")
+    code, out, err = run(["verify", "scaling", "--quick", "--dims", "1", option, str(mine)], capsys)
+    assert code == 2 and out == "" and "pass --overwrite" in err and err.count("\n") == 1
+    assert mine.read_text() == "the user's notes"
+    code, _, err = run(["verify", "scaling", "--quick", "--dims", "1", option, str(mine), "--overwrite"], capsys)
+    assert code == 0, err
+    assert mine.read_bytes() != b"the user's notes"
+

@@ -79,15 +79,15 @@ QUICK = {"dims": "1,4,9", "eps": "0.5", "targets": 4, "max_width": 512}
 def scaling(
     dims: Annotated[str | None, typer.Option("--dims", help="Instance dimensions D, comma-separated (k^2 for "
                                                              "kernel, k^2 g for group, k^2 c_out for filter "
-                                                             f"granularity) [default: {FULL['dims']}].")] = None,
+                                                             f"granularity) \\[default: {FULL['dims']}].")] = None,
     eps: Annotated[str | None, typer.Option("--eps", help="l_inf errors to reach, comma-separated, each in (0, 1) "
-                                                           f"[default: {FULL['eps']}].")] = None,
+                                                           f"\\[default: {FULL['eps']}].")] = None,
     targets: Annotated[int | None, typer.Option("--targets", help="Synthetic targets U[-1, 1]^D per width tried "
-                                                                   f"[default: {FULL['targets']}].")] = None,
+                                                                   f"\\[default: {FULL['targets']}].")] = None,
     quantile: Annotated[float, typer.Option("--quantile", help="Fraction of the targets that must reach eps, in "
                                                                "(0, 1].")] = 0.9,
     max_width: Annotated[int | None, typer.Option("--max-width", help="Largest width H (channels per input) tried "
-                                                                       f"[default: {FULL['max_width']}].")] = None,
+                                                                       f"\\[default: {FULL['max_width']}].")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="MRSS search steps per run (default: the "
                                                               "search's own).")] = None,
     restarts: Annotated[int | None, typer.Option("--restarts", help="MRSS search runs per target (default: "

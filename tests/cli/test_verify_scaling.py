@@ -74,3 +74,10 @@ def test_scaling_never_replaces_an_existing_file_unasked(verify_group, tmp_path,
     assert code == 0, err
     assert mine.read_bytes() != b"the user's notes"
 
+
+def test_scaling_help_shows_every_default(verify_group, capsys):
+    code, out, _ = run(["verify", "scaling", "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.replace("│", " ").split())
+    for name, value in verify_cli.FULL.items():
+        assert f"[default: {value}]" in text, name

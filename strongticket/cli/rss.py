@@ -50,6 +50,7 @@ def _device_name(device: str) -> str:
 def load_instances(path: Path, norm: str, device: str = "cpu") -> Any:
     """Read ``targets`` and ``candidates`` from a ``.npz`` or ``.safetensors`` file (never unpickles)."""
     from strongticket.subsetsum import SubsetSumProblem
+    from strongticket.subsetsum.problem import check_device
 
     if not path.is_file():
         raise InputError(f"instance file {str(path)!r} does not exist")
@@ -80,8 +81,7 @@ def load_instances(path: Path, norm: str, device: str = "cpu") -> Any:
     if device != "cpu":
         import torch
 
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(f"--device {device!r} was asked for, but torch sees no CUDA device")
+        check_device(device)
         return SubsetSumProblem(torch.tensor(arrays["targets"], device=device),
                                 torch.tensor(arrays["candidates"], device=device), norm=norm)
     return SubsetSumProblem(arrays["targets"], arrays["candidates"], norm=norm)

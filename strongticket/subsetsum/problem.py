@@ -77,6 +77,28 @@ def _as_float_array(name: str, value: Any) -> Any:
     return arr
 
 
+def check_device(device: str) -> str:
+    """``device`` if torch can put a problem's tensors there: ``cpu``, ``cuda`` or ``cuda:N`` with CUDA present.
+
+    Raises
+    ------
+    InputError
+        One line naming ``--device``: a name torch does not know, a device type other than cpu or cuda, or
+        CUDA asked for where torch sees none.
+    """
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise InputError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device!r} was asked for, but torch sees no CUDA device")
+    return device
+
+
 @dataclass(frozen=True, eq=False)
 class SubsetSumProblem:
     """``T`` subset-sum instances solved together.

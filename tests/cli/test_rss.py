@@ -113,6 +113,17 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(instances, capsys):
     assert code == 2 and "torch sees no CUDA device" in err
 
 
+
+@pytest.mark.parametrize("command", ["solve", "bench"])
+@pytest.mark.parametrize("device", ["tpu", "meta", "cuda:x"])
+def test_an_unknown_device_is_one_line_naming_the_option(instances, tmp_path, capsys, command, device):
+    argv = (["rss", "solve", str(instances), "--out", str(tmp_path / "sel.safetensors")] if command == "solve" else
+            ["rss", "bench", "--n", "4", "--methods", "exact,torch", "--targets", "10", "--repeats", "1"])
+    code, out, err = run([*argv, "--device", device], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: --device must be cpu, cuda or cuda:N") and repr(device) in err
+    assert not (tmp_path / "sel.safetensors").exists()
+
 @pytest.mark.gpu
 def test_bench_times_the_torch_solver_on_the_gpu(capsys):
     code, out, err = run(["rss", "bench", "--n", "14", "--methods", "exact,torch", "--targets", "5000",

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from strongticket.errors import InputError
-from strongticket.validation import check_int
+from strongticket.validation import check_int, check_generator_seed
 
 
 def _module_bytes(module: nn.Module) -> int:
@@ -76,6 +76,7 @@ def benchmark_compact(ticket: Any, *, batches: tuple[int, ...] = (1, 256), repea
         check_int("--batches", b)
     check_int("--repeats", repeats)
     check_int("warmup", warmup, lo=0)
+    seed = check_generator_seed("--seed", seed)
     if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
         raise InputError(f"--device must be cpu, or cuda[:N] on a machine with CUDA, got {device!r}")
     shape = ticket.spec.input_shape

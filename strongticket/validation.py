@@ -29,6 +29,16 @@ def check_int(name: str, value: Any, *, lo: int | None = 1, hi: int | None = Non
     return int(value)
 
 
+#: Largest seed given to a random generator as it stands: numpy takes any integer >= 0, torch one below 2**64,
+#: the numba kernels a signed 64-bit one.
+SEED_MAX = (1 << 63) - 1
+
+
+def check_generator_seed(name: str, value: Any) -> int:
+    """``value`` as the seed of a random generator: an ``int`` in ``[0, SEED_MAX]``."""
+    return check_int(name, value, lo=0, hi=SEED_MAX)
+
+
 def check_float(name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
                 lo_open: bool = True, hi_open: bool = True) -> float:
     """``value`` as a finite ``float`` within the bounds (open ends by default); NaN and infinities are refused."""

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strongticket.errors import InputError
-from strongticket.validation import check_float, check_int, check_positive, check_unit_open
+from strongticket.validation import (SEED_MAX, check_float, check_generator_seed, check_int, check_positive,
+                                     check_unit_open)
 
 
 @given(st.integers(min_value=1, max_value=10**9))
@@ -45,3 +46,13 @@ def test_check_float_closed_ends_include_their_bounds() -> None:
     assert check_float("p", 1.0, lo=0.0, hi=1.0, hi_open=False) == 1.0
     with pytest.raises(InputError, match=r"in \(0, 1\], got 0"):
         check_float("p", 0, lo=0.0, hi=1.0, hi_open=False)
+
+
+@pytest.mark.parametrize("value", [-1, 2 ** 63, 2 ** 64, 1.0, True, "0", None])
+def test_check_generator_seed_refuses_what_no_generator_takes(value: object) -> None:
+    with pytest.raises(InputError, match=r"^--seed must be an integer in \[0, 9223372036854775807\], got "):
+        check_generator_seed("--seed", value)
+
+
+def test_check_generator_seed_accepts_both_ends() -> None:
+    assert check_generator_seed("seed", 0) == 0 and check_generator_seed("seed", SEED_MAX) == 2 ** 63 - 1

@@ -12,6 +12,7 @@ import numpy as np
 from strongticket.errors import InputError, MethodUnavailableError
 from strongticket.subsetsum import registry
 from strongticket.subsetsum.method import SolveOptions
+from strongticket.validation import check_generator_seed
 from strongticket.subsetsum.problem import (
     OBJECTIVES,
     Status,
@@ -115,6 +116,7 @@ def solve(
     if not isinstance(problem, SubsetSumProblem):
         raise InputError(f"problem must be a SubsetSumProblem, got {type(problem).__name__}")
     _check_options(objective, eps, time_limit, size)
+    seed = check_generator_seed("seed", seed)
     if size is not None and objective != "fixed_size":
         raise InputError(f"size is used only by objective 'fixed_size', got size={size!r} with objective {objective!r}")
     if objective == "fixed_size" and size > problem.num_candidates:

@@ -21,6 +21,7 @@ from strongticket.subsetsum.method import SolveOptions
 from strongticket.subsetsum.instances import random_problem
 from strongticket.subsetsum.problem import (SubsetSumProblem, SubsetSumResult, approximation_errors, check_device,
                                              selection_sums)
+from strongticket.validation import check_generator_seed
 
 
 def _rss_bytes() -> int:
@@ -182,6 +183,7 @@ def run_benchmark(
         raise InputError(f"ns must be a non-empty list of positive integers, got {list(ns)}")
     if targets < 1 or slow_targets < 1 or repeats < 1:
         raise InputError(f"targets, slow_targets and repeats must be >= 1, got {targets}, {slow_targets}, {repeats}")
+    seed = check_generator_seed("seed", seed)
     if "torch" in methods:
         check_device(device)
     rows: list[BenchRow] = []
@@ -338,6 +340,7 @@ def run_mrss_benchmark(
         raise InputError(f"targets and cpsat_targets must be >= 1, got {targets} and {cpsat_targets}")
     if not cpsat_limit > 0:
         raise InputError(f"cpsat_limit must be a number of seconds > 0, got {cpsat_limit}")
+    seed = check_generator_seed("seed", seed)
     x0, z0 = normal_scaled_instances(2, 16, 3, 0)  # compile both before timing
     mrss_descent(x0, z0)
     mrss_search(x0, z0, restarts=2, steps=1)

@@ -20,6 +20,7 @@ import numpy as np
 from strongticket.errors import InputError
 from strongticket.subsetsum.api import solve
 from strongticket.subsetsum.instances import random_problem
+from strongticket.validation import check_generator_seed
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def success_curve(
         raise InputError(f"ns must be positive integers, got {list(ns)}")
     if trials < 1:
         raise InputError(f"trials must be >= 1, got {trials}")
+    seed = check_generator_seed("seed", seed)
     success = np.zeros((len(ns), eps_arr.size))
     for i, n in enumerate(ns):
         problem = random_problem(trials, int(n), dist=dist, d=d, seed=seed + 7919 * int(n), norm=norm)

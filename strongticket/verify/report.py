@@ -19,9 +19,8 @@ import torch
 
 from strongticket.construct import cnn2l, lplus1
 from strongticket.errors import InputError
-from strongticket.nets.distributions import check_seed
 from strongticket.ticket import Ticket
-from strongticket.validation import check_int, check_positive
+from strongticket.validation import check_generator_seed, check_int, check_positive
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def check_options(*, radius: float, count: int, restarts: int, steps: int, seed:
     check_int("--count", count)
     check_int("--restarts", restarts)
     check_int("--steps", steps)
-    check_seed(seed)
+    check_generator_seed("--seed", seed)
 
 
 def _test_inputs(ticket: Ticket, dataset: str, data_dir: Path | None) -> tuple[torch.Tensor, torch.Tensor]:

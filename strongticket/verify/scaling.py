@@ -320,7 +320,7 @@ def structured_scaling(dims: Sequence[int] = DEFAULT_DIMS, eps_values: Sequence[
         ``fits`` (per eps: ``exponent`` of width against D over the reached dimensions, ``dims``),
         ``theorem_exponent`` 3, ``counting_exponent`` 1, ``settings``.
     """
-    from strongticket.validation import check_float, check_int, check_unit_open
+    from strongticket.validation import check_float, check_int, check_generator_seed, check_unit_open
 
     dims = [check_int("--dims", d) for d in dims]
     eps_values = [check_unit_open("--eps", e) for e in eps_values]
@@ -329,6 +329,7 @@ def structured_scaling(dims: Sequence[int] = DEFAULT_DIMS, eps_values: Sequence[
     targets = check_int("--targets", targets)
     quantile = check_float("--quantile", quantile, lo=0.0, hi=1.0, hi_open=False)
     width_max = check_int("--max-width", width_max, lo=2)
+    seed = check_generator_seed("--seed", seed)
     say = log or (lambda _m: None)
     rows, fits = [], []
     for eps in eps_values:

@@ -56,3 +56,50 @@ def test_no_command_help_has_bool_types_brace_placeholders_or_cut_text(command):
 
 def test_optional_and_repeated_arguments_use_click_usage_names():
     assert re.search(r"report \[OPTIONS\] RUNS\.\.\.", _help(["report"]))
+
+
+@pytest.fixture(scope="module")
+def small_ticket(tmp_path_factory):
+    """A pensia ticket of the tiny LeNet-300-100 the construct tests use (a second to build)."""
+    import torch
+
+    from strongticket.construct import pensia
+    from strongticket.nets.zoo import build_model
+
+    root = tmp_path_factory.mktemp("seed")
+    target = build_model("lenet300100", num_classes=3, in_channels=1, image_size=2, width=0.02, bias=False, seed=0)
+    with torch.no_grad():
+        for p in target.parameters():
+            p.mul_(0.3)
+    pensia.construct(target, per_weight_eps=0.05, samples=6, strict=False).save(root / "ticket")
+    return root
+
+
+SEED_COMMANDS = {
+    "rss solve": ["rss", "solve", "{root}/inst.npz", "--method", "local_search", "--out", "{root}/sel.safetensors"],
+    "rss bench": ["rss", "bench", "--n", "4", "--methods", "exact", "--targets", "10", "--repeats", "1"],
+    "rss bench mrss": ["rss", "bench", "--methods", "mrss_search", "--dims", "2", "--n", "8", "--targets", "2",
+                       "--plot", "{root}/bench.png"],
+    "rss curve": ["rss", "curve", "--n", "4", "--trials", "5", "--eps", "0.1", "--mrss-d", "", "--out", "{root}/curve"],
+    "verify scaling": ["verify", "scaling", "--quick", "--dims", "1", "--targets", "2"],
+    "verify": ["verify", "{root}/ticket", "--count", "10", "--restarts", "1", "--steps", "1"],
+    "bench compact": ["bench", "compact", "{root}/ticket", "--repeats", "1"],
+}
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2 ** 64)])
+@pytest.mark.parametrize("command", SEED_COMMANDS)
+def test_a_seed_no_generator_takes_is_one_error_line_and_writes_nothing(small_ticket, capsys, command, seed):
+    import numpy as np
+
+    from tests.cli.ticket_helpers import run, snapshot
+
+    root = small_ticket
+    rng = np.random.default_rng(0)
+    np.savez(root / "inst.npz", targets=rng.uniform(-1, 1, 3), candidates=rng.uniform(-1, 1, (3, 8)))
+    before = snapshot(root)
+    code, out, err = run([a.format(root=root) for a in SEED_COMMANDS[command]] + ["--seed", seed], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and re.match(r"error: (--)?seed must be an integer in \[0, 9223372036854775807\], "
+                                              rf"got {seed}$", err.strip()), err
+    assert snapshot(root) == before

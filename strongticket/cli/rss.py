@@ -53,7 +53,8 @@ def load_instances(path: Path, norm: str, device: str = "cpu") -> Any:
     from strongticket.subsetsum.problem import check_device
 
     if not path.is_file():
-        raise InputError(f"instance file {str(path)!r} does not exist")
+        what = "is a directory, expected a .npz or .safetensors file" if path.is_dir() else "does not exist"
+        raise InputError(f"instance file {str(path)!r} {what}")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npz":

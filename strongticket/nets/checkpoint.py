@@ -35,7 +35,8 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     if not path.is_file():
-        raise InputError(f"--checkpoint {str(path)!r} does not exist")
+        what = "is a directory, expected a .safetensors file" if path.is_dir() else "does not exist"
+        raise InputError(f"--checkpoint {str(path)!r} {what}")
     if path.suffix != ".safetensors":
         raise InputError(f"--checkpoint must be a .safetensors state_dict (pickled .pt files are not loaded), "
                          f"got {path.name!r}")

@@ -254,7 +254,8 @@ def _check_weights(path: Path, random_net: RandomNetwork, weights: dict[str, tor
 def _read_json(path: Path, name: str, otherwise: str) -> dict[str, Any]:
     f = path / name
     if not path.is_dir():
-        raise InputError(f"run directory {str(path)!r} does not exist")
+        what = "is a file, not a run directory" if path.exists() else "does not exist"
+        raise InputError(f"run directory {str(path)!r} {what}")
     if not f.is_file():
         raise InputError(f"{str(path)!r} {otherwise}: {name} is missing")
     return read_json_object(f, InputError)

@@ -54,6 +54,7 @@ def test_solve_reads_safetensors(tmp_path, capsys):
 
 @pytest.mark.parametrize("content, args, message", [
     (None, [], "does not exist"),
+    ("directory", [], "x.npz' is a directory, expected a .npz or .safetensors file"),
     (b"not a zip", [], "is not a valid .npz file"),
     ("wrongkeys", [], "must hold arrays 'targets'"),
     ("good", ["--eps", "0"], "eps must be a finite number > 0, got 0.0"),
@@ -66,6 +67,8 @@ def test_bad_input_is_one_line_on_stderr_with_exit_code_2(tmp_path, capsys, cont
         np.savez(path, a=np.zeros(3))
     elif content == "good":
         np.savez(path, targets=np.zeros(2), candidates=np.ones((2, 3)))
+    elif content == "directory":
+        path.mkdir()
     elif content is not None:
         path.write_bytes(content)
     code, out, err = run(["rss", "solve", str(path), *args], capsys)

@@ -66,6 +66,8 @@ CASES = [
     ("construct-model-and-spec", _construct("{root}/new", "--spec", "{root}/not_a_spec.json", *GOOD), "new",
      "--spec"),
     ("construct-no-checkpoint", ["construct", "{root}/new", *ZOO, *GOOD], "new", "--checkpoint"),
+    ("construct-checkpoint-is-a-directory", _construct("{root}/new", *GOOD, ckpt="{root}/foreign"), "new",
+     "foreign' is a directory, expected a .safetensors file"),
     ("construct-pickled-checkpoint", _construct("{root}/new", *GOOD, ckpt="{root}/pickled.pt"), "new",
      "--checkpoint"),
     ("construct-distribution-foo", _construct("{root}/new", "--distribution", "cauchy", *GOOD), "new",

@@ -94,6 +94,9 @@ def test_unfinished_run_and_missing_directory_are_clear_errors(edge_run: Path, t
         run_to_ticket(run)
     with pytest.raises(InputError, match="does not exist"):
         run_to_ticket(tmp_path / "nowhere")
+    (tmp_path / "a_file").write_text("not a run")
+    with pytest.raises(InputError, match="'.*a_file' is a file, not a run directory"):
+        run_to_ticket(tmp_path / "a_file")
 
 
 def test_a_run_that_trains_weights_is_refused_naming_edge_popup(tmp_path: Path) -> None:

@@ -130,6 +130,9 @@ def verify_report(ticket: Ticket, *, radius: float = 1.0, count: int = 2000, res
     check_options(radius=radius, count=count, restarts=restarts, steps=steps, seed=seed)
     if "target" not in ticket.provenance:
         return task_report(ticket, dataset or ticket.provenance.get("dataset"), data_dir)
+    if dataset is None and data_dir is not None:
+        raise InputError(f"--data-dir is read only with --data (the dataset whose test split is measured), got "
+                         f"--data-dir {str(data_dir)!r} without --data")
     certify = LINF_CERTIFIERS.get(ticket.provenance.get("method"))
     if certify is not None:
         return _linf_report(ticket, certify, radius=radius, count=count, restarts=restarts, steps=steps, seed=seed,

@@ -83,6 +83,8 @@ CASES = [
     ("verify-radius-nan", ["verify", "{root}/ticket", "--radius", "nan"], "ticket", "--radius"),
     ("verify-restarts-0", ["verify", "{root}/ticket", "--restarts", "0"], "ticket", "--restarts"),
     ("verify-steps-negative", ["verify", "{root}/ticket", "--steps", "-1"], "ticket", "--steps"),
+    ("verify-data-dir-without-data", ["verify", "{root}/ticket", "--data-dir", "{root}"], "ticket",
+     "--data-dir is read only with --data"),
     ("verify-data-that-does-not-fit", ["verify", "{root}/ticket", "--data", "digits"], "ticket", "--data digits"),
     ("demo-hidden-0", ["demo", "--out", "{root}/demo", "--hidden", "0"], "demo", "--hidden"),
     ("demo-hidden-negative", ["demo", "--out", "{root}/demo", "--hidden", "-4"], "demo", "--hidden"),

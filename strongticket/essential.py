@@ -163,9 +163,10 @@ def parse_sparsities(text: str, what: str = "--sparsities") -> tuple[float, ...]
     Raises
     ------
     InputError
-        A value that is not a number in [0, 1), or a range with a non-positive step.
+        A value that is not a number in [0, 1), or a range with a non-positive step or START > STOP (empty).
     """
     values: set[float] = {0.0}
+    empty: list[str] = []
     for part in str(text).split(","):
         part = part.strip()
         try:
@@ -174,12 +175,16 @@ def parse_sparsities(text: str, what: str = "--sparsities") -> tuple[float, ...]
                 if not step > 0 or not math.isfinite(a) or not math.isfinite(b):
                     raise ValueError
                 count = int(math.floor((b - a) / step + 1e-9)) + 1
+                if count < 1:
+                    empty.append(part)
                 values.update(round(a + i * step, 10) for i in range(max(0, count)))
             else:
                 values.add(float(part))
         except ValueError:
             raise InputError(f"{what} must be comma-separated numbers in [0, 1) or START:STOP:STEP ranges with a "
                              f"positive STEP, got {text!r}") from None
+    if empty:
+        raise InputError(f"{what} range {empty[0]!r} is empty: START:STOP:STEP needs START <= STOP, got {text!r}")
     bad = [v for v in values if not 0 <= v < 1]
     if bad:
         raise InputError(f"{what} must lie in [0, 1) (1 would remove every weight), got {min(bad, key=abs):g} "

@@ -95,6 +95,8 @@ def test_parse_sparsities_ranges_lists_and_errors() -> None:
     for bad in ("1", "0.2,x", "0:0.5:0", "-0.1"):
         with pytest.raises(InputError, match="--sparsities"):
             parse_sparsities(bad)
+    with pytest.raises(InputError, match=r"--sparsities range '0.5:0.1:0.1' is empty: .* START <= STOP"):
+        parse_sparsities("0.5:0.1:0.1,0.9")  # silently only 0 and 0.9, not the range the user meant
 
 
 # ----------------------------------------------------------------------------------------- unstructured

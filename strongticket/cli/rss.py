@@ -20,6 +20,7 @@ app = typer.Typer(help="Random subset sum (RSS/MRSS): solve instance files, benc
 def parse_list(name: str, text: str, kind: type) -> list[Any]:
     """Parse a comma-separated option (``"16,21,24"``) into a list of ``kind``; ``a:b`` ranges for ints."""
     out: list[Any] = []
+    empty: list[str] = []
     try:
         for part in text.split(","):
             part = part.strip()
@@ -27,11 +28,16 @@ def parse_list(name: str, text: str, kind: type) -> list[Any]:
                 continue
             if kind is int and ":" in part:
                 lo, hi = part.split(":", 1)
-                out.extend(range(int(lo), int(hi) + 1))
+                span = range(int(lo), int(hi) + 1)
+                if not span:
+                    empty.append(part)
+                out.extend(span)
             else:
                 out.append(kind(part))
     except ValueError:
         raise InputError(f"{name} must be a comma-separated list of {kind.__name__}s, got {text!r}") from None
+    if empty:
+        raise InputError(f"{name} range {empty[0]!r} is empty: a:b needs a <= b, got {text!r}")
     if not out:
         raise InputError(f"{name} must not be empty, got {text!r}")
     return out

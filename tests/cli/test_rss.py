@@ -238,3 +238,12 @@ def test_bench_mrss_mode_bad_input_is_one_line(argv, word, capsys):
     code, out, err = run(["rss", "bench", "--methods", "mrss_search", *argv], capsys)
     assert code == 2 and out == ""
     assert word in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["rss", "bench", "--n", "10:4,12", "--methods", "exact", "--targets", "10"],
+                                  ["rss", "curve", "--n", "9:5", "--trials", "5", "--mrss-d", ""]])
+def test_an_empty_range_is_an_error_not_silently_dropped(tmp_path, capsys, argv):
+    code, out, err = run([*argv, "--plot" if argv[1] == "bench" else "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "error: --n range " in err and "is empty: a:b needs a <= b" in err
+    assert not (tmp_path / "o").exists()

@@ -108,7 +108,7 @@ def success_curve(
         Independent instances per n.
     """
     eps_arr = np.asarray(sorted(eps, reverse=True), dtype=float)
-    if eps_arr.size == 0 or np.any(eps_arr <= 0) or np.any(eps_arr >= 1):
+    if eps_arr.size == 0 or not np.all((eps_arr > 0) & (eps_arr < 1)):  # NaN too
         raise InputError(f"eps values must be in (0, 1), got {list(eps)}")
     if not ns or min(ns) < 1:
         raise InputError(f"ns must be positive integers, got {list(ns)}")

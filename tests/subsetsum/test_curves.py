@@ -25,6 +25,8 @@ def test_success_is_monotone_in_eps_and_required_n_is_monotone_in_confidence():
 @pytest.mark.parametrize("kwargs, message", [
     ({"eps": [0.0]}, "eps values must be in"),
     ({"eps": [1.5]}, "eps values must be in"),
+    ({"eps": [float("nan")]}, "eps values must be in"),  # --mrss-eps nan: once a plot of nothing, exit 0
+    ({"eps": [0.1, float("nan")]}, "eps values must be in"),
     ({"trials": 0}, "trials must be >= 1"),
 ])
 def test_bad_curve_arguments_are_refused(kwargs, message):

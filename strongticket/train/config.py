@@ -415,7 +415,8 @@ def describe_type(tp: Any) -> str:
         if a is type(None):
             continue
         if typing.get_origin(a) is tuple:
-            parts.append(f"a list of {describe_type(typing.get_args(a)[0])[3:]}s")
+            noun = describe_type(typing.get_args(a)[0]).split(" ", 1)[1]  # "an integer" -> "integer"
+            parts.append(f"a list of {noun}s")
         else:
             parts.append(words.get(a, getattr(a, "__name__", str(a))))
     text = " or ".join(parts)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from strongticket.errors import InputError
-from strongticket.train.config import DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig, config_diff
+from strongticket.train.config import (DataConfig, ModelConfig, OptimConfig, PruneConfig, RunConfig, config_diff,
+                                       describe_type)
 from strongticket.train.run import train_run
 
 NEW = ("gsm_lr", "gsm_momentum", "gem_score_lr", "gem_momentum", "gem_finetune_lr", "bip_granularity")
@@ -42,3 +43,10 @@ def test_a_run_written_before_the_phase_settings_existed_resumes(tmp_path: Path)
     assert train_run(cfg, tmp_path / "run", device="cpu")["test_accuracy"] == first["test_accuracy"]
     with pytest.raises(InputError, match=r"differing fields: prune.gsm_lr: '<missing>' -> 0.5"):
         train_run(cfg.with_updates(prune={"gsm_lr": 0.5}), tmp_path / "run", device="cpu")
+
+
+def test_a_list_type_is_described_with_its_element_noun() -> None:
+    assert describe_type(tuple[int, ...]) == "a list of integers"
+    assert describe_type(tuple[float, ...]) == "a list of numbers"  # once "a list of umbers"
+    with pytest.raises(InputError, match=r"--pool-alphas\) must be a list of numbers, got"):
+        PruneConfig(method="lottery-pools", density=0.5, pool_alphas=(float("nan"),))

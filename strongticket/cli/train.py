@@ -181,6 +181,10 @@ def report(
     for path, what in ((out, "--out"), (plot, "--plot")):  # before any work: the user's files stay theirs
         if path is not None:
             check_writable_file(path, overwrite=overwrite, what=what)
+    if page is not None:
+        from strongticket.compare import check_page_destination
+
+        check_page_destination(page)
     if view == "transfer":
         from strongticket.files import write_bytes_atomic
         from strongticket.report import transfer as tr

@@ -31,7 +31,7 @@ from strongticket.compare.runner import (
 from strongticket.compare.table import aggregate, plot_figures, to_csv, to_markdown
 from strongticket.compare.units import plan
 from strongticket.errors import InputError
-from strongticket.files import read_json_object, write_bytes_atomic, write_json_atomic
+from strongticket.files import check_can_create, read_json_object, write_bytes_atomic, write_json_atomic
 
 
 def compare(config: CompareConfig, out: str | Path, *, shard: tuple[int, int] | None = None,
@@ -111,14 +111,40 @@ def _deterministic(result: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in result.items() if k not in TIMING_FIELDS}, sort_keys=True)
 
 
+#: First line of every results page: what marks an existing page as one :func:`results_page` may replace.
+PAGE_TITLE = "# Results\n"
+
+
+def check_page_destination(page: str | Path) -> None:
+    """Check, before any work, that ``page`` may be written: missing, or a results page (it starts with
+    :data:`PAGE_TITLE`); any other file is the user's and is never replaced.
+
+    Raises
+    ------
+    InputError
+        One line naming ``--page`` when ``page`` is a directory or a file strongticket did not write.
+    OutputError
+        When ``page`` cannot be created (a parent path is a file, no permission to write in its parent).
+    """
+    page = Path(page)
+    if page.is_dir() or (page.exists() and not page.read_bytes().startswith(PAGE_TITLE.encode())):
+        kind = ("a directory" if page.is_dir() else
+                f"a file strongticket did not write (it does not start with {PAGE_TITLE.strip()!r})")
+        raise InputError(f"--page {str(page)!r} is {kind}; refusing to replace it: choose another path")
+    check_can_create(page, what="--page")
+
+
 def results_page(sources: Sequence[str | Path], page: str | Path, *, figures: str | Path | None = None,
                  command: str = "") -> dict[str, Any]:
     """Write a markdown results page from comparison directories (or copies of their ``compare.json`` and
     ``results/``): per comparison, its table and its three figures (PNG, written beside the page in
-    ``figures``, default ``<page dir>/figures``), and the command that regenerates the page."""
+    ``figures``, default ``<page dir>/figures``), and the command that regenerates the page.
+
+    An existing ``page`` is replaced only when it is a results page (:func:`check_page_destination`)."""
     page = Path(page)
+    check_page_destination(page)
     fig_dir = Path(figures) if figures is not None else page.parent / "figures"
-    parts = ["# Results\n",
+    parts = [PAGE_TITLE,
              "Constructed strong tickets (no training: pruned from a random network to approximate a trained "
              "target) beside tickets found by training or search, on the same task and measured the same way. "
              "Every number is a mean over the seeds listed; wall times are those of the machine that ran the "
@@ -221,4 +247,5 @@ def copy_results(src: str | Path, dest: str | Path) -> None:
         write_bytes_atomic(dest / "results" / f.name, f.read_bytes())
 
 
-__all__ = ["CompareConfig", "compare", "copy_results", "merge", "results_page", "seeds_line", "write_report"]
+__all__ = ["CompareConfig", "check_page_destination", "compare", "copy_results", "merge", "results_page", "seeds_line",
+           "write_report"]

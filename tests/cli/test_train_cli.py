@@ -78,3 +78,14 @@ def test_report_never_replaces_an_existing_file_unasked(tmp_path: Path, option: 
     res = runner.invoke(app, ["report", str(tmp_path / "runs"), option, str(mine), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert mine.read_bytes() != b"the user's checkpoint"
+
+
+def test_report_checks_the_page_before_writing_anything(tmp_path: Path) -> None:
+    assert runner.invoke(app, [*BASE, "--out", str(tmp_path / "runs" / "r"), "--json"]).exit_code == 0
+    notes = tmp_path / "notes.md"
+    notes.write_text("# My notes\n")
+    res = runner.invoke(app, ["report", str(tmp_path / "runs" / "r"), "--page", str(notes), "--export",
+                              str(tmp_path / "exported"), "--out", str(tmp_path / "table.md")])
+    assert isinstance(res.exception, InputError) and "did not write" in str(res.exception)
+    assert notes.read_text() == "# My notes\n"
+    assert not (tmp_path / "exported").exists() and not (tmp_path / "table.md").exists()

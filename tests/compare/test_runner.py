@@ -225,3 +225,12 @@ def test_the_reading_measures_a_construction_against_its_own_target() -> None:
              "error_adversarial": 0.3, "error_certified": 79.5, "certified_norm": "l2"}]
     text = "".join(reading(rows))
     assert "-0.02 points against its target, 97.92 %" in text and "adversarial search from 16 test images 0.3" in text
+
+
+def test_results_page_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# My notes\n")
+    for page in (notes, tmp_path):
+        with pytest.raises(InputError, match=r"^--page .* refusing to replace it"):
+            results_page([tmp_path / "no-comparison-needed"], page)
+    assert notes.read_text() == "# My notes\n" and not (tmp_path / "figures").exists()

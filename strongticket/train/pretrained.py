@@ -11,6 +11,7 @@ BatchNorm running statistics travel with the weights. The comparison protocol th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,28 @@ def load_pretrained(net: nn.Module, run_dir: str | os.PathLike[str]) -> Transfer
         or a ``run_dir`` that is not a finished run.
     """
     source, summary = read_pretrained(run_dir)
+    replaced = check_pretrained_fits(net, source, run_dir)
+    own = net.state_dict()
+    loaded = [n for n in own if n not in replaced]
+    with torch.no_grad():
+        for n in loaded:
+            own[n].copy_(source[n].to(own[n].device, own[n].dtype))
+    return Transfer(source=str(run_dir), source_method=str(summary.get("method")),
+                    source_density=float(summary.get("density", 1.0)), loaded=tuple(loaded),
+                    replaced=tuple(replaced))
+
+
+def check_pretrained_fits(net: nn.Module, source: Mapping[str, torch.Tensor],
+                          run_dir: str | os.PathLike[str]) -> list[str]:
+    """The classifier entries of ``net`` that keep their initialisation (the source has another number of
+    outputs); every other entry of ``net`` must be in ``source`` with its shape. ``net`` may live on the meta
+    device: only shapes are read, so a run checks this before its directory is made.
+
+    Raises
+    ------
+    InputError
+        One line naming the layers whose names or shapes differ.
+    """
     own = net.state_dict()
     head = set(classifier_names(net))
     replaced = [n for n in sorted(head) if n in source and source[n].shape[1:] == own[n].shape[1:]
@@ -120,10 +143,4 @@ def load_pretrained(net: nn.Module, run_dir: str | os.PathLike[str]) -> Transfer
         more = f" and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
         raise InputError(f"--init-from {str(run_dir)!r}: the architecture does not fit: "
                          f"{'; '.join(problems[:MAX_NAMED])}{more}")
-    loaded = [n for n in own if n not in replaced]
-    with torch.no_grad():
-        for n in loaded:
-            own[n].copy_(source[n].to(own[n].device, own[n].dtype))
-    return Transfer(source=str(run_dir), source_method=str(summary.get("method")),
-                    source_density=float(summary.get("density", 1.0)), loaded=tuple(loaded),
-                    replaced=tuple(replaced))
+    return replaced

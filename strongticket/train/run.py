@@ -25,7 +25,7 @@ from strongticket.train.data import Dataset, dataset_entry, load_dataset
 from strongticket.train.loop import evaluate
 from strongticket.train.masking import Masks, density_report
 from strongticket.train.methods import method_entry
-from strongticket.train.pretrained import read_pretrained
+from strongticket.train.pretrained import check_pretrained_fits, read_pretrained
 from strongticket.train.rundir import RunDir
 
 
@@ -132,12 +132,14 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     config = resolve_config(config, data)
     method = method_entry(config.prune.method)(config.prune)
     method.check()
-    method.check_run(config, meta_model(config, data))
+    shapes = meta_model(config, data)
+    method.check_run(config, shapes)
     if config.model.init_from is not None:
         if method.keeps_random_weights:
             raise InputError(f"--init-from does not apply to --method {method.name}: its weights stay the random "
                              "initialisation (a strong ticket), so pre-trained weights would never be used")
-        read_pretrained(config.model.init_from)  # a run that is not finished fails before the directory is made
+        # a run that is not finished, or of another architecture, fails before the directory is made
+        check_pretrained_fits(shapes, read_pretrained(config.model.init_from)[0], config.model.init_from)
     d = config.data
     if d.train_subset or d.test_subset:
         data = data.subset(d.train_subset, d.test_subset, seed=derive_seed(config.seed, "subset"))

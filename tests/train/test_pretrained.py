@@ -66,3 +66,12 @@ def test_a_directory_that_is_not_a_finished_run_is_refused(tmp_path: Path) -> No
         load_pretrained(net(), tmp_path)
     with pytest.raises(InputError, match="must be a run directory"):
         load_pretrained(net(), tmp_path / "missing")
+
+
+def test_a_run_of_another_architecture_is_refused_before_its_directory_is_made(source: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(data=DataConfig(dataset="digits", batch_size=128, train_subset=256, test_subset=50),
+                    model=ModelConfig(model="lenet300100", width=0.5, init_from=str(source)),
+                    optim=OptimConfig(epochs=1, lr=0.05), prune=PruneConfig(method="dense"), seed=2)
+    with pytest.raises(InputError, match=r"architecture does not fit: .*\(75, 64\) vs \(150, 64\)"):
+        train_run(cfg, tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()  # once left behind holding config.json

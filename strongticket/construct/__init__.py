@@ -20,6 +20,7 @@ construction is a module here plus one entry below (see ``docs/design.md`` and `
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -192,8 +193,9 @@ def check_options(name: str, options: Mapping[str, Any]) -> Construction:
     Raises
     ------
     InputError
-        Unknown construction; an option it does not accept (named by its flag, with the ones it does);
-        both ``eps`` and ``per_weight_eps`` (one derives the other); a value its ``check`` refuses.
+        Unknown construction; an option it does not accept (named by its flag, with the ones it does); an
+        option it needs (a keyword of its ``construct`` without a default) missing; both ``eps`` and
+        ``per_weight_eps`` (one derives the other); a value its ``check`` refuses.
     """
     entry = construction(name)
     unused = sorted(set(options) - entry.options)
@@ -201,6 +203,11 @@ def check_options(name: str, options: Mapping[str, Any]) -> Construction:
         users = [c.name for c in CONSTRUCTIONS.values() if unused[0] in c.options]
         where = f"; it is used by --method {' or '.join(users)}" if users else ""
         raise InputError(f"{flag(unused[0])} does not apply to --method {name} ({entry.summary}){where}")
+    needed = [p.name for p in inspect.signature(entry.construct).parameters.values()
+              if p.kind is p.KEYWORD_ONLY and p.default is p.empty and options.get(p.name) is None]
+    if needed:
+        raise InputError(f"--method {name} needs {' and '.join(flag(n) for n in needed)} ({entry.summary}), got "
+                         "none")
     if options.get("eps") is not None and options.get("per_weight_eps") is not None:
         raise InputError(f"give --eps (network error) or --per-weight-eps (error per weight), not both; got "
                          f"--eps {options['eps']!r} and --per-weight-eps {options['per_weight_eps']!r}")

@@ -87,7 +87,7 @@ from strongticket.ticket import Ticket, fingerprint
 METHOD = "structured2023"
 PAPER = "da Cunha, d'Amore, Natale, NeurIPS 2023"
 GRANULARITIES = ("kernel", "group", "filter")
-SEARCH_OPTIONS = ("group", "steps", "restarts", "time_limit")
+SEARCH_OPTIONS = ("group", "steps", "restarts", "beam", "time_limit")
 
 
 def group_size(granularity: str, c_out: int, group: int | None) -> int:
@@ -216,7 +216,8 @@ def solve_pair(kernel: np.ndarray, u: np.ndarray, second: np.ndarray, groups: li
     seed : int
         Seed of the search.
     options : dict
-        ``group``, ``steps``, ``restarts``, ``time_limit`` of :func:`strongticket.subsetsum.mrss_search.mrss_search`.
+        ``group``, ``steps``, ``restarts``, ``beam``, ``time_limit`` of
+        :func:`strongticket.subsetsum.mrss_search.mrss_search`.
 
     Returns
     -------
@@ -314,7 +315,7 @@ def construct(
     input_shape : tuple of int, optional
         Shape of one input, for an ``nn.Module`` (``(C, H, W)`` or ``(d,)``).
     search_options : dict, optional
-        ``group``, ``steps``, ``restarts``, ``time_limit`` (seconds per layer side) for the MRSS search.
+        ``group``, ``steps``, ``restarts``, ``beam``, ``time_limit`` (seconds per layer side) for the MRSS search.
     log : callable, optional
         Receives one progress line per layer.
     record_target : bool

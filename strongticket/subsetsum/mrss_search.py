@@ -1,5 +1,5 @@
-"""``mrss_search``: scale-ordered rounding, ℓ2 pair descent and exact group re-solves for MRSS with
-hundreds of candidates.
+"""``mrss_search``: scale-ordered rounding as a beam, ℓ2 pair descent and exact group re-solves for MRSS
+with hundreds of candidates.
 
 Multidimensional random subset sum (Becchetti et al. 2022, "On the Multidimensional Random Subset Sum
 Problem", arXiv 2207.13944): approximate ``z`` in R^d by a subset sum of ``n`` random vectors, error in
@@ -8,23 +8,28 @@ structured tickets of da Cunha, d'Amore, Natale (NeurIPS 2023) need d = k² ... 
 hundreds, where flip/swap descents on the ℓ∞ error stall on the plateaus of the max norm. This module
 searches there. Per target (compiled with numba, parallel over targets), ``restarts`` runs of:
 
-1. **Scale-ordered rounding with compensation.** Start from the fractional subset b = 1/2 moved to the
-   least-norm b with ``X^T b = z`` (X the (n, d) candidates). Visit the candidates from the largest
-   norm to the smallest; round b_i to 0 or 1 (the nearer) and move the not yet visited candidates'
-   b by the least-norm change that puts ``X^T b = z`` back, while more than d + 4 remain. The Gram
-   matrix carries a ridge of a tenth of the squared norm of the (d+1)-th smallest candidate, so near the
-   end (few unvisited candidates, a nearly singular Gram matrix) the change is a damped least-squares
-   fit rather than an exact one that would push the last b far outside [0, 1]. The error
-   left at the end is the rounding of the last few, *smallest* candidates, so it shrinks with the
-   scale of the d-th smallest candidate (normally-scaled normal candidates, the samples of structured
-   pruning, come at every scale). The compensation is lazy: every unvisited b_i moves by ``x_i · w``
-   for the same w, so only ``W = Σ w`` is kept (b_i = 1/2 + x_i·W when i is reached) and the inverse
-   Gram matrix of the unvisited candidates is downdated by Sherman–Morrison: O(n d²) per run.
-   Run 0 visits in exact norm order; later runs multiply each norm by ``exp(0.1·N(0, 1))`` first.
-2. **ℓ2 descent.** The best single flip or pair of flips (add two, remove two, swap) of the smooth
-   objective ``||r||²`` (r = z - Σ_S x), while it drops: flip gain ``p_i - |x_i|²`` with
-   ``p_i = ±2 x_i·r``, pair gain ``p_i + p_j - |x_i|² - |x_j|² ∓ 2 x_i·x_j``, pruned by the
-   Cauchy–Schwarz bound ``p_i + p_j - (|x_i| - |x_j|)²``. Pairs are drawn among the candidates of norm
+1. **Scale-ordered rounding with compensation, as a beam.** Start from the fractional subset b = 1/2 moved
+   to the least-norm b with ``X^T b = z`` (X the (n, d) candidates). Visit the candidates from the largest
+   norm to the smallest; round b_i to 0 or 1 and move the not yet visited candidates' b by the least-norm
+   change that puts ``X^T b = z`` back, while more than d + 4 remain. The Gram matrix carries a ridge of a
+   tenth of the squared norm of the (d+1)-th smallest candidate, so near the end (few unvisited candidates,
+   a nearly singular Gram matrix) the change is a damped least-squares fit rather than an exact one that
+   would push the last b far outside [0, 1]. The error left at the end is the rounding of the last few,
+   *smallest* candidates, so it shrinks with the scale of the d-th smallest candidate (normally-scaled
+   normal candidates, the samples of structured pruning, come at every scale). The compensation is lazy:
+   every unvisited b_i moves by ``x_i · w`` for the same w, so only ``W = Σ w`` is kept (b_i = 1/2 +
+   x_i·W when i is reached) and the inverse Gram matrix of the unvisited candidates is downdated by
+   Sherman–Morrison: O(n d²) per run, shared by every state of the beam. Over the last ``4·d``
+   compensated visits each partial rounding branches into b_i -> 0 and b_i -> 1 and the ``beam``
+   children of least *energy* ``c^T (G_u + ridge)^-1 c`` are kept (c the sum the unvisited candidates
+   must still make, G_u their Gram matrix): the squared size of the compensation still owed, relative to
+   what the unvisited candidates can make; with ``beam = 1`` this is the nearer rounding. The branching
+   costs O(beam·d) per visit; the 4 final states of least residual go on to step 2. Run 0 visits in
+   exact norm order; later runs multiply each norm by ``exp(0.1·N(0, 1))`` first.
+2. **ℓ2 descent** from each final state of the beam: the best single flip or pair of flips (add two,
+   remove two, swap) of the smooth objective ``||r||²`` (r = z - Σ_S x), while it drops: flip gain
+   ``p_i - |x_i|²`` with ``p_i = ±2 x_i·r``, pair gain ``p_i + p_j - |x_i|² - |x_j|² ∓ 2 x_i·x_j``, pruned
+   by the Cauchy–Schwarz bound ``p_i + p_j - (|x_i| - |x_j|)²``. Pairs are drawn among the candidates of norm
    at most 3·||r||₂ (a larger vector pair rarely cancels to within ||r|| in d >= 9; measured: the same
    errors as all pairs, 4x faster at n = 1024). The ℓ2 objective has no plateaus; at d = 25 its ℓ∞
    error is far below that of a descent on the ℓ∞ error itself.
@@ -62,16 +67,24 @@ DEFAULT_GROUP = 12
 MAX_GROUP = 30
 #: Polish steps on the best run (default).
 DEFAULT_STEPS = 20
+#: Partial roundings a run keeps (the beam), default and bound.
+DEFAULT_BEAM = 32
+MAX_BEAM = 1024
 #: ``restarts=None`` picks the runs from the cost of one, measured as about proportional to n·d + d³/6 (the
 #: descent's n·d per step, the rounding's d x d inverse): AUTO_WORK / (n·d + d³/6), rounded down to a
-#: power of two, in [1, AUTO_MAX_RESTARTS]. Calibrated for >= 200 targets/s on 2 cores at d = 9 and 25,
-#: n = 64 ... 1024 (docs/solvers.md).
-AUTO_WORK = 5 << 15
-AUTO_MAX_RESTARTS = 32
+#: power of two, in [1, AUTO_MAX_RESTARTS]. Calibrated with the default beam for >= 200 targets/s on 2 cores
+#: at d = 9 and 25, n = 64 ... 1024 (docs/solvers.md).
+AUTO_WORK = 5 << 13
+AUTO_MAX_RESTARTS = 8
 _LINF, _L2 = 0, 1
 # Compensation stops once at most d + _MARGIN candidates are left unvisited (their Gram matrix nears
 # singular); measured: 4 beats 0 and d.
 _MARGIN = 4
+# The beam branches over the last _BEAM_SPAN·d compensated visits (earlier ones: the nearer rounding) and the
+# _FINISHES final states of least residual get the l2 descent. Measured at d = 9 and 25, n = 64 ... 1024 against
+# branching over every visit: the same errors within noise at a fraction of the time for n >> d.
+_BEAM_SPAN = 4
+_FINISHES = 4
 # Norm noise of the visiting order in runs after the first (measured: 0.1 beats 0.2 and 0.3).
 _ORDER_NOISE = 0.1
 # Pair flips are looked for among candidates of norm <= _PAIR_REACH · ||r||_2.
@@ -128,13 +141,23 @@ def _normal(state):
     return math.sqrt(-2.0 * math.log(1.0 - _uniform(state))) * math.cos(2.0 * math.pi * _uniform(state))
 
 
-# ----- 1. scale-ordered rounding with lazy compensation --------------------------------------------
+# ----- 1. scale-ordered rounding with lazy compensation, as a beam -----------------------------------
 @njit(cache=True)
-def _round_by_scale(x, a, z, sel, state, noise, H, W, hx, key):
-    """Round the least-norm fractional subset, largest candidates first, compensating on the rest.
+def _beam_round(x, a, z, state, noise, beam, span, key, H, hx, W, C, W2, C2, E2, par, dec, ppar, pdec, out):
+    """Round the least-norm fractional subset, largest candidates first, compensating on the rest; keep the
+    ``beam`` lowest-energy partial roundings over the last ``span`` compensated visits.
 
-    ``x`` (n, d) with norms ``a``; ``sel`` receives the selection. ``H``, ``W``, ``hx``, ``key`` are
-    scratch ((d, d), (d,), (d,), (n,)). Needs n > d + _MARGIN (the caller checks).
+    ``x`` (n, d) with norms ``a``. State s holds ``W[s]`` (b_i = 1/2 + x_i·W for the unvisited i) and
+    ``C[s]`` = z - Σ_{visited, kept} x - Σ_{unvisited} x / 2, the sum the unvisited must still make; its
+    energy is ``C·W`` (= c^T (G_u + ridge)^-1 c, G_u the unvisited Gram matrix). Each visit branches
+    every state into b_i -> 0 and b_i -> 1 and keeps the ``beam`` children of least energy (outside the
+    last ``span`` compensated visits: the one child of least energy, the nearer rounding). Once at most
+    d + _MARGIN candidates are unvisited nothing is compensated and every state rounds as it stands.
+
+    Scratch: ``key`` (n,), ``H`` (d, d), ``hx`` (d,), ``W``/``C`` (beam, d), ``W2``/``C2`` (2 beam, d),
+    ``E2``/``ppar``/``pdec`` (2 beam,), ``par``/``dec`` (n, beam). ``out`` (rows >= 1, n) receives the
+    final states' selections, least ``||C||₂`` (the residual) first. Returns the number of rows written
+    (at most ``min(beam, out.shape[0])``). Needs n > d + _MARGIN (the caller checks).
     """
     n, d = x.shape
     for i in range(n):
@@ -148,40 +171,83 @@ def _round_by_scale(x, a, z, sel, state, noise, H, W, hx, key):
     for k in range(d):
         G[k, k] += ridge
     H[:, :] = np.linalg.inv(G)
-    c = z - 0.5 * x.sum(axis=0)
-    W[:] = H @ c
-    left = n
+    C[0] = z - 0.5 * x.sum(axis=0)
+    W[0] = H @ C[0]
+    states = 1
+    branch_from = n - d - _MARGIN - 1 - span  # the last ``span`` compensated visits branch
     compensate = True
-    for i in order:
+    for step in range(n):
+        i = order[step]
         xi = x[i]
-        b = 0.5
+        comp = compensate and n - step - 1 > d + _MARGIN
+        den = 1.0
+        if comp:
+            q = 0.0
+            for k in range(d):
+                t = 0.0
+                for m in range(d):
+                    t += H[k, m] * xi[m]
+                hx[k] = t
+                q += xi[k] * t
+            den = 1.0 - q
+            if not den > 1e-9:  # the rest no longer spans R^d: round them as they stand
+                compensate = False
+                comp = False
+        children = 0
+        for s in range(states):
+            b = 0.5
+            for k in range(d):
+                b += xi[k] * W[s, k]
+            near = 1.0 if b >= 0.5 else 0.0
+            for v in (near, 1.0 - near):
+                if v != near and not (comp and step >= branch_from):
+                    continue
+                # the rounding moved X^T b by (v - b) x_i; the rest cancel it: W += H_new (-(v - b) x_i),
+                # and H_new x_i = H x_i / den
+                f = -(v - b) / den if comp else 0.0
+                e = 0.0
+                for k in range(d):
+                    w = W[s, k] + f * hx[k]
+                    c = C[s, k] - (v - 0.5) * xi[k]
+                    W2[children, k] = w
+                    C2[children, k] = c
+                    e += c * w
+                E2[children] = e
+                ppar[children] = s
+                pdec[children] = v > 0.0
+                children += 1
+        if comp:  # H <- (G - x x^T)^-1 = H + (H x)(H x)^T / (1 - x^T H x)
+            for k in range(d):
+                f = hx[k] / den
+                for m in range(d):
+                    H[k, m] += f * hx[m]
+        keep = min(children, beam) if comp else children
+        if comp and children > 1:
+            rank = np.argsort(E2[:children], kind="mergesort")
+        else:
+            rank = np.arange(children)
+        for t in range(keep):
+            j = rank[t]
+            W[t] = W2[j]
+            C[t] = C2[j]
+            par[step, t] = ppar[j]
+            dec[step, t] = pdec[j]
+        states = keep
+    # every candidate is visited: C[s] is the residual of state s
+    res = np.empty(states)
+    for s in range(states):
+        t = 0.0
         for k in range(d):
-            b += xi[k] * W[k]
-        v = 1.0 if b >= 0.5 else 0.0
-        sel[i] = v > 0.0
-        left -= 1
-        if not compensate or left <= d + _MARGIN:
-            continue
-        # H <- (G - x x^T)^-1 = H + (H x)(H x)^T / (1 - x^T H x)
-        q = 0.0
-        for k in range(d):
-            s = 0.0
-            for m in range(d):
-                s += H[k, m] * xi[m]
-            hx[k] = s
-            q += xi[k] * s
-        den = 1.0 - q
-        if not den > 1e-9:  # the rest no longer spans R^d: round them as they stand
-            compensate = False
-            continue
-        for k in range(d):
-            f = hx[k] / den
-            for m in range(d):
-                H[k, m] += f * hx[m]
-        # the rounding moved X^T b by (v - b) x_i; the rest cancel it: W += H_new (-(v - b) x_i)
-        f = -(v - b) / den
-        for k in range(d):
-            W[k] += f * hx[k]
+            t += C[s, k] * C[s, k]
+        res[s] = t
+    rank = np.argsort(res, kind="mergesort")
+    rows = min(states, out.shape[0])
+    for t in range(rows):
+        s = rank[t]
+        for step in range(n - 1, -1, -1):
+            out[t, order[step]] = dec[step, s]
+            s = par[step, s]
+    return rows
 
 
 # ----- 2. l2 descent over single and pair flips -----------------------------------------------------
@@ -391,7 +457,7 @@ def _polish(x, a, sel, r, norm, k, steps, stop, state):
 
 # ----- the kernel -----------------------------------------------------------------------------------
 @njit(cache=True)
-def _search_one(x, z, norm, group, steps, restarts, stop, state, out_sel):
+def _search_one(x, z, norm, group, steps, restarts, beam, stop, state, out_sel):
     """All runs and the polish for one target; writes the selection, returns the cost."""
     n, d = x.shape
     a = np.empty(n)
@@ -406,28 +472,40 @@ def _search_one(x, z, norm, group, steps, restarts, stop, state, out_sel):
         xs[i] = x[order[i]]
     as_ = a[order]
     nrm = as_ * as_
+    finishes = min(beam, _FINISHES)
+    ends = np.zeros((finishes, n), dtype=np.bool_)
     sel = np.zeros(n, dtype=np.bool_)
     best_sel = np.zeros(n, dtype=np.bool_)
     r = np.empty(d)
     p, sg, key = np.empty(n), np.empty(n), np.empty(n)
-    H, W, hx = np.empty((d, d)), np.empty(d), np.empty(d)
+    H, hx = np.empty((d, d)), np.empty(d)
+    W, C = np.empty((beam, d)), np.empty((beam, d))
+    W2, C2, E2 = np.empty((2 * beam, d)), np.empty((2 * beam, d)), np.empty(2 * beam)
+    par, dec = np.zeros((n, beam), dtype=np.int64), np.zeros((n, beam), dtype=np.bool_)
+    ppar, pdec = np.empty(2 * beam, dtype=np.int64), np.empty(2 * beam, dtype=np.bool_)
     rounding = n > d + _MARGIN and as_[n - 1] > 0.0
     best = residual_cost(z, norm)  # the empty subset: a run optimises ||r||_2 and may end above it in l_inf
     for run in range(restarts):
+        rows = 1
         if rounding:
-            _round_by_scale(xs, as_, z, sel, state, _ORDER_NOISE if run > 0 else 0.0, H, W, hx, key)
+            rows = _beam_round(xs, as_, z, state, _ORDER_NOISE if run > 0 else 0.0, beam, _BEAM_SPAN * d, key,
+                               H, hx, W, C, W2, C2, E2, par, dec, ppar, pdec, ends)
         else:
-            sel[:] = False
-        r[:] = z
-        for i in range(n):
-            if sel[i]:
-                for k in range(d):
-                    r[k] -= xs[i, k]
-        _l2_descent(xs, nrm, as_, sel, r, p, sg, 50 * n + 1000)
-        c = residual_cost(r, norm)
-        if c < best:
-            best = c
-            best_sel[:] = sel
+            ends[0, :] = False
+        for e in range(rows):
+            sel[:] = ends[e]
+            r[:] = z
+            for i in range(n):
+                if sel[i]:
+                    for k in range(d):
+                        r[k] -= xs[i, k]
+            _l2_descent(xs, nrm, as_, sel, r, p, sg, 50 * n + 1000)
+            c = residual_cost(r, norm)
+            if c < best:
+                best = c
+                best_sel[:] = sel
+            if best <= stop:
+                break
         if best <= stop or not rounding:  # without rounding every run is the same descent
             break
     if steps > 0 and best > stop and best > 0.0:
@@ -445,7 +523,7 @@ def _search_one(x, z, norm, group, steps, restarts, stop, state, out_sel):
 
 
 @njit(cache=True, parallel=True)
-def search_kernel(x, z, norm, group, steps, restarts, stop, seed, keys, out_sel, out_cost):
+def search_kernel(x, z, norm, group, steps, restarts, beam, stop, seed, keys, out_sel, out_cost):
     """Rounding runs, ℓ2 descent and polish for every target (parallel over targets).
 
     Parameters
@@ -460,6 +538,8 @@ def search_kernel(x, z, norm, group, steps, restarts, stop, seed, keys, out_sel,
         Polish steps on the best run.
     restarts : int
         Rounding runs per target; the best (in ``norm``) is kept.
+    beam : int
+        Partial roundings kept per run (1: the nearer rounding only).
     stop : float
         Stop a target once its cost is <= stop (-1: never).
     seed : int
@@ -474,7 +554,7 @@ def search_kernel(x, z, norm, group, steps, restarts, stop, seed, keys, out_sel,
     for t in prange(T):
         state = np.zeros(1, dtype=np.uint64)
         state[0] = _mix(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + keys[t])
-        out_cost[t] = _search_one(x[t], z[t], norm, group, steps, restarts, stop, state, out_sel[t])
+        out_cost[t] = _search_one(x[t], z[t], norm, group, steps, restarts, beam, stop, state, out_sel[t])
 
 
 @dataclass(frozen=True)
@@ -526,14 +606,14 @@ def instance_keys(x: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def auto_restarts(n: int, d: int) -> int:
-    """The runs ``restarts=None`` makes: AUTO_WORK / (n·d + d³/6) rounded down to a power of two, in [1, 32]."""
+    """The runs ``restarts=None`` makes: AUTO_WORK / (n·d + d³/6) rounded down to a power of two, in [1, 8]."""
     ratio = AUTO_WORK / max(1.0, n * d + d ** 3 / 6)
     return int(min(AUTO_MAX_RESTARTS, 2 ** max(0, math.floor(math.log2(ratio)))))
 
 
 def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf", *, seed: int = 0,
                 group: int = DEFAULT_GROUP, steps: int = DEFAULT_STEPS, restarts: int | None = None,
-                eps: float | None = None, time_limit: float | None = None) -> SearchResult:
+                beam: int = DEFAULT_BEAM, eps: float | None = None, time_limit: float | None = None) -> SearchResult:
     """Search every MRSS instance; any number of candidates.
 
     Parameters
@@ -550,6 +630,9 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
     restarts : int >= 1, optional
         Rounding + descent runs per target, the best kept; None: :func:`auto_restarts` (more runs for
         small n and d, where one run is cheap). A run that reaches ``eps`` ends the target.
+    beam : int in [1, 1024]
+        Partial roundings a run keeps over its last 4·d compensated visits (1: the nearer rounding only);
+        the (at most 4) final ones of least residual each get the ℓ2 descent.
     eps : float, optional
         Stop a target once its error is <= eps.
     time_limit : float, optional
@@ -584,6 +667,7 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
     steps = check_int("steps", steps, lo=0)
     T, n, d = x.shape
     restarts = auto_restarts(n, d) if restarts is None else check_int("restarts", restarts, lo=1)
+    beam = check_int("beam", beam, lo=1, hi=MAX_BEAM)
     if eps is not None:
         check_positive("eps", eps)
     if time_limit is not None:
@@ -602,7 +686,7 @@ def mrss_search(candidates: np.ndarray, targets: np.ndarray, norm: str = "linf",
     for lo in range(0, T, chunk):
         hi = min(T, lo + chunk)
         late = time_limit is not None and time.perf_counter() - start > time_limit
-        search_kernel(x[lo:hi], z[lo:hi], code, group, 0 if late else steps, 1 if late else restarts, stop, seed,
+        search_kernel(x[lo:hi], z[lo:hi], code, group, 0 if late else steps, 1 if late else restarts, beam, stop, seed,
                       keys[lo:hi], sel[lo:hi], cost[lo:hi])
         timed_out[lo:hi] = late and (steps > 0 or restarts > 1)
     seconds = time.perf_counter() - start
@@ -618,13 +702,15 @@ MRSS_SEARCH_OPTIONS = (
                  is_int_at_least(0)),
     MethodOption("restarts", "rounding + descent runs per target, best kept (default: from n and d, 1 to "
                  f"{AUTO_MAX_RESTARTS})", "an integer >= 1", is_int_at_least(1)),
+    MethodOption("beam", f"partial roundings kept per run (default {DEFAULT_BEAM}; 1: the nearer rounding only)",
+                 f"an integer in [1, {MAX_BEAM}]", lambda v: is_int_at_least(1)(v) and v <= MAX_BEAM),
 )
 
 
 def solve_mrss_search(problem: SubsetSumProblem, options: SolveOptions) -> SolverOutput:
-    """The registry form ``fn(problem, options) -> SolverOutput`` (options ``group``, ``steps``, ``restarts``;
+    """The registry form ``fn(problem, options) -> SolverOutput`` (options ``group``, ``steps``, ``restarts``, ``beam``;
     ``eps``, ``time_limit`` and ``seed`` from :class:`strongticket.subsetsum.method.SolveOptions`)."""
-    extra = {k: options.extra[k] for k in ("group", "steps", "restarts") if k in options.extra}
+    extra = {k: options.extra[k] for k in ("group", "steps", "restarts", "beam") if k in options.extra}
     res = mrss_search(problem.candidates, problem.targets, problem.norm, seed=options.seed, eps=options.eps,
                       time_limit=options.time_limit, **extra)
     status = np.where(res.timed_out, np.int8(Status.TIMEOUT), np.int8(Status.FEASIBLE)).astype(np.int8)
@@ -632,6 +718,6 @@ def solve_mrss_search(problem: SubsetSumProblem, options: SolveOptions) -> Solve
                         info={"lower_bound": "0: a heuristic proves no lower bound"})
 
 
-__all__ = ["AUTO_MAX_RESTARTS", "AUTO_WORK", "DEFAULT_GROUP", "DEFAULT_STEPS", "MAX_GROUP", "MRSS_SEARCH_OPTIONS",
-           "SearchResult", "auto_restarts", "instance_keys", "mrss_search", "search_kernel", "selection_errors",
-           "solve_mrss_search"]
+__all__ = ["AUTO_MAX_RESTARTS", "AUTO_WORK", "DEFAULT_BEAM", "DEFAULT_GROUP", "DEFAULT_STEPS", "MAX_BEAM", "MAX_GROUP",
+           "MRSS_SEARCH_OPTIONS", "SearchResult", "auto_restarts", "instance_keys", "mrss_search", "search_kernel",
+           "selection_errors", "solve_mrss_search"]

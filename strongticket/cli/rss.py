@@ -147,8 +147,11 @@ def solve_cmd(
     method: Annotated[str, typer.Option(help="'auto' or a method name (exact, torch, brute, milp, greedy, "
                                              "local_search, mrss_exact, ...).")] = "auto",
     objective: Annotated[str, typer.Option(help="min_error | sparsest | fixed_size.")] = "min_error",
-    eps: Annotated[float | None, typer.Option(help="Error tolerance (needed by sparsest).")] = None,
-    time_limit: Annotated[float | None, typer.Option(help="Seconds per instance for MILP/local search.")] = None,
+    eps: Annotated[float | None, typer.Option(help="Error tolerance, in the units of the targets (needed by "
+                                                   "sparsest; with min_error an exact method reports the instances "
+                                                   "above it as infeasible).")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Seconds per instance for MILP/local search (default: no "
+                                                          "limit).")] = None,
     size: Annotated[int | None, typer.Option(help="Subset size for fixed_size (0 to n).")] = None,
     norm: Annotated[str, typer.Option(help="MRSS error norm: linf | l2.")] = "linf",
     out: Annotated[Path | None, typer.Option(help="Selections file (default: FILE with .selection.safetensors).")] = None,

@@ -49,7 +49,10 @@ def verify(
     steps: Annotated[int, typer.Option("--steps", help="Gradient steps per restart (>= 1).")] = 50,
     data: Annotated[str | None, typer.Option("--data", help="Also measure on a dataset's test split "
                                                              "(digits, mnist, ...).")] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where mnist/fashion-mnist live.")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder with mnist/, fashion-mnist/, "
+                                                                 "cifar-10-batches-bin/ for --data or a found "
+                                                                 "ticket's dataset (default $STRONGTICKET_DATA).")
+                                    ] = None,
     seed: SeedOption = 0,
     json_out: JsonOption = False,
 ) -> None:

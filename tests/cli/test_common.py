@@ -54,6 +54,15 @@ def test_no_command_help_has_bool_types_brace_placeholders_or_cut_text(command):
     assert "…" not in out
 
 
+@pytest.mark.parametrize("command, option, default", [
+    (["train"], "--data-dir", "$STRONGTICKET_DATA"), (["compare"], "--data-dir", "$STRONGTICKET_DATA"),
+    (["essential"], "--data-dir", "$STRONGTICKET_DATA"), (["verify", "ticket"], "--data-dir", "$STRONGTICKET_DATA"),
+    (["rss", "solve"], "--time-limit", "no limit")])
+def test_an_option_without_a_value_says_what_it_falls_back_to(command, option, default):
+    assert f"(default {default})" in _option_rows(_help(command))[option] or \
+        f"(default: {default})" in _option_rows(_help(command))[option]
+
+
 def test_optional_and_repeated_arguments_use_click_usage_names():
     assert re.search(r"report \[OPTIONS\] RUNS\.\.\.", _help(["report"]))
 

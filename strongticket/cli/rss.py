@@ -193,6 +193,8 @@ def solve_cmd(
 
 #: MRSS methods ``rss bench`` times: the search, its baseline descent, CP-SAT.
 MRSS_BENCH_METHODS = ("mrss_search", "mrss_descent", "mrss_milp")
+#: Where ``rss bench`` in MRSS mode draws its plot unless --plot says otherwise.
+MRSS_BENCH_PLOT = "strongticket-out/rss_bench_mrss.png"
 
 
 @app.command("bench")
@@ -209,11 +211,12 @@ def bench_cmd(
     slow_targets: Annotated[int, typer.Option(help="Instances (a prefix of the same ones) for MILP/heuristics "
                                                    "(MRSS mode: for CP-SAT, mrss_milp).")] = 10,
     time_limit: Annotated[float, typer.Option(help="Seconds per instance for MILP/local search.")] = 5.0,
-    dist: Annotated[str, typer.Option(help="Candidate law: uniform | product (1-D only).")] = "uniform",
+    dist: Annotated[str | None, typer.Option(help="Candidate law: uniform | product (1-D only) "
+                                                  "\\[default: uniform].")] = None,
     repeats: Annotated[int, typer.Option(help="Timed repetitions of the fast methods (best kept).")] = 3,
     device: Annotated[str, typer.Option(help="Device of the 'torch' method's tensors: cpu, cuda, cuda:1, ...")] = "cpu",
-    plot: Annotated[Path, typer.Option(help="MRSS mode: PNG of median error vs n.")] = Path(
-        "strongticket-out/rss_bench_mrss.png"),
+    plot: Annotated[Path | None, typer.Option(help="MRSS mode: PNG of median error vs n "
+                                                   f"\\[default: {MRSS_BENCH_PLOT}].")] = None,
     seed: SeedOption = 0,
     json: JsonOption = False,
 ) -> None:
@@ -229,8 +232,17 @@ def bench_cmd(
                          f"{unknown}")
     mrss = [m for m in wanted if not registry.METHODS[m].one_dim]
     if mrss or dims.strip():
-        _bench_mrss(wanted, n, dims, targets, slow_targets, time_limit, plot, seed, json)
+        for given, option in ((dist is not None, f"--dist {dist!r}"), (device != "cpu", f"--device {device!r}")):
+            if given:  # the MRSS benchmark would silently ignore them
+                raise InputError(f"{option} applies to the 1-D benchmark only (the MRSS benchmark draws normally-"
+                                 "scaled normal candidates and runs on the CPU); drop it, or leave out --dims and "
+                                 "the MRSS methods")
+        _bench_mrss(wanted, n, dims, targets, slow_targets, time_limit, Path(plot or MRSS_BENCH_PLOT), seed, json)
         return
+    if plot is not None:
+        raise InputError(f"--plot draws the MRSS benchmark (--dims or MRSS methods); the 1-D benchmark draws no "
+                         f"plot, got --plot {str(plot)!r}")
+    dist = dist or "uniform"
     import numba
 
     from strongticket.subsetsum.benchmark import run_benchmark

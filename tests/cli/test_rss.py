@@ -127,6 +127,19 @@ def test_an_unknown_device_is_one_line_naming_the_option(instances, tmp_path, ca
     assert err.startswith("error: --device must be cpu, cuda or cuda:N") and repr(device) in err
     assert not (tmp_path / "sel.safetensors").exists()
 
+
+@pytest.mark.parametrize("extra, message", [
+    (["--methods", "exact", "--n", "4", "--plot", "{o}"], "--plot draws the MRSS benchmark"),
+    (["--methods", "mrss_search", "--dims", "2", "--n", "8", "--dist", "product", "--plot", "{o}"],
+     "--dist 'product' applies to the 1-D benchmark only"),
+    (["--methods", "mrss_search", "--dims", "2", "--n", "8", "--device", "cuda", "--plot", "{o}"],
+     "--device 'cuda' applies to the 1-D benchmark only")])
+def test_bench_refuses_an_option_the_other_mode_would_ignore(tmp_path, capsys, extra, message):
+    code, out, err = run(["rss", "bench", "--targets", "2", *[a.format(o=tmp_path / "o.png") for a in extra]], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "o.png").exists()
+
+
 @pytest.mark.gpu
 def test_bench_times_the_torch_solver_on_the_gpu(capsys):
     code, out, err = run(["rss", "bench", "--n", "14", "--methods", "exact,torch", "--targets", "5000",
@@ -241,9 +254,9 @@ def test_bench_mrss_mode_bad_input_is_one_line(argv, word, capsys):
 
 
 @pytest.mark.parametrize("argv", [["rss", "bench", "--n", "10:4,12", "--methods", "exact", "--targets", "10"],
-                                  ["rss", "curve", "--n", "9:5", "--trials", "5", "--mrss-d", ""]])
+                                  ["rss", "curve", "--n", "9:5", "--trials", "5", "--mrss-d", "", "--out", "{o}"]])
 def test_an_empty_range_is_an_error_not_silently_dropped(tmp_path, capsys, argv):
-    code, out, err = run([*argv, "--plot" if argv[1] == "bench" else "--out", str(tmp_path / "o")], capsys)
+    code, out, err = run([a.format(o=tmp_path / "o") for a in argv], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "error: --n range " in err and "is empty: a:b needs a <= b" in err
     assert not (tmp_path / "o").exists()

@@ -43,7 +43,7 @@ from torch import nn
 from strongticket.compact import num_parameters
 from strongticket.compact_bench import benchmark_compact
 from strongticket.construct import structured
-from strongticket.files import save_tensors_atomic, write_json_atomic
+from strongticket.files import save_tensors_atomic, write_bytes_atomic, write_json_atomic
 from strongticket.nets.zoo import build_model
 from strongticket.train.config import OptimConfig
 from strongticket.train.data import load_dataset
@@ -264,7 +264,7 @@ def markdown(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=os.environ.get("STRONGTICKET_DATA", "/work/shared/data"))
+    ap.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default: $STRONGTICKET_DATA)")
     ap.add_argument("--width", type=float, default=0.5, help="LeNet-5 channel multiplier")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--widths", default="64,256,1024", help="H values tried, ascending")
@@ -275,7 +275,7 @@ def main() -> None:
     ap.add_argument("--test-subset", type=int, default=0, help="first N test images (0: all)")
     ap.add_argument("--repeats", type=int, default=20, help="timed passes at batch 1 (a fifth at batch 256)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-dir", default="/tmp/structured_targets", help="where the trained target is cached")
+    ap.add_argument("--target-dir", default="runs/structured_targets", help="where the trained target is cached")
     ap.add_argument("--scaling", default="experiments/results/structured_scaling.json")
     ap.add_argument("--out", default="experiments/results/structured_fashion.json")
     ap.add_argument("--extrapolate-only", action="store_true",
@@ -284,7 +284,7 @@ def main() -> None:
     res = json.loads(Path(args.out).read_text()) if args.extrapolate_only else run(args)
     res = extrapolate(res, args)
     write_json_atomic(args.out, res)
-    Path(args.out).with_suffix(".md").write_text(markdown(res))
+    write_bytes_atomic(Path(args.out).with_suffix(".md"), markdown(res).encode())
     print(markdown(res))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated, NoReturn
 
@@ -66,8 +67,9 @@ def main(argv: list[str] | None = None) -> None:
 
     Expected errors are our own :class:`StrongTicketError` family (bad input, damaged files, unwritable
     outputs, infeasible constructions), usage errors (unknown command or option, missing argument, a value
-    of the wrong type) and the operating system's refusals about the user's paths. Anything else is a bug
-    and keeps its traceback.
+    of the wrong type), the operating system's refusals about the user's paths and running out of memory (a
+    size the user chose, such as ``--hidden`` or ``--count``, too large for the machine). Anything else is a
+    bug and keeps its traceback.
     """
     command = typer.main.get_command(app)
     try:
@@ -82,10 +84,30 @@ def main(argv: list[str] | None = None) -> None:
     except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         # the operating system refusing a path the user named (a file to read, a directory to list)
         _fail(f"{exc.filename!r}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+    except (MemoryError, RuntimeError) as exc:
+        needed = _allocation(exc)
+        if needed is None:
+            raise
+        _fail(f"out of memory: {needed}; give smaller sizes (widths, sample or input counts, batch sizes)")
     except (KeyboardInterrupt, typer.Abort):
         stderr.print("interrupted", highlight=False, markup=False)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _allocation(exc: BaseException) -> str | None:
+    """What an out-of-memory error tried to allocate (``"the command tried to allocate 320.0 GB at once"``), or
+    None when ``exc`` is not one: a :class:`MemoryError`, torch's ``OutOfMemoryError`` (CUDA) or the
+    ``RuntimeError`` of torch's CPU allocator."""
+    text = str(exc)
+    if not (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text):
+        return None
+    match = re.search(r"allocate (\d+) bytes", text)  # torch's CPU allocator
+    if match is not None:
+        return f"the command tried to allocate {int(match.group(1)) / 1e9:.1f} GB at once"
+    match = re.search(r"allocate ([\d.]+ [KMGTP]?i?B)", text)  # numpy, CUDA: "Tried to allocate 20.00 GiB"
+    return f"the command tried to allocate {match.group(1)} at once" if match else "an allocation failed"
 
 
 def _fail(message: str) -> NoReturn:

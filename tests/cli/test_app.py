@@ -44,3 +44,42 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(strongticket.demo, "run_demo", broken)
     with pytest.raises(ValueError, match="an internal bug"):
         main(["demo", "--quick"])
+
+
+def test_a_size_too_large_for_the_machine_is_one_line_and_writes_nothing(tmp_path, capsys):
+    code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--hidden", "99999999999"], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("error: out of memory: the command tried to allocate 25600.0 GB at once; give smaller")
+    assert err.count("\n") == 1 and not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("error, said", [
+    (MemoryError("Unable to allocate 7.28 TiB for an array with shape (1000000, 1000000)"), "7.28 TiB"),
+    (RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.2 GiB total capacity)"), None),
+    (MemoryError(), "an allocation failed")])
+def test_out_of_memory_from_numpy_or_the_gpu_is_one_line(monkeypatch, capsys, error, said):
+    import torch
+
+    import strongticket.demo
+
+    if said is None:  # torch raises its OutOfMemoryError (a RuntimeError) on a GPU
+        error, said = torch.OutOfMemoryError(str(error)), "20.00 GiB"
+
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(strongticket.demo, "run_demo", exhausted)
+    code, out, err = run(["demo", "--quick"], capsys)
+    assert code == 2 and err.startswith("error: out of memory: ") and said in err and err.count("\n") == 1
+
+
+def test_a_runtime_error_that_is_not_about_memory_keeps_its_traceback(monkeypatch):
+    import strongticket.demo
+    from strongticket.cli.app import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch inside a construction")
+
+    monkeypatch.setattr(strongticket.demo, "run_demo", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["demo", "--quick"])

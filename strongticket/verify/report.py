@@ -72,7 +72,7 @@ DOMINATED = {"certified": MEASURED, "certified_linf": ("empirical_box", "adversa
 def check_options(*, radius: float, count: int, restarts: int, steps: int, seed: int) -> None:
     """Raise an :class:`InputError` naming the first option out of range (before any work is done)."""
     check_positive("--radius", radius)
-    check_int("--count", count)
+    check_int("--count", count, hi=(1 << 63) - 1)  # a tensor size is a signed 64-bit integer
     check_int("--restarts", restarts)
     check_int("--steps", steps)
     check_generator_seed("--seed", seed)

@@ -81,6 +81,8 @@ CASES = [
     ("construct-overwrite-plain-file", _construct("{root}/victim.npz", "--overwrite", *GOOD), "victim.npz",
      "victim.npz"),
     ("verify-count-0", ["verify", "{root}/ticket", "--count", "0"], "ticket", "--count"),
+    ("verify-count-beyond-int64", ["verify", "{root}/ticket", "--count", str(2 ** 63)], "ticket",
+     "--count must be an integer in [1, 9223372036854775807]"),
     ("verify-count-negative", ["verify", "{root}/ticket", "--count", "-5"], "ticket", "--count"),
     ("verify-radius-negative", ["verify", "{root}/ticket", "--radius", "-1"], "ticket", "--radius"),
     ("verify-radius-nan", ["verify", "{root}/ticket", "--radius", "nan"], "ticket", "--radius"),

@@ -130,22 +130,26 @@ def run_lplus1_part(data: Any, *, hidden: int, steps: int, rho: int, eps: float,
     return report
 
 
-def check_demo_output(out: Path) -> None:
+def check_demo_output(out: Path, *, overwrite: bool = False) -> None:
     """Raise an :class:`InputError` before any work if the demo may not write into ``out``.
 
     ``out`` must be a directory or not exist; its ``ticket`` sub-directory must be missing, empty or a ticket
-    (a previous demo's, which is replaced). Nothing else is ever replaced.
+    (a previous demo's, which is replaced). An existing ``demo.png`` is replaced with ``overwrite``, or when
+    ``ticket`` holds a ticket (the directory is a previous demo's: rerunning the demo replaces its own output);
+    otherwise it is the user's file and is refused. A directory is never replaced.
     """
+    from strongticket.files import check_writable_file
     from strongticket.ticket import check_ticket_destination
 
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file, expected a directory (or a path that does not exist)")
-    check_ticket_destination(out / "ticket", overwrite=True, what="--out ticket directory")
+    previous = check_ticket_destination(out / "ticket", overwrite=True, what="--out ticket directory")
+    check_writable_file(out / "demo.png", overwrite=overwrite or previous, what="--out plot")
 
 
 def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidden: int = 32, steps: int = 300,
              count: int = 1000, restarts: int = 3, attack_steps: int = 40, seed: int = 0,
-             cnn_channels: int = 4) -> dict[str, Any]:
+             cnn_channels: int = 4, overwrite: bool = False) -> dict[str, Any]:
     """Train, construct ``min_error`` and ``sparsest`` tickets, verify both, write a plot and a ticket.
 
     Parameters
@@ -166,6 +170,8 @@ def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidd
         Seed of the target's initialisation, its data order and the random network.
     cnn_channels : int >= 1
         Channels of the digits CNN target (:func:`run_cnn_part`).
+    overwrite : bool
+        Replace an existing ``demo.png`` in ``out`` that a previous demo did not write (:func:`check_demo_output`).
 
     Returns
     -------
@@ -188,7 +194,7 @@ def run_demo(out: Path, *, per_weight_eps: float = 0.01, samples: int = 21, hidd
     seed = check_seed(seed)
     check_unit_open("--per-weight-eps", per_weight_eps)
     check_options(radius=1.0, count=count, restarts=restarts, steps=attack_steps, seed=seed)
-    check_demo_output(out)
+    check_demo_output(out, overwrite=overwrite)
 
     t0 = time.perf_counter()
     ds = load_dataset("digits")

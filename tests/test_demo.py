@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from strongticket.demo import digits_cnn, run_cnn_part
+import json
+
+import pytest
+
+from strongticket.demo import check_demo_output, digits_cnn, run_cnn_part
+from strongticket.errors import InputError
 from strongticket.train.data import load_dataset
 
 
@@ -28,3 +33,19 @@ def test_lplus1_part_is_one_layer_deeper_than_its_target_and_within_its_bound():
     assert report["depth"] == report["target_depth"] + 1
     assert abs(report["ticket_accuracy"] - report["target_accuracy"]) <= 0.02
     assert 0 < report["empirical_data_linf"] <= report["certified_data_linf"]
+
+
+def test_demo_output_replaces_its_own_plot_but_never_the_users_unasked(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "demo.png").write_bytes(b"the user's figure")
+    with pytest.raises(InputError, match="demo.png' already exists; pass --overwrite"):
+        check_demo_output(out)
+    check_demo_output(out, overwrite=True)
+    (out / "ticket").mkdir()
+    (out / "ticket" / "ticket.json").write_text(json.dumps({"format": "strongticket-ticket"}))
+    check_demo_output(out)  # a previous demo's directory: rerunning the demo replaces its own plot
+    (out / "demo.png").unlink()
+    (out / "demo.png").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        check_demo_output(out, overwrite=True)

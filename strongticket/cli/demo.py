@@ -18,8 +18,8 @@ QUICK = {"hidden": 8, "steps": 150, "count": 200, "restarts": 1, "attack_steps":
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the plot and the ticket (a previous demo's "
-                                                    "ticket in it is replaced).")] = Path("strongticket-demo"),
+    out: Annotated[Path, typer.Option("--out", help="Directory for demo.png and the ticket (a previous demo's "
+                                                    "are replaced).")] = Path("strongticket-demo"),
     per_weight_eps: Annotated[float, typer.Option("--per-weight-eps", help="Error per target weight, in "
                                                                            "(0, 1).")] = 0.01,
     samples: Annotated[int, typer.Option("--samples", help="Random products per weight (candidates per "
@@ -27,6 +27,8 @@ def demo(
     hidden: Annotated[int, typer.Option("--hidden", help="Hidden width of the digits target (>= 1).")] = 32,
     quick: Annotated[bool, typer.Option("--quick", help="Small target (hidden 8), short training and "
                                                         "attack.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing demo.png in --out that no "
+                                                                "previous demo wrote (never a directory).")] = False,
     seed: SeedOption = 0,
     json_out: JsonOption = False,
 ) -> None:
@@ -34,7 +36,7 @@ def demo(
     from strongticket.demo import run_demo
 
     kw: dict[str, Any] = dict(QUICK) if quick else {"hidden": hidden}
-    summary = run_demo(out, per_weight_eps=per_weight_eps, samples=samples, seed=seed, **kw)
+    summary = run_demo(out, per_weight_eps=per_weight_eps, samples=samples, seed=seed, overwrite=overwrite, **kw)
     if json_out:
         emit_json(summary)
         return

@@ -215,8 +215,10 @@ def bench_cmd(
                                                   "\\[default: uniform].")] = None,
     repeats: Annotated[int, typer.Option(help="Timed repetitions of the fast methods (best kept).")] = 3,
     device: Annotated[str, typer.Option(help="Device of the 'torch' method's tensors: cpu, cuda, cuda:1, ...")] = "cpu",
-    plot: Annotated[Path | None, typer.Option(help="MRSS mode: PNG of median error vs n "
-                                                   f"\\[default: {MRSS_BENCH_PLOT}].")] = None,
+    plot: Annotated[Path | None, typer.Option(help="MRSS mode: PNG of median error vs n, its table beside it "
+                                                   f"as .json \\[default: {MRSS_BENCH_PLOT}].")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --plot file and its .json "
+                                                                "table (never a directory).")] = False,
     seed: SeedOption = 0,
     json: JsonOption = False,
 ) -> None:
@@ -237,11 +239,15 @@ def bench_cmd(
                 raise InputError(f"{option} applies to the 1-D benchmark only (the MRSS benchmark draws normally-"
                                  "scaled normal candidates and runs on the CPU); drop it, or leave out --dims and "
                                  "the MRSS methods")
-        _bench_mrss(wanted, n, dims, targets, slow_targets, time_limit, Path(plot or MRSS_BENCH_PLOT), seed, json)
+        _bench_mrss(wanted, n, dims, targets, slow_targets, time_limit, Path(plot or MRSS_BENCH_PLOT), overwrite,
+                    seed, json)
         return
     if plot is not None:
         raise InputError(f"--plot draws the MRSS benchmark (--dims or MRSS methods); the 1-D benchmark draws no "
                          f"plot, got --plot {str(plot)!r}")
+    if overwrite:
+        raise InputError("--overwrite replaces the MRSS benchmark's --plot (--dims or MRSS methods); the 1-D "
+                         "benchmark writes no file: drop --overwrite")
     dist = dist or "uniform"
     import numba
 
@@ -277,11 +283,11 @@ def bench_cmd(
 
 
 def _bench_mrss(wanted: list[str], n: str, dims: str, targets: int | None, slow_targets: int, time_limit: float,
-                plot: Path, seed: int, json: bool) -> None:
+                plot: Path, overwrite: bool, seed: int, json: bool) -> None:
     """``rss bench`` in MRSS mode: every (d, n) cell, mrss_search against mrss_descent, CP-SAT if named."""
     import numba
 
-    from strongticket.files import check_can_create, write_json_atomic
+    from strongticket.files import check_writable_file, write_json_atomic
     from strongticket.subsetsum import registry
     from strongticket.subsetsum.bench_figure import plot_mrss_bench
     from strongticket.subsetsum.benchmark import run_mrss_benchmark
@@ -305,7 +311,8 @@ def _bench_mrss(wanted: list[str], n: str, dims: str, targets: int | None, slow_
         raise InputError(f"--time-limit must be a number of seconds > 0, got {time_limit}")
     if plot.suffix.lower() != ".png":
         raise InputError(f"--plot must be a .png path, got {str(plot)!r}")
-    check_can_create(plot, what="--plot")
+    check_writable_file(plot, overwrite=overwrite, what="--plot")  # before any work: the user's files stay theirs
+    check_writable_file(plot.with_suffix(".json"), overwrite=overwrite, what="--plot's table")
     cells = {(d, v) for d in ds for v in ns} if "mrss_milp" in wanted else set()
     with progress(not json) as bar:
         task = bar.add_task("bench", total=len(ds) * len(ns)) if bar else None
@@ -344,12 +351,15 @@ def curve_cmd(
     mrss_trials: Annotated[int, typer.Option(help="Instances per (d, n) for MRSS.")] = 200,
     confidence: Annotated[float, typer.Option(help="Success probability that defines 'required n'.")] = 0.95,
     out: Annotated[Path, typer.Option(help="Directory for rss_curve.png and rss_curve.json.")] = Path("strongticket-out"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing rss_curve.png or "
+                                                                "rss_curve.json in --out (never a "
+                                                                "directory).")] = False,
     seed: SeedOption = 0,
     json: JsonOption = False,
 ) -> None:
     """Success probability vs n for given ε (1-D: uniform and product laws; MRSS: several d), the fitted
     slope of required n against log2(1/ε) and against d, as a PNG plot and a table."""
-    from strongticket.files import write_json_atomic
+    from strongticket.files import check_writable_file, write_json_atomic
     from strongticket.report.rss_figures import plot_rss_curves
     from strongticket.subsetsum.curves import fit_required_n_vs_d, fit_required_n_vs_log_eps, success_curve
 
@@ -360,6 +370,8 @@ def curve_cmd(
     laws = parse_list("--dists", dists, str)
     ds = parse_list("--mrss-d", mrss_d, int) if mrss_d.strip() else []
     mrss_ns = parse_list("--mrss-n", mrss_n, int)
+    for name in ("rss_curve.png", "rss_curve.json"):  # before any work: the user's files stay theirs
+        check_writable_file(out / name, overwrite=overwrite, what="--out")
     notes: list[str] = []
     t0 = time.perf_counter()
     total = len(laws) * len(ns) + len(ds) * len(mrss_ns)

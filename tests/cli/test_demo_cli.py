@@ -37,3 +37,12 @@ def test_quick_demo_emits_json_with_every_weight_within_eps(tmp_path, capsys):
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 1000
     ticket = Ticket.load(tmp_path / "demo" / "ticket")
     assert ticket.provenance["samples_per_weight"] == 21
+
+
+def test_demo_refuses_to_replace_the_users_plot_before_any_work(tmp_path, capsys):
+    (tmp_path / "demo.png").write_bytes(b"the user's figure")
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--quick", "--json", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == "" and err.count("\n") == 1 and "pass --overwrite" in err
+    assert (tmp_path / "demo.png").read_bytes() == b"the user's figure" and len(list(tmp_path.iterdir())) == 1

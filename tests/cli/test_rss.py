@@ -260,3 +260,47 @@ def test_an_empty_range_is_an_error_not_silently_dropped(tmp_path, capsys, argv)
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "error: --n range " in err and "is empty: a:b needs a <= b" in err
     assert not (tmp_path / "o").exists()
+
+
+MRSS_BENCH = ["rss", "bench", "--methods", "mrss_search", "--dims", "2", "--n", "8", "--targets", "2"]
+
+
+@pytest.mark.parametrize("table", [False, True])
+def test_bench_mrss_mode_never_replaces_an_existing_file_unasked(tmp_path, capsys, table):
+    png = tmp_path / "mine.png"
+    mine = png.with_suffix(".json") if table else png
+    mine.write_text("the user's own file")
+    code, out, err = run([*MRSS_BENCH, "--plot", str(png), "--json"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert str(mine) in err and "pass --overwrite" in err
+    assert mine.read_text() == "the user's own file" and len(list(tmp_path.iterdir())) == 1  # before any work
+    code, out, err = run([*MRSS_BENCH, "--plot", str(png), "--json", "--overwrite"], capsys)
+    assert code == 0, err
+    assert json.loads(png.with_suffix(".json").read_text())["rows"] == json.loads(out)["rows"]
+
+
+def test_bench_overwrite_never_replaces_a_directory_and_is_refused_in_1d_mode(tmp_path, capsys):
+    (tmp_path / "d.png").mkdir()
+    code, out, err = run([*MRSS_BENCH, "--plot", str(tmp_path / "d.png"), "--overwrite"], capsys)
+    assert code == 2 and out == "" and "is a directory" in err and (tmp_path / "d.png").is_dir()
+    code, out, err = run(["rss", "bench", "--methods", "exact", "--n", "4", "--targets", "2", "--overwrite"], capsys)
+    assert code == 2 and out == "" and "drop --overwrite" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["rss_curve.png", "rss_curve.json"])
+def test_curve_never_replaces_an_existing_file_unasked(tmp_path, capsys, name):
+    mine = tmp_path / name
+    mine.write_text("the user's own file")
+    argv = ["rss", "curve", "--n", "2:6", "--trials", "10", "--eps", "0.1", "--mrss-d", "", "--dists", "uniform",
+            "--out", str(tmp_path), "--json"]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert str(mine) in err and "pass --overwrite" in err
+    assert mine.read_text() == "the user's own file" and len(list(tmp_path.iterdir())) == 1  # before any work
+    code, out, err = run([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "rss_curve.json").read_text())["one_dim"] == json.loads(out)["one_dim"]
+    (tmp_path / name).unlink()
+    (tmp_path / name).mkdir()
+    code, out, err = run([*argv, "--overwrite"], capsys)
+    assert code == 2 and "is a directory" in err and (tmp_path / name).is_dir()

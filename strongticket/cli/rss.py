@@ -150,8 +150,16 @@ def solve_cmd(
     eps: Annotated[float | None, typer.Option(help="Error tolerance, in the units of the targets (needed by "
                                                    "sparsest; with min_error an exact method reports the instances "
                                                    "above it as infeasible).")] = None,
-    time_limit: Annotated[float | None, typer.Option(help="Seconds per instance for MILP/local search (default: no "
-                                                          "limit).")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Seconds for the methods that stop early: per instance "
+                                                          "for milp and mrss_milp, for the whole file for greedy, "
+                                                          "local_search, mrss_greedy, mrss_local_search and "
+                                                          "mrss_search; refused for the others, which would "
+                                                          "ignore it. With auto, an exact method it picks "
+                                                          "(exact up to n = 44, torch on a GPU, mrss_exact on "
+                                                          "small MRSS instances) ignores it; beyond, it picks milp over "
+                                                          "local_search (1-D) and mrss_milp over "
+                                                          "mrss_local_search (MRSS, where mrss_search does not "
+                                                          "apply) (default: no limit).")] = None,
     size: Annotated[int | None, typer.Option(help="Subset size for fixed_size (0 to n).")] = None,
     norm: Annotated[str, typer.Option(help="MRSS error norm: linf | l2.")] = "linf",
     out: Annotated[Path | None, typer.Option(help="Selections file (default: FILE with .selection.safetensors).")] = None,
@@ -166,7 +174,9 @@ def solve_cmd(
     the metadata holds the status legend, the method, the objective and eps)."""
     from strongticket.files import save_arrays_atomic
     from strongticket.subsetsum import solve
+    from strongticket.subsetsum.registry import check_time_limit
 
+    check_time_limit(method, time_limit)
     dest = out or file.with_name(file.name.split(".")[0] + ".selection.safetensors")
     problem = load_instances(file, norm, device)
     _check_selection_dest(dest, file, overwrite)

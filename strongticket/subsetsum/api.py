@@ -98,7 +98,9 @@ def solve(
         Error tolerance (> 0). Required for ``sparsest``; with ``min_error`` an exact method reports
         instances whose best error exceeds it as ``infeasible``.
     time_limit : float, optional
-        Seconds, for methods that can stop early.
+        Seconds, for the methods that stop early (``registry.stopping_early()``; per instance for ``milp`` and
+        ``mrss_milp``, per call for the others); every other method ignores it (``rss solve`` refuses it for
+        them: :func:`strongticket.subsetsum.registry.check_time_limit`).
     size : int, optional
         Subset size for ``fixed_size`` (0 to n; only with that objective).
     seed : int

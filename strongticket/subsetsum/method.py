@@ -101,6 +101,8 @@ class MethodInfo:
     ``check(problem, options)`` raises :class:`~strongticket.errors.MethodUnavailableError` (saying which
     method to use instead) when the method cannot take the problem; ``auto`` dispatch skips such
     methods. ``options`` lists the method-specific keywords it takes; any other keyword is refused.
+    ``stops_early`` says whether ``fn`` honours ``options.time_limit`` (stops when it is spent and marks the
+    instances it did not finish); every other method runs to its end whatever the limit.
     """
 
     name: str
@@ -112,6 +114,7 @@ class MethodInfo:
     objectives: tuple[str, ...]
     check: Callable[[SubsetSumProblem, SolveOptions], None] | None = None
     options: tuple[MethodOption, ...] = ()
+    stops_early: bool = False
 
     def option_names(self) -> tuple[str, ...]:
         """Every keyword this method takes: :data:`COMMON_OPTIONS`, then its own."""

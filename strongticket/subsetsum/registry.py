@@ -36,14 +36,17 @@ METHODS: Mapping[str, MethodInfo] = MappingProxyType({m.name: m for m in (
     MethodInfo(
         name="milp", fn=milp.solve_rss_milp, check=milp.check_rss_milp, options=milp.MILP_OPTIONS,
         exact=True, one_dim=True, multidim=False, objectives=_ALL_OBJECTIVES,
+        stops_early=True,
         description="OR-Tools CP-SAT on integer-scaled values, one model per instance (time_limit each)"),
     MethodInfo(
         name="greedy", fn=heuristics.solve_greedy, options=heuristics.GREEDY_OPTIONS,
         exact=False, one_dim=True, multidim=False, objectives=("min_error", "sparsest"),
+        stops_early=True,
         description="greedy additions while the error drops (fast, poor; no proof)"),
     MethodInfo(
         name="local_search", fn=heuristics.solve_local_search, options=heuristics.LOCAL_SEARCH_OPTIONS,
         exact=False, one_dim=True, multidim=False, objectives=("min_error", "sparsest"),
+        stops_early=True,
         description="greedy then 1/2-flip steepest descent, optional seeded random restarts (no proof)"),
     MethodInfo(
         name="mrss_exact", fn=multidim.solve_mrss_exact, check=multidim.check_mrss_exact,
@@ -54,18 +57,22 @@ METHODS: Mapping[str, MethodInfo] = MappingProxyType({m.name: m for m in (
     MethodInfo(
         name="mrss_milp", fn=milp.solve_mrss_milp, check=milp.check_mrss_milp, options=milp.MILP_OPTIONS,
         exact=True, one_dim=False, multidim=True, objectives=_ALL_OBJECTIVES,
+        stops_early=True,
         description="OR-Tools CP-SAT for MRSS in the ℓ∞ norm, integer-scaled, one model per instance"),
     MethodInfo(
         name="mrss_greedy", fn=multidim.solve_mrss_greedy, options=heuristics.GREEDY_OPTIONS,
         exact=False, one_dim=False, multidim=True, objectives=("min_error", "sparsest"),
+        stops_early=True,
         description="MRSS greedy additions while the error drops (no proof)"),
     MethodInfo(
         name="mrss_local_search", fn=multidim.solve_mrss_local_search, options=heuristics.LOCAL_SEARCH_OPTIONS,
         exact=False, one_dim=False, multidim=True, objectives=("min_error", "sparsest"),
+        stops_early=True,
         description="MRSS greedy then 1/2-flip descent, optional seeded random restarts (no proof)"),
     MethodInfo(
         name="mrss_search", fn=mrss_search.solve_mrss_search, options=mrss_search.MRSS_SEARCH_OPTIONS,
         exact=False, one_dim=False, multidim=True, objectives=("min_error",),
+        stops_early=True,
         description="MRSS search: scale-ordered rounding with compensation, ℓ2 single/pair-flip descent, "
                     "best run polished by exact group re-solves (any n; no proof)"),
     MethodInfo(
@@ -117,6 +124,33 @@ def check_options(info: MethodInfo, extra: Mapping[str, Any]) -> None:
                              f"{', '.join(info.option_names())}")
         if not option.valid(value):
             raise InputError(f"option {key!r} of method {info.name!r} must be {option.expected}, got {value!r}")
+
+
+def stopping_early() -> list[str]:
+    """The methods that honour a time limit (:attr:`MethodInfo.stops_early`), sorted."""
+    return sorted(m.name for m in METHODS.values() if m.stops_early)
+
+
+def check_time_limit(method: str, time_limit: float | None) -> None:
+    """Refuse, before any work, a time limit for a method that would ignore it.
+
+    ``auto`` is accepted: the exact methods it picks first where they apply (``exact`` up to n = 44, ``torch``
+    on a GPU, ``mrss_exact`` for small MRSS instances) ignore the limit and run to the proven optimum; beyond
+    them the limit makes it pick ``milp`` over ``local_search`` (1-D) and ``mrss_milp`` over
+    ``mrss_local_search`` (MRSS, where ``mrss_search`` does not apply; see
+    :func:`strongticket.subsetsum.api.choose_method`).
+
+    Raises
+    ------
+    InputError
+        One line naming ``method`` and the methods that take a time limit, when ``method`` is not ``auto``,
+        ``time_limit`` is given and the method does not stop early.
+    """
+    if time_limit is None or method == "auto":
+        return
+    if not get(method).stops_early:
+        raise InputError(f"method {method!r} runs to its end and would ignore the time limit ({time_limit!r} s): "
+                         f"drop it, or choose a method that stops early ({', '.join(stopping_early())})")
 
 
 def ensure_supports(info: MethodInfo, problem: SubsetSumProblem, options: SolveOptions) -> None:

@@ -304,3 +304,14 @@ def test_curve_never_replaces_an_existing_file_unasked(tmp_path, capsys, name):
     (tmp_path / name).mkdir()
     code, out, err = run([*argv, "--overwrite"], capsys)
     assert code == 2 and "is a directory" in err and (tmp_path / name).is_dir()
+
+
+@pytest.mark.parametrize("method", ["exact", "brute"])
+def test_solve_refuses_a_time_limit_the_method_would_ignore_before_any_work(instances, capsys, method):
+    code, out, err = run(["rss", "solve", str(instances), "--method", method, "--time-limit", "5"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"method '{method}' runs to its end" in err and "local_search" in err
+    assert not instances.with_name("inst.selection.safetensors").exists()
+    code, out, err = run(["rss", "solve", str(instances), "--method", "local_search", "--time-limit", "5", "--json"],
+                         capsys)
+    assert code == 0 and json.loads(out)["status"] == {"feasible": 50}

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from strongticket.errors import InputError
-from strongticket.subsetsum import registry, solve
+from strongticket.subsetsum import Status, registry, solve
 from strongticket.subsetsum.instances import random_problem
 from strongticket.subsetsum.method import COMMON_OPTIONS
 
@@ -58,3 +58,17 @@ def test_a_solver_module_that_fails_to_import_fails_the_package_import_loudly():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "strongticket.subsetsum.milp" in proc.stderr
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_a_method_stops_early_exactly_when_it_says_so_and_a_time_limit_it_would_ignore_is_refused(name):
+    info = registry.get(name)
+    spent = solve(_problem_for(name), name, time_limit=1e-9)  # a limit already spent when the solve begins
+    assert bool((spent.status == Status.TIMEOUT).any()) == info.stops_early
+    registry.check_time_limit(name, None)
+    if info.stops_early:
+        registry.check_time_limit(name, 5.0)
+    else:
+        with pytest.raises(InputError, match=f"method '{name}' runs to its end and would ignore the time limit"):
+            registry.check_time_limit(name, 5.0)
+    registry.check_time_limit("auto", 5.0)  # auto: documented, an exact method it picks runs to its end

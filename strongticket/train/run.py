@@ -143,6 +143,13 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
     d = config.data
     if d.train_subset or d.test_subset:
         data = data.subset(d.train_subset, d.test_subset, seed=derive_seed(config.seed, "subset"))
+    # a subset larger than the set is the whole set (old runs asked for such sizes and must still resume):
+    # the summary records the sizes used, and the user is told
+    examples = {"train_examples": len(data.train_y), "test_examples": len(data.test_y)}
+    for split, asked in (("train", d.train_subset), ("test", d.test_subset)):
+        if asked is not None and asked > examples[f"{split}_examples"] and note is not None:
+            note(f"data.{split}_subset {asked} is more than the {examples[f'{split}_examples']} {split} examples "
+                 f"of {d.dataset}: all of them are used (summary.json: {split}_examples)")
     method.check_data(config, len(data.train_y))
     data = data.to(dev)
     meta = {"versions": versions(), "device": str(dev), "world_size": world, "host": platform.node()}
@@ -168,7 +175,7 @@ def train_run(config: RunConfig, out: str | os.PathLike[str], *, data_dir: str |
                   if k in dict(model.net.named_parameters()))
     summary = {
         "warnings": layer_warnings(rep["layers"], sorted(set(rep["collapsed"]) | ctx.collapsed)),
-        "method": config.prune.method, "model": config.model.model, "dataset": d.dataset,
+        "method": config.prune.method, "model": config.model.model, "dataset": d.dataset, **examples,
         "target_density": config.prune.density, "density": rep["density"], "sparsity": 1 - rep["density"],
         "prunable": rep["prunable"], "kept": rep["kept"], "params": total_params, "nonzero_params": nonzero,
         "test_accuracy": final["accuracy"], "test_loss": final["loss"],

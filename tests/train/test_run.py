@@ -129,6 +129,19 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(method, density, extra
     assert metrics_without_time(tmp_path / "run") == metrics_without_time(tmp_path / "ref")
 
 
+def test_a_subset_larger_than_the_set_is_recorded_as_the_size_used_and_said(tmp_path: Path) -> None:
+    config = replace(cfg("dense", epochs=1), data=DataConfig(dataset="digits", batch_size=64, train_subset=5000,
+                                                             test_subset=100))
+    notes: list[str] = []
+    s = train_run(config, tmp_path / "run", device="cpu", note=notes.append)
+    assert (s["train_examples"], s["test_examples"]) == (1437, 100)  # digits: 1437 training examples in all
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["train_examples"] == 1437
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["data"]["train_subset"] == 5000
+    assert notes == ["data.train_subset 5000 is more than the 1437 train examples of digits: all of them are used "
+                     "(summary.json: train_examples)"]
+    assert train_run(config, tmp_path / "run", device="cpu") == s  # the run resumes (finished: not retrained)
+
+
 def test_finished_run_is_not_retrained(tmp_path: Path) -> None:
     a = train_run(cfg("random", 0.3, epochs=1), tmp_path / "run", device="cpu")
     b = train_run(cfg("random", 0.3, epochs=1), tmp_path / "run", device="cpu")

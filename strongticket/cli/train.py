@@ -149,7 +149,8 @@ train.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
 
 
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="Comparison, run or ticket directories, or folders holding them.")],
+    paths: Annotated[list[str], typer.Argument(metavar="RUNS", help="Comparison, run or ticket directories, or "
+                                                                    "folders holding them.")],
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv.")] = "markdown",
     out: Annotated[Path | None, typer.Option("--out", help="Write the table here (else print it).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write an accuracy-vs-density (runs) or "
@@ -171,7 +172,9 @@ def report(
     """Tabulate results: training runs (density, accuracy, params, wall time), or comparisons, runs and tickets
     together in the comparison's table (mean ± std over seeds) with its figures."""
     from strongticket.compare.sources import _find
+    from strongticket.report.runs import report_paths
 
+    runs = report_paths(paths)  # before anything else: an empty path would scan the current folder
     if fmt not in ("markdown", "csv"):
         raise InputError(f"--format must be markdown or csv, got {fmt!r}")
     if view not in ("auto", "runs", "compare", "transfer"):

@@ -19,10 +19,29 @@ COLUMNS = ["run", "method", "model", "width", "dataset", "density", "sparsity", 
            "nonzero_params", "wall_time_s", "collapsed"]
 
 
+def report_paths(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The paths a report was given, as :class:`~pathlib.Path`; an empty one is refused.
+
+    ``Path("")`` is the current folder, which the user did not name: scanning it would tabulate whatever runs
+    it holds.
+
+    Raises
+    ------
+    InputError
+        One line when a path is the empty string, or when there is none.
+    """
+    if not paths:
+        raise InputError("no run path given: name a run, comparison or ticket directory, or a folder holding them")
+    if any(os.fspath(p) == "" for p in paths):
+        raise InputError(f"an empty path names no run, comparison or ticket (give '.' for the current folder), "
+                         f"got {[os.fspath(p) for p in paths]}")
+    return [Path(p) for p in paths]
+
+
 def find_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Return every run directory (a folder with ``summary.json``) at or below ``paths``, sorted."""
     found: set[Path] = set()
-    for p in map(Path, paths):
+    for p in report_paths(paths):
         if not p.exists():
             raise InputError(f"run path {str(p)!r} does not exist")
         if (p / "summary.json").is_file():

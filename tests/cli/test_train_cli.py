@@ -89,3 +89,15 @@ def test_report_checks_the_page_before_writing_anything(tmp_path: Path) -> None:
     assert isinstance(res.exception, InputError) and "did not write" in str(res.exception)
     assert notes.read_text() == "# My notes\n"
     assert not (tmp_path / "exported").exists() and not (tmp_path / "table.md").exists()
+
+
+def test_report_of_an_empty_path_is_one_line_not_the_current_folder(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"method": "dense", "model": "fc2", "dataset": "digits",
+                                                  "density": 1.0, "test_accuracy": 0.9}))
+    monkeypatch.chdir(tmp_path)  # a run here: scanning "" as "." would tabulate it
+    res = runner.invoke(app, ["report", ""])
+    assert isinstance(res.exception, InputError) and "an empty path names no run" in str(res.exception)
+    assert runner.invoke(app, ["report", "."]).exit_code == 0

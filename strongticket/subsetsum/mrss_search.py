@@ -141,6 +141,55 @@ def _normal(state):
     return math.sqrt(-2.0 * math.log(1.0 - _uniform(state))) * math.cos(2.0 * math.pi * _uniform(state))
 
 
+# ----- dense linear algebra in plain loops: BLAS/LAPACK called from the parallel kernel's threads would start
+# threads of its own inside them (OpenBLAS warns "Detect OpenMP Loop and this application may hang") ---------
+@njit(cache=True)
+def _gram(x):
+    """``x^T x`` for ``x`` (n, d), shape (d, d)."""
+    n, d = x.shape
+    G = np.zeros((d, d))
+    for i in range(n):
+        for k in range(d):
+            v = x[i, k]
+            if v != 0.0:
+                for m in range(k, d):
+                    G[k, m] += v * x[i, m]
+    for k in range(d):
+        for m in range(k):
+            G[k, m] = G[m, k]
+    return G
+
+
+@njit(cache=True)
+def _invert(A, out):
+    """The inverse of the square matrix ``A`` into ``out`` by Gauss–Jordan elimination with partial pivoting
+    (``A`` is overwritten). The caller's matrices carry a positive ridge, so no pivot is zero."""
+    d = A.shape[0]
+    for k in range(d):
+        for m in range(d):
+            out[k, m] = 1.0 if k == m else 0.0
+    for c in range(d):
+        p = c
+        for r in range(c + 1, d):
+            if abs(A[r, c]) > abs(A[p, c]):
+                p = r
+        if p != c:
+            for m in range(d):
+                A[c, m], A[p, m] = A[p, m], A[c, m]
+                out[c, m], out[p, m] = out[p, m], out[c, m]
+        f = 1.0 / A[c, c]
+        for m in range(d):
+            A[c, m] *= f
+            out[c, m] *= f
+        for r in range(d):
+            if r != c:
+                g = A[r, c]
+                if g != 0.0:
+                    for m in range(d):
+                        A[r, m] -= g * A[c, m]
+                        out[r, m] -= g * out[c, m]
+
+
 # ----- 1. scale-ordered rounding with lazy compensation, as a beam -----------------------------------
 @njit(cache=True)
 def _beam_round(x, a, z, state, noise, beam, span, key, H, hx, W, C, W2, C2, E2, par, dec, ppar, pdec, out):
@@ -163,16 +212,20 @@ def _beam_round(x, a, z, state, noise, beam, span, key, H, hx, W, C, W2, C2, E2,
     for i in range(n):
         key[i] = -a[i] * (math.exp(noise * _normal(state)) if noise > 0.0 else 1.0)
     order = np.argsort(key)
-    G = x.T @ x
+    G = _gram(x)
     ridge = 0.0
     for k in range(d):
         ridge += G[k, k]
     ridge = _RIDGE * ridge / d + 1e-300 + _ENDGAME_RIDGE * a[min(n - 1, d)] ** 2
     for k in range(d):
         G[k, k] += ridge
-    H[:, :] = np.linalg.inv(G)
+    _invert(G, H)
     C[0] = z - 0.5 * x.sum(axis=0)
-    W[0] = H @ C[0]
+    for k in range(d):
+        t = 0.0
+        for m in range(d):
+            t += H[k, m] * C[0, m]
+        W[0, k] = t
     states = 1
     branch_from = n - d - _MARGIN - 1 - span  # the last ``span`` compensated visits branch
     compensate = True

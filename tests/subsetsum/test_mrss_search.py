@@ -3,6 +3,9 @@ never worse, the search beats the flip/swap descent, draws are seeded per instan
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -13,8 +16,8 @@ from strongticket.errors import InputError
 from strongticket.subsetsum import SubsetSumProblem, Status, solve
 from strongticket.subsetsum.benchmark import normal_scaled_instances as nsn
 from strongticket.subsetsum.mrss_descent import mrss_descent
-from strongticket.subsetsum.mrss_search import (_ENDGAME_RIDGE, _MARGIN, _RIDGE, _beam_round, auto_restarts,
-                                                mrss_search, selection_errors)
+from strongticket.subsetsum.mrss_search import (_ENDGAME_RIDGE, _MARGIN, _RIDGE, _beam_round, _gram, _invert,
+                                                auto_restarts, mrss_search, selection_errors)
 from strongticket.subsetsum.problem import approximation_errors, selection_sums
 
 
@@ -227,3 +230,33 @@ def test_registry_adapter_returns_the_search_selection():
     assert np.array_equal(out.selection, mrss_search(x, z, seed=2, steps=5).selection)
     assert np.array_equal(selection_errors(x, z, out.selection, "linf"),
                           solve(SubsetSumProblem(z, x), "mrss_search", seed=2, steps=5).errors)
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 40), d=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_plain_loop_gram_and_inverse_equal_numpys(n, d, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    G = _gram(x)
+    np.testing.assert_allclose(G, x.T @ x, rtol=1e-12, atol=1e-12 * n)
+    A = G + 0.5 * np.eye(d)
+    H = np.empty((d, d))
+    _invert(A.copy(), H)
+    np.testing.assert_allclose(H, np.linalg.inv(A), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow  # a fresh process: torch's import and the kernel's compilation, 20-30 s
+def test_no_blas_call_inside_the_parallel_kernel(tmp_path):
+    # OpenBLAS called from the kernel's OpenMP threads printed "Detect OpenMP Loop and this application may hang"
+    # once per call (8 lines for this run) when torch had started its own threads first
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import torch, numpy as np\n"
+        "from strongticket.subsetsum.mrss_search import mrss_search\n"
+        "torch.randn(200, 200) @ torch.randn(200, 200)\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((4, 512, 1)) * rng.standard_normal((4, 512, 72))\n"
+        "mrss_search(x, rng.uniform(-1, 1, (4, 72)), restarts=1, steps=1)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "OpenMP" not in out.stderr and "OpenBLAS" not in out.stderr, out.stderr

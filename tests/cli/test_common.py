@@ -70,17 +70,10 @@ def test_optional_and_repeated_arguments_use_click_usage_names():
 @pytest.fixture(scope="module")
 def small_ticket(tmp_path_factory):
     """A pensia ticket of the tiny LeNet-300-100 the construct tests use (a second to build)."""
-    import torch
-
-    from strongticket.construct import pensia
-    from strongticket.nets.zoo import build_model
+    from tests.cli.ticket_helpers import save_small_ticket
 
     root = tmp_path_factory.mktemp("seed")
-    target = build_model("lenet300100", num_classes=3, in_channels=1, image_size=2, width=0.02, bias=False, seed=0)
-    with torch.no_grad():
-        for p in target.parameters():
-            p.mul_(0.3)
-    pensia.construct(target, per_weight_eps=0.05, samples=6, strict=False).save(root / "ticket")
+    save_small_ticket(root / "ticket")
     return root
 
 

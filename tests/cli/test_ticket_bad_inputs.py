@@ -10,17 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.cli.ticket_helpers import ZOO, run, snapshot, write_checkpoint
+from tests.cli.ticket_helpers import ZOO, run, save_small_ticket, snapshot, write_checkpoint
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
     """A checkpoint, bad spec files, a foreign directory, a plain file and a small ticket, shared by every case."""
-    from strongticket.construct import pensia
-    from strongticket.nets.zoo import build_model
-
     root = tmp_path_factory.mktemp("bad_inputs")
     write_checkpoint(root / "target.safetensors")
     (root / "pickled.pt").write_bytes(b"not a safetensors file")
@@ -33,11 +29,7 @@ def files(tmp_path_factory) -> Path:
     (root / "victim.npz").write_bytes(b"user data")
     (root / "demo_foreign" / "ticket").mkdir(parents=True)
     (root / "demo_foreign" / "ticket" / "notes.txt").write_text("mine")
-    target = build_model("lenet300100", num_classes=3, in_channels=1, image_size=2, width=0.02, bias=False, seed=0)
-    with torch.no_grad():
-        for p in target.parameters():
-            p.mul_(0.3)
-    pensia.construct(target, per_weight_eps=0.05, samples=6, strict=False).save(root / "ticket")
+    save_small_ticket(root / "ticket")
     return root
 
 

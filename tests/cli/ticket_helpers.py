@@ -34,6 +34,21 @@ def write_checkpoint(path: Path, scale: float = 0.3) -> Path:
     return path
 
 
+def save_small_ticket(path: Path) -> Path:
+    """A pensia ticket of the :data:`ZOO` model (seed 0, weights times 0.3), saved at ``path`` (a second)."""
+    import torch
+
+    from strongticket.construct import pensia
+    from strongticket.nets.zoo import build_model
+
+    target = build_model("lenet300100", num_classes=3, in_channels=1, image_size=2, width=0.02, bias=False, seed=0)
+    with torch.no_grad():
+        for p in target.parameters():
+            p.mul_(0.3)
+    pensia.construct(target, per_weight_eps=0.05, samples=6, strict=False).save(path)
+    return path
+
+
 def snapshot(path: Path) -> dict[str, str] | None:
     """Everything at ``path``: relative name -> sha256 of each file (``"dir"`` for directories); None if missing."""
     if not path.exists():

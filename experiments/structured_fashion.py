@@ -189,7 +189,8 @@ def run(args) -> dict:
             check = None
             if n_w == 0:  # the compacted ticket is the ticket (the masked random network) on a few images
                 x = test_x[:8].to(torch.float64)
-                check = float((ticket.to_module(torch.float64)(x) - ticket.compact(torch.float64)(x)).abs().max())
+                with torch.no_grad():
+                    check = float((ticket.to_module(torch.float64)(x) - ticket.compact(torch.float64)(x)).abs().max())
             prov = ticket.provenance
             row = {
                 "granularity": gran, "group": group, "width": H, "per_weight_eps": args.eps,

@@ -232,8 +232,10 @@ def _report_comparison(paths: list[Path], fmt: str, out: Path | None, plot: Path
     from strongticket.compare.table import aggregate, plot_figures, to_csv, to_markdown
     from strongticket.files import write_bytes_atomic
 
-    rows = aggregate(collect(paths))
-    text = to_markdown(rows) if fmt == "markdown" else to_csv(rows)
+    # the merged table (one task only); a results page or an export alone keeps each comparison apart
+    merged = out is not None or plot is not None or figures is not None or (page is None and export is None)
+    rows = aggregate(collect(paths)) if merged else []
+    text = (to_markdown(rows) if fmt == "markdown" else to_csv(rows)) if merged else ""
     written: dict[str, Any] = {}
     if export is not None:
         if len(paths) != 1:
@@ -255,6 +257,8 @@ def _report_comparison(paths: list[Path], fmt: str, out: Path | None, plot: Path
         write_bytes_atomic(out, text.encode())
         written["table"] = str(out)
     if json_out:
-        emit_json({"rows": rows, **written})
+        emit_json({"rows": rows, **written} if merged else written)
+    elif not merged:
+        typer.echo("; ".join(f"{k}: {v}" for k, v in written.items() if not isinstance(v, list)))
     elif out is None:
         typer.echo(text, nl=False)

@@ -91,6 +91,21 @@ def test_report_checks_the_page_before_writing_anything(tmp_path: Path) -> None:
     assert not (tmp_path / "exported").exists() and not (tmp_path / "table.md").exists()
 
 
+def test_a_results_page_holds_comparisons_of_different_datasets(tmp_path: Path) -> None:
+    # each comparison is its own section; only a merged table needs one task (the committed exports: MNIST and
+    # Fashion-MNIST)
+    results = Path(__file__).resolve().parents[2] / "experiments" / "results"
+    both = [str(results / "pensia_exp1_compare"), str(results / "lenet5_fashion")]
+    page = tmp_path / "results.md"
+    res = runner.invoke(app, ["report", *both, "--page", str(page)])
+    assert res.exit_code == 0, res.output
+    text = page.read_text()
+    assert "## Pensia et al. 2020 exp. 1: FC2 on MNIST" in text and "## LeNet-5 on Fashion-MNIST" in text
+    for extra in (["--out", str(tmp_path / "t.md")], []):
+        res = runner.invoke(app, ["report", *both, *extra])
+        assert isinstance(res.exception, InputError) and "different datasets" in str(res.exception)
+
+
 def test_report_of_an_empty_path_is_one_line_not_the_current_folder(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     run = tmp_path / "r"

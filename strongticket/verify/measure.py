@@ -7,7 +7,9 @@ so that measured errors are the construction's, not float32 rounding.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,8 +78,47 @@ class Measured:
 
 
 #: Rows per evaluation batch of :func:`error_on` and :func:`compare_on` (a row's float64 result can differ in its
-#: last bits between batch sizes, so the reports keep one).
+#: last bits between batch sizes, so the batch is a function of the networks alone: :func:`evaluation_batch`).
 MAX_BATCH = 512
+#: Bytes the widest layer (its input, its output and a convolution's unfolded input) may take in one evaluation
+#: batch. At 512 rows the 2L CNN of LeNet-5 (53.6 M random parameters) peaked at 12 GB: its 5x5 convolution over
+#: 1617 channels unfolds 32 MB of float64 per row.
+EVAL_BYTES = 1 << 30
+
+
+@torch.no_grad()
+def evaluation_batch(modules: Sequence[nn.Module], row: torch.Tensor, budget: int | None = None) -> int:
+    """Rows per batch for evaluating ``modules`` on inputs like ``row`` (shape (1, ...)): :data:`MAX_BATCH`, or
+    the largest power of two at which every layer's input, output and (convolutions) unfolded input fit in
+    ``budget`` bytes (default :data:`EVAL_BYTES`; at least 1 row).
+
+    Measured by one forward pass of ``row`` through each module with hooks on its leaf modules; it depends on the
+    networks and the input shape and dtype only, so a report's numbers do not depend on the machine.
+    """
+    widest = 0
+
+    def hook(m: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
+        nonlocal widest
+        tensors = [t for t in (*inp, out) if isinstance(t, torch.Tensor)]
+        size = sum(t.numel() * t.element_size() for t in tensors)
+        if isinstance(m, nn.Conv2d) and isinstance(out, torch.Tensor):
+            # the convolution's unfolded input (im2col): in_channels/groups · kernel area per output position
+            kh, kw = m.kernel_size
+            size += (m.in_channels // m.groups) * kh * kw * out.shape[-2] * out.shape[-1] * out.element_size()
+        widest = max(widest, size)
+
+    for m in modules:
+        handles = [leaf.register_forward_hook(hook) for leaf in m.modules() if not list(leaf.children())]
+        try:
+            m(row)
+        finally:
+            for h in handles:
+                h.remove()
+    budget = EVAL_BYTES if budget is None else budget
+    batch = MAX_BATCH
+    while batch > 1 and batch * widest > budget:
+        batch //= 2
+    return batch
 
 
 def _norm_order(norm: str) -> float:
@@ -102,15 +143,18 @@ class OnData:
 
 
 @torch.no_grad()
-def compare_on(f: nn.Module, g: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = MAX_BATCH,
+def compare_on(f: nn.Module, g: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int | None = None,
                norm: str = "l2") -> OnData:
     """Accuracies of ``f`` and ``g`` on ``(x, y)`` and ``|f(x) - g(x)|`` (``norm``), each network run once per row.
 
     The numbers of :func:`strongticket.verify.accuracy.accuracy` for ``f`` and ``g`` and of :func:`error_on`,
     with both networks evaluated once instead of twice (``x`` is cast to ``f``'s dtype, as they cast it).
+    ``batch``: rows per evaluation (default :func:`evaluation_batch`).
     """
     order = _norm_order(norm)
     dtype = next(f.parameters()).dtype
+    if batch is None:
+        batch = evaluation_batch((f, g), x[:1].to(dtype)) if x.shape[0] else MAX_BATCH
     sup, total, right_f, right_g = 0.0, 0.0, 0, 0
     for s in range(0, x.shape[0], batch):
         xb, yb = x[s:s + batch].to(dtype), y[s:s + batch]
@@ -125,9 +169,12 @@ def compare_on(f: nn.Module, g: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
 
 
 @torch.no_grad()
-def error_on(f: nn.Module, g: nn.Module, x: torch.Tensor, batch: int = MAX_BATCH, norm: str = "l2") -> Measured:
-    """``|f(x) - g(x)|`` over the rows of ``x`` (in batches), in the ``l2`` or ``linf`` norm of the outputs."""
+def error_on(f: nn.Module, g: nn.Module, x: torch.Tensor, batch: int | None = None, norm: str = "l2") -> Measured:
+    """``|f(x) - g(x)|`` over the rows of ``x`` (in batches of ``batch`` rows, default :func:`evaluation_batch`),
+    in the ``l2`` or ``linf`` norm of the outputs."""
     order = _norm_order(norm)
+    if batch is None:
+        batch = evaluation_batch((f, g), x[:1]) if x.shape[0] else MAX_BATCH
     sup, total = 0.0, 0.0
     for s in range(0, x.shape[0], batch):
         e = _row_errors(f(x[s:s + batch]), g(x[s:s + batch]), order)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from strongticket.verify import measure
 from strongticket.verify.measure import adversarial_error
 from tests.verify.test_report import _cnn_ticket
 
@@ -68,3 +69,42 @@ def test_ascent_improves_on_its_starting_points():
 def test_bad_domain_is_one_line():
     with pytest.raises(Exception, match="domain must be one of"):
         adversarial_error(_cnn_ticket(False), domain="sphere")
+
+
+def test_evaluation_batch_keeps_the_widest_layer_within_the_budget():
+    wide = nn.Sequential(nn.Linear(10, 1000), nn.ReLU(), nn.Linear(1000, 3))
+    row = torch.zeros(1, 10)
+    assert measure.evaluation_batch([wide], row) == measure.MAX_BATCH  # 8 kB a row: 512 rows fit in 1 GiB
+    # the widest leaf: the ReLU, 1000 in + 1000 out float32 = 8000 bytes a row; 7 rows fit in 56 000, so 4
+    assert measure.evaluation_batch([wide], row, budget=56_000) == 4
+    assert measure.evaluation_batch([wide], row, budget=10) == 1
+    assert measure.evaluation_batch([wide.double()], row.double(), budget=56_000) == 2  # float64: twice the bytes
+
+
+def test_evaluation_batch_counts_a_convolutions_unfolded_input():
+    # 16 channels in, 5x5 kernel, 8x8 output: 16·25·64 unfolded values a row, far more than input and output
+    conv = nn.Conv2d(16, 2, 5)
+    row = torch.zeros(1, 16, 12, 12)
+    per_row = (16 * 144 + 2 * 64 + 16 * 25 * 64) * 4
+    assert measure.evaluation_batch([conv], row, budget=8 * per_row) == 8
+    assert measure.evaluation_batch([conv], row, budget=8 * per_row - 1) == 4
+
+
+def test_error_on_and_compare_on_evaluate_in_batches_that_fit(monkeypatch):
+    torch.manual_seed(0)
+    f = nn.Sequential(nn.Linear(6, 300), nn.ReLU(), nn.Linear(300, 4)).double()
+    g = nn.Sequential(nn.Linear(6, 4)).double()
+    x = torch.randn(100, 6, dtype=torch.float64)
+    y = torch.randint(0, 4, (100,))
+    full = measure.error_on(f, g, x, batch=measure.MAX_BATCH)
+    full_on = measure.compare_on(f, g, x, y, batch=measure.MAX_BATCH)
+    seen = []
+    f[1].register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].shape[0]))
+    monkeypatch.setattr(measure, "EVAL_BYTES", 16 * 300 * 2 * 8)  # 16 rows of the ReLU (in + out, float64)
+    small = measure.error_on(f, g, x)
+    assert max(seen[1:]) == 16 and len(seen) == 1 + 7  # the probe row, then 7 batches of <= 16 rows
+    assert small.sup == pytest.approx(full.sup, rel=1e-12) and small.mean == pytest.approx(full.mean, rel=1e-12)
+    seen.clear()
+    on = measure.compare_on(f, g, x, y)
+    assert max(seen[1:]) == 16
+    assert (on.target_accuracy, on.ticket_accuracy) == (full_on.target_accuracy, full_on.ticket_accuracy)

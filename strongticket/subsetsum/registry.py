@@ -73,8 +73,8 @@ METHODS: Mapping[str, MethodInfo] = MappingProxyType({m.name: m for m in (
         name="mrss_search", fn=mrss_search.solve_mrss_search, options=mrss_search.MRSS_SEARCH_OPTIONS,
         exact=False, one_dim=False, multidim=True, objectives=("min_error",),
         stops_early=True,
-        description="MRSS search: scale-ordered rounding with compensation, ℓ2 single/pair-flip descent, "
-                    "best run polished by exact group re-solves (any n; no proof)"),
+        description="MRSS search: scale-ordered rounding with compensation as a beam of partial roundings, ℓ2 "
+                    "single/pair-flip descent, best run polished by exact group re-solves (any n; no proof)"),
     MethodInfo(
         name="mrss_descent", fn=mrss_descent.solve_mrss_descent,
         exact=False, one_dim=False, multidim=True, objectives=("min_error",),
